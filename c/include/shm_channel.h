@@ -1,0 +1,266 @@
+/*
+ * shm_channel: messages between processes on one machine through shared memory.
+ *
+ * The one public header. Every function returns 0 (or a count) on success and a
+ * negative errno value on failure; there is no global or thread-local error state.
+ * shm_channel_strerror() turns a return value into text.
+ *
+ * The byte format of a segment is specified in spec/README.md (layout version 1);
+ * this library is one implementation of it.
+ *
+ * Threading: a handle is used by one thread at a time (it may move between threads).
+ * Different handles, in one process or many, may be used concurrently.
+ *
+ * The API has no inline functions and no function-like macros, so that FFI callers
+ * (cffi in ABI mode, Rust extern "C") reach all of it. Every constant has a literal value.
+ */
+#ifndef SHM_CHANNEL_H
+#define SHM_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(SHM_CHANNEL_BUILDING)
+#define SHM_CHANNEL_API __attribute__((visibility("default")))
+#else
+#define SHM_CHANNEL_API
+#endif
+
+/* Library version (also at run time: shm_channel_version()). */
+#define SHM_CHANNEL_VERSION_MAJOR 1
+#define SHM_CHANNEL_VERSION_MINOR 0
+#define SHM_CHANNEL_VERSION_PATCH 0
+
+/* Segment layout version this library writes and reads (spec/README.md). */
+#define SHM_CHANNEL_LAYOUT_MAJOR 1
+#define SHM_CHANNEL_LAYOUT_MINOR 0
+
+/* Capacity limits (bytes of ring data; a power of two). */
+#define SHM_CHANNEL_MIN_CAPACITY 1024
+#define SHM_CHANNEL_MAX_CAPACITY 1099511627776 /* 2^40 */
+#define SHM_CHANNEL_DEFAULT_CAPACITY 1048576   /* used when creating with capacity 0 */
+
+/* Size of the segment header; the ring data starts at this offset. */
+#define SHM_CHANNEL_HEADER_SIZE 4096
+
+/* Longest accepted name, not counting an optional leading '/'. */
+#define SHM_CHANNEL_NAME_MAX 200
+
+/* Timeouts are in nanoseconds: 0 never waits, a negative value waits forever. */
+#define SHM_CHANNEL_INFINITE (-1)
+
+/* Default spin before sleeping on a futex, in nanoseconds (see shm_channel_set_spin). */
+#define SHM_CHANNEL_DEFAULT_SPIN_NS 20000
+
+/* Roles, for shm_channel_open(). */
+enum shm_channel_role {
+    SHM_CHANNEL_PRODUCER = 1, /* the one writer; a second live one gets -EBUSY */
+    SHM_CHANNEL_CONSUMER = 2, /* the one reader; a second live one gets -EBUSY */
+    SHM_CHANNEL_OBSERVER = 3  /* read-only view for stat(); claims no role */
+};
+
+/* Flags for shm_channel_open(), OR-ed. */
+enum shm_channel_open_flags {
+    SHM_CHANNEL_CREATE = 1,        /* create the segment if it does not exist */
+    SHM_CHANNEL_EXCL = 2,          /* with CREATE: fail with -EEXIST if it exists */
+    SHM_CHANNEL_ALLOW_FOREIGN = 4  /* accept a segment owned by another user, or with
+                                      more permissive mode bits than requested */
+};
+
+/* Flags for shm_channel_unlink(). */
+enum shm_channel_unlink_flags {
+    SHM_CHANNEL_FORCE = 1 /* unlink even while live handles are attached */
+};
+
+/* Kinds of channel (the segment header's kind field). */
+enum shm_channel_kind {
+    SHM_CHANNEL_KIND_STREAM = 1
+};
+
+/* A side's state as recorded in the segment (shm_channel_stat_t.*_state). */
+enum shm_channel_peer_state {
+    SHM_CHANNEL_PEER_NONE = 0,     /* never attached */
+    SHM_CHANNEL_PEER_ATTACHED = 1, /* attached (alive, or died without closing) */
+    SHM_CHANNEL_PEER_CLOSED = 2    /* closed cleanly (for the producer: end-of-stream) */
+};
+
+/* Opaque handle. */
+typedef struct shm_channel shm_channel_t;
+
+/* Snapshot of a segment's header, for monitoring. All fields are fixed-width. */
+typedef struct shm_channel_stat {
+    uint32_t kind;           /* enum shm_channel_kind */
+    uint16_t layout_major;
+    uint16_t layout_minor;
+    uint64_t capacity;       /* ring data bytes */
+    uint64_t max_payload;    /* largest message, bytes */
+    uint64_t write_pos;      /* free-running byte positions */
+    uint64_t read_pos;
+    uint64_t used;           /* write_pos - read_pos: bytes not yet released */
+    uint64_t msgs_written;
+    uint64_t bytes_written;  /* payload bytes */
+    uint64_t msgs_read;
+    uint64_t bytes_read;
+    uint64_t full_events;    /* writer found the ring full */
+    uint64_t empty_events;   /* reader found the ring empty and had to wait */
+    uint64_t producer_wakes; /* futex wake calls made by the producer */
+    uint64_t consumer_wakes; /* futex wake calls made by the consumer */
+    uint64_t producer_sleeps;/* times the producer slept on a futex */
+    uint64_t consumer_sleeps;/* times the consumer slept on a futex */
+    uint32_t producer_state; /* enum shm_channel_peer_state */
+    uint32_t consumer_state;
+    uint32_t producer_epoch; /* incremented on every producer attach */
+    uint32_t consumer_epoch;
+    int32_t producer_alive;  /* 1 if a live process holds the producer role */
+    int32_t consumer_alive;
+    int32_t in_use;          /* 1 if any live handle (other than an observer) is attached */
+    uint32_t creator_pid;    /* informational only */
+    uint64_t created_ns;     /* CLOCK_REALTIME at creation, informational */
+    uint64_t reserved[8];    /* zero */
+} shm_channel_stat_t;
+
+/*
+ * Open (and with SHM_CHANNEL_CREATE, create) the channel `name` in the given role.
+ * name: 1..SHM_CHANNEL_NAME_MAX of [A-Za-z0-9._-], not starting with '.', optionally
+ *   preceded by '/'. The segment lives in /dev/shm, or in $SHM_CHANNEL_DIR if set.
+ * capacity: ring bytes, a power of two in [MIN, MAX]; 0 means "any" when opening and
+ *   SHM_CHANNEL_DEFAULT_CAPACITY when creating. A nonzero capacity that differs from an
+ *   existing segment's gives -EINVAL.
+ * mode: permission bits for a new segment (0 means 0600); an existing segment with bits
+ *   beyond `mode`, or owned by another user, is refused unless SHM_CHANNEL_ALLOW_FOREIGN.
+ * Any role may create; either side may start first. Does not block, except for a bounded
+ * wait (1 s) on a segment another implementation is still initialising.
+ * Returns 0 and sets *out, or: -EINVAL (bad argument or name), -ENOENT (no such channel
+ * and no CREATE), -EEXIST (EXCL and it exists), -EBUSY (role held by a live process),
+ * -EACCES (foreign or over-permissive segment, or permission denied), -ENOSPC (not enough
+ * shared memory for the segment), -EPROTO (not a shm_channel segment), -EPROTONOSUPPORT
+ * (unsupported layout major version), -EPROTOTYPE (not a stream channel), -EBADMSG
+ * (corrupt header or file shorter than its header says), -ETIMEDOUT (segment never
+ * finished initialising), -ENOMEM, or another errno from the system.
+ */
+SHM_CHANNEL_API int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role,
+                                     uint32_t flags, uint64_t capacity, uint32_t mode);
+
+/*
+ * Close a handle; NULL is accepted. A producer's close marks end-of-stream (the consumer
+ * drains the ring, then reads -EPIPE) and wakes the consumer. The last handle to close a
+ * finished stream (end-of-stream and nothing unread) unlinks the segment. Never blocks;
+ * safe from a garbage collector's finalizer. Outstanding reservations are aborted.
+ */
+SHM_CHANNEL_API void shm_channel_close(shm_channel_t *ch);
+
+/*
+ * Remove the channel's name. Without SHM_CHANNEL_FORCE, only when no live handle is
+ * attached (-EBUSY otherwise). Live handles keep working on the unlinked segment.
+ * Returns 0, -EINVAL (bad name), -ENOENT, -EBUSY, -EACCES, or another errno.
+ */
+SHM_CHANNEL_API int shm_channel_unlink(const char *name, uint32_t flags);
+
+/*
+ * Producer: copy one message of `len` bytes (0..max_payload) into the ring and publish it.
+ * timeout_ns: 0 returns -EAGAIN at once when the ring is full; negative waits forever.
+ * Returns 0, or: -EMSGSIZE (len > max_payload), -EAGAIN, -ETIMEDOUT, -EINTR (a signal
+ * arrived while waiting), -EOWNERDEAD (ring full and the consumer died), -EPIPE (ring full
+ * and the consumer closed), -EBADMSG (corrupt segment), -EBADF (not a producer),
+ * -EBUSY (a reservation is outstanding), -EINVAL (NULL data with len > 0 or NULL handle).
+ */
+SHM_CHANNEL_API int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len,
+                                      int64_t timeout_ns);
+
+/*
+ * Producer: write up to `count` messages stored back to back in `data`, message i being
+ * lens[i] bytes. Waits (as shm_channel_write) for room for the first, then writes as many
+ * as fit without waiting, publishing them together.
+ * Returns the number written (1..count), 0 if count is 0, or the errors of shm_channel_write
+ * (-EMSGSIZE if the first message is too large; a later one stops the batch before it).
+ */
+SHM_CHANNEL_API int shm_channel_write_batch(shm_channel_t *ch, const void *data,
+                                            const uint64_t *lens, uint32_t count,
+                                            int64_t timeout_ns);
+
+/*
+ * Producer, zero-copy: wait for room for `len` bytes and set *ptr to contiguous, 8-byte
+ * aligned, writable space inside the ring. Fill it, then shm_channel_commit() or
+ * shm_channel_abort(). Nothing is visible to the consumer before commit.
+ * Returns 0 or the errors of shm_channel_write.
+ */
+SHM_CHANNEL_API int shm_channel_reserve(shm_channel_t *ch, uint64_t len, void **ptr,
+                                        int64_t timeout_ns);
+
+/*
+ * Producer: publish the reserved message with its final length (0..reserved length).
+ * Returns 0, -EINVAL (no reservation, or len larger than reserved), -EBADF.
+ */
+SHM_CHANNEL_API int shm_channel_commit(shm_channel_t *ch, uint64_t len);
+
+/* Producer: drop the outstanding reservation. Returns 0, -EINVAL (none), -EBADF. */
+SHM_CHANNEL_API int shm_channel_abort(shm_channel_t *ch);
+
+/*
+ * Consumer: copy the next message into buf (cap bytes) and release it; *len gets its size.
+ * timeout_ns: 0 returns -EAGAIN at once when the ring is empty; negative waits forever.
+ * Returns 0, or: -EMSGSIZE (cap too small: *len gets the size needed, the message stays),
+ * -EAGAIN (empty), -ETIMEDOUT, -EINTR, -EPIPE (end-of-stream: the producer closed and the
+ * ring is drained), -EOWNERDEAD (the producer died and the ring is drained), -EBADMSG
+ * (corrupt segment), -EBADF (not a consumer), -EINVAL (NULL len, or NULL buf with cap > 0).
+ */
+SHM_CHANNEL_API int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
+                                     int64_t timeout_ns);
+
+/*
+ * Consumer: read up to max_count messages, stored back to back into buf; lens[i] gets the
+ * size of message i. Waits (as shm_channel_read) for the first, then takes as many as are
+ * ready and fit. Returns the number read (1..max_count), 0 if max_count is 0, or the errors
+ * of shm_channel_read (-EMSGSIZE with lens[0] = size needed if the first does not fit).
+ */
+SHM_CHANNEL_API int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap,
+                                           uint64_t *lens, uint32_t max_count,
+                                           int64_t timeout_ns);
+
+/*
+ * Consumer, zero-copy: wait for the next message and set *ptr / *len to it in place
+ * (contiguous, 8-byte aligned, read-only). It stays valid until shm_channel_release();
+ * peeking again returns the same message. Returns the errors of shm_channel_read.
+ */
+SHM_CHANNEL_API int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64_t *len,
+                                     int64_t timeout_ns);
+
+/* Consumer: release the peeked message. Returns 0, -EINVAL (nothing peeked), -EBADF. */
+SHM_CHANNEL_API int shm_channel_release(shm_channel_t *ch);
+
+/* Fill *st with a snapshot of the segment's header. Any role. Returns 0 or -EINVAL. */
+SHM_CHANNEL_API int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st);
+
+/* Largest message this channel accepts, in bytes (0 for a NULL handle). */
+SHM_CHANNEL_API uint64_t shm_channel_max_payload(shm_channel_t *ch);
+
+/* Capacity of this channel's ring, in bytes (0 for a NULL handle). */
+SHM_CHANNEL_API uint64_t shm_channel_capacity(shm_channel_t *ch);
+
+/*
+ * Set how long a blocking call spins before sleeping on a futex, in nanoseconds
+ * (0 sleeps at once). Default SHM_CHANNEL_DEFAULT_SPIN_NS. Returns 0 or -EINVAL.
+ */
+SHM_CHANNEL_API int shm_channel_set_spin(shm_channel_t *ch, uint64_t spin_ns);
+
+/* The directory segments live in: $SHM_CHANNEL_DIR if set, else "/dev/shm". */
+SHM_CHANNEL_API const char *shm_channel_dir(void);
+
+/* Static text for a return value (negative errno or 0). Never NULL. */
+SHM_CHANNEL_API const char *shm_channel_strerror(int err);
+
+/* Library version as (major << 16) | (minor << 8) | patch. */
+SHM_CHANNEL_API uint32_t shm_channel_version(void);
+
+/* Library version as text, e.g. "1.0.0". */
+SHM_CHANNEL_API const char *shm_channel_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHM_CHANNEL_H */

@@ -1,0 +1,698 @@
+/* Public entry points: open/close, the waiting protocol, and the calls of both roles. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "atomics.h"
+#include "layout.h"
+#include "os.h"
+#include "ring.h"
+#include "shm_channel.h"
+
+/* A blocked call re-checks its peer's liveness at least this often. */
+#define LIVENESS_SLICE_NS 50000000ull
+/* A non-blocking call that finds the ring full or empty checks liveness at most this often. */
+#define LIVENESS_POLL_NS 10000000ull
+/* How long an opener waits for another implementation to finish initialising a segment. */
+#define OPEN_WAIT_NS 1000000000ull
+
+struct shm_channel {
+    int fd;
+    int dirfd;
+    uint32_t role;
+    void *base;
+    uint64_t map_len;
+    struct shm__ring ring;
+    struct shm__ring_producer prod;
+    struct shm__ring_consumer cons;
+    uint64_t spin_ns;
+    uint64_t next_live_check_ns;
+    char name[SHM_CHANNEL_NAME_MAX + 1];
+};
+
+/* What one wait is for: room for `len` bytes (producer) or the next message (consumer). */
+struct op {
+    uint64_t len;
+    void *ptr;
+};
+
+/* ---- opening ---------------------------------------------------------------------- */
+
+struct format_args {
+    uint64_t capacity;
+};
+
+static void format_segment(void *base, void *arg)
+{
+    const struct format_args *a = arg;
+    shm__ring_format(base, a->capacity, (uint32_t)getpid(), shm__realtime_ns());
+}
+
+static int check_open_args(uint32_t role, uint32_t flags, uint64_t capacity, uint32_t mode)
+{
+    if (role < SHM_CHANNEL_PRODUCER || role > SHM_CHANNEL_OBSERVER)
+        return -EINVAL;
+    if (flags & ~(uint32_t)(SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL | SHM_CHANNEL_ALLOW_FOREIGN))
+        return -EINVAL;
+    if ((flags & SHM_CHANNEL_EXCL) && !(flags & SHM_CHANNEL_CREATE))
+        return -EINVAL;
+    if (role == SHM_CHANNEL_OBSERVER && (flags & SHM_CHANNEL_CREATE))
+        return -EINVAL;
+    if (capacity && (capacity < SHM_CHANNEL_MIN_CAPACITY || capacity > SHM_CHANNEL_MAX_CAPACITY ||
+                     (capacity & (capacity - 1))))
+        return -EINVAL;
+    if (mode & ~0777u)
+        return -EINVAL;
+    return 0;
+}
+
+/* Wait (bounded) until the segment's header is complete, and validate it. */
+static int validate_segment(int fd, uint64_t *segment_size)
+{
+    uint64_t deadline = shm__now_ns() + OPEN_WAIT_NS;
+    for (;;) {
+        uint64_t size, nlink;
+        int rc = shm__segment_size(fd, &size, &nlink);
+        if (rc)
+            return rc;
+        if (size >= SHM_CHANNEL_HEADER_SIZE) {
+            void *hdr;
+            if ((rc = shm__map(fd, SHM_CHANNEL_HEADER_SIZE, 0, &hdr)) != 0)
+                return rc;
+            rc = shm__ring_validate(hdr, size, segment_size);
+            shm__unmap(hdr, SHM_CHANNEL_HEADER_SIZE);
+        } else {
+            rc = -EAGAIN;
+        }
+        if (rc != -EAGAIN)
+            return rc;
+        if (shm__now_ns() >= deadline)
+            return -ETIMEDOUT;
+        usleep(1000);
+    }
+}
+
+/* Find or create the segment file and take this role's locks. 0 and ch->fd, or -errno. */
+static int attach_file(shm_channel_t *ch, uint32_t flags, uint64_t capacity, uint32_t mode,
+                       int *created)
+{
+    int writable = ch->role != SHM_CHANNEL_OBSERVER;
+    unsigned locks = 0;
+    if (ch->role == SHM_CHANNEL_PRODUCER)
+        locks = (1u << SHM__LOCK_PRODUCER) | (1u << SHM__LOCK_ATTACH);
+    else if (ch->role == SHM_CHANNEL_CONSUMER)
+        locks = (1u << SHM__LOCK_CONSUMER) | (1u << SHM__LOCK_ATTACH);
+
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        int fd = -1;
+        int rc = shm__segment_open(ch->dirfd, ch->name, writable, &fd);
+        if (rc == -ENOENT && (flags & SHM_CHANNEL_CREATE)) {
+            struct format_args a = {capacity ? capacity : SHM_CHANNEL_DEFAULT_CAPACITY};
+            rc = shm__segment_create(ch->dirfd, ch->name, SHM_CHANNEL_HEADER_SIZE + a.capacity,
+                                     mode, format_segment, &a, locks, &fd);
+            if (rc == -EEXIST && !(flags & SHM_CHANNEL_EXCL))
+                continue; /* someone else created it first: open theirs */
+            if (rc == 0)
+                *created = 1;
+            if (rc == 0)
+                ch->fd = fd;
+            return rc;
+        }
+        if (rc)
+            return rc;
+        if (flags & SHM_CHANNEL_EXCL) {
+            close(fd);
+            return -EEXIST;
+        }
+        if (!(flags & SHM_CHANNEL_ALLOW_FOREIGN) && (rc = shm__segment_check_owner(fd, mode))) {
+            close(fd);
+            return rc;
+        }
+        if (writable) {
+            /* The shared attach lock keeps unlinkers away; -EBUSY here means one is at
+             * work right now, and the name is about to go: start again. */
+            rc = shm__lock_try(fd, SHM__LOCK_ATTACH, 0);
+            uint64_t size, nlink = 0;
+            if (rc == 0)
+                rc = shm__segment_size(fd, &size, &nlink);
+            if (rc == -EBUSY || (rc == 0 && nlink == 0)) {
+                close(fd);
+                usleep(100);
+                continue;
+            }
+            if (rc) {
+                close(fd);
+                return rc;
+            }
+        }
+        ch->fd = fd;
+        return 0;
+    }
+    return -EAGAIN;
+}
+
+static int claim_role(shm_channel_t *ch)
+{
+    struct shm__header *h = ch->ring.hdr;
+    int rc;
+    if (ch->role == SHM_CHANNEL_PRODUCER) {
+        if ((rc = shm__lock_try(ch->fd, SHM__LOCK_PRODUCER, 1)) != 0)
+            return rc;
+        if ((rc = shm__ring_producer_attach(&ch->ring, &ch->prod)) != 0)
+            return rc;
+        shm__store_relaxed(&h->producer_waiting, 0); /* a dead predecessor's flag */
+        shm__store_relaxed(&h->producer_epoch, shm__load_relaxed(&h->producer_epoch) + 1);
+        shm__store_release(&h->producer_state, SHM_CHANNEL_PEER_ATTACHED);
+    } else if (ch->role == SHM_CHANNEL_CONSUMER) {
+        if ((rc = shm__lock_try(ch->fd, SHM__LOCK_CONSUMER, 1)) != 0)
+            return rc;
+        if ((rc = shm__ring_consumer_attach(&ch->ring, &ch->cons)) != 0)
+            return rc;
+        shm__store_relaxed(&h->consumer_waiting, 0);
+        shm__store_relaxed(&h->consumer_epoch, shm__load_relaxed(&h->consumer_epoch) + 1);
+        shm__store_release(&h->consumer_state, SHM_CHANNEL_PEER_ATTACHED);
+    }
+    return 0;
+}
+
+static void free_handle(shm_channel_t *ch)
+{
+    shm__unmap(ch->base, ch->map_len);
+    if (ch->fd >= 0)
+        close(ch->fd);
+    if (ch->dirfd >= 0)
+        close(ch->dirfd);
+    free(ch);
+}
+
+int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint32_t flags,
+                     uint64_t capacity, uint32_t mode)
+{
+    int created = 0;
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    int rc = check_open_args(role, flags, capacity, mode);
+    if (rc)
+        return rc;
+    if (mode == 0)
+        mode = 0600;
+    shm_channel_t *ch = calloc(1, sizeof(*ch));
+    if (!ch)
+        return -ENOMEM;
+    ch->fd = ch->dirfd = -1;
+    ch->role = role;
+    ch->spin_ns = SHM_CHANNEL_DEFAULT_SPIN_NS;
+    if ((rc = shm__name_check(name, ch->name)) != 0)
+        goto fail;
+    if ((ch->dirfd = shm__dir_open()) < 0) {
+        rc = ch->dirfd;
+        goto fail;
+    }
+    if ((rc = attach_file(ch, flags, capacity, mode, &created)) != 0)
+        goto fail;
+    uint64_t segment_size;
+    if ((rc = validate_segment(ch->fd, &segment_size)) != 0)
+        goto fail;
+    int writable = role != SHM_CHANNEL_OBSERVER;
+    ch->map_len = writable ? segment_size : SHM_CHANNEL_HEADER_SIZE;
+    if ((rc = shm__map(ch->fd, ch->map_len, writable, &ch->base)) != 0) {
+        ch->base = NULL;
+        goto fail;
+    }
+    shm__ring_bind(&ch->ring, ch->base);
+    if (capacity && ch->ring.capacity != capacity) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    if ((rc = claim_role(ch)) != 0)
+        goto fail;
+    *out = ch;
+    return 0;
+fail:
+    if (created)
+        shm__unlink_if_same(ch->dirfd, ch->name, ch->fd);
+    free_handle(ch);
+    return rc;
+}
+
+/* ---- waking and waiting ----------------------------------------------------------- */
+
+static void wake(uint32_t *seq, uint64_t *counter)
+{
+    shm__fetch_add_release(seq, 1);
+    shm__futex_wake(seq);
+    if (counter)
+        shm__counter_add(counter, 1);
+}
+
+static void producer_publish(shm_channel_t *ch)
+{
+    struct shm__header *h = ch->ring.hdr;
+    if (shm__ring_publish(&ch->ring, &ch->prod))
+        wake(&h->write_seq, &h->producer_wakes);
+}
+
+static void consumer_publish(shm_channel_t *ch)
+{
+    struct shm__header *h = ch->ring.hdr;
+    if (shm__ring_publish_release(&ch->ring, &ch->cons))
+        wake(&h->read_seq, &h->consumer_wakes);
+}
+
+static int try_once(shm_channel_t *ch, struct op *op)
+{
+    if (ch->role == SHM_CHANNEL_PRODUCER)
+        return shm__ring_reserve(&ch->ring, &ch->prod, op->len, &op->ptr);
+    const void *p;
+    int rc = shm__ring_peek(&ch->ring, &ch->cons, &p, &op->len);
+    op->ptr = (void *)(uintptr_t)p;
+    return rc;
+}
+
+/* The peer's state, when the ring is full (producer) or empty (consumer): -EAGAIN while it
+ * may still act, -EPIPE if it closed, -EOWNERDEAD if it died. The lock check is a system
+ * call, so unless `force`, it runs at most every LIVENESS_POLL_NS. */
+static int peer_status(shm_channel_t *ch, int force)
+{
+    struct shm__header *h = ch->ring.hdr;
+    int producer = ch->role == SHM_CHANNEL_PRODUCER;
+    /* Acquire: pairs with the peer's release of its state, made after its last publish. */
+    uint32_t state = shm__load_acquire(producer ? &h->consumer_state : &h->producer_state);
+    if (state == SHM_CHANNEL_PEER_CLOSED)
+        return -EPIPE;
+    if (state != SHM_CHANNEL_PEER_ATTACHED)
+        return -EAGAIN;
+    uint64_t now = shm__now_ns();
+    if (!force && now < ch->next_live_check_ns)
+        return -EAGAIN;
+    ch->next_live_check_ns = now + LIVENESS_POLL_NS;
+    int held = shm__lock_held(ch->fd, producer ? SHM__LOCK_CONSUMER : SHM__LOCK_PRODUCER);
+    return held == 0 ? -EOWNERDEAD : -EAGAIN;
+}
+
+/* After the ring looked full or empty: if the peer is gone, look once more (it may have
+ * published before it went), else report how it went. */
+static int settle(shm_channel_t *ch, struct op *op, int force)
+{
+    int rc = peer_status(ch, force);
+    if (rc == -EAGAIN)
+        return rc;
+    int again = try_once(ch, op);
+    return again == -EAGAIN ? rc : again;
+}
+
+/* Try until the ring has room (producer) or a message (consumer): spin for spin_ns, then
+ * sleep on the peer's futex word, re-checking the peer's liveness every slice. */
+static int wait_ready(shm_channel_t *ch, struct op *op, int64_t timeout_ns)
+{
+    int rc = try_once(ch, op);
+    if (rc != -EAGAIN)
+        return rc;
+    struct shm__header *h = ch->ring.hdr;
+    int producer = ch->role == SHM_CHANNEL_PRODUCER;
+    shm__counter_add(producer ? &h->full_events : &h->empty_events, 1);
+    if (timeout_ns == 0)
+        return settle(ch, op, 0);
+
+    uint64_t start = shm__now_ns();
+    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
+    if (ch->spin_ns) {
+        uint64_t spin_end = start + ch->spin_ns;
+        if (spin_end > deadline)
+            spin_end = deadline;
+        for (unsigned i = 1;; i++) {
+            shm__cpu_relax();
+            if ((rc = try_once(ch, op)) != -EAGAIN)
+                return rc;
+            if ((i & 63) == 0 && shm__now_ns() >= spin_end)
+                break;
+        }
+    }
+
+    uint32_t *seq = producer ? &h->read_seq : &h->write_seq;
+    uint32_t *waiting = producer ? &h->producer_waiting : &h->consumer_waiting;
+    uint64_t *sleeps = producer ? &h->producer_sleeps : &h->consumer_sleeps;
+    for (;;) {
+        uint32_t seen = shm__load_acquire(seq);
+        shm__store_relaxed(waiting, 1);
+        /* Store waiting, then load the peer's position (inside try_once): the peer stores
+         * its position, then loads waiting, so one of us sees the other. */
+        shm__fence_seq_cst();
+        if ((rc = try_once(ch, op)) != -EAGAIN)
+            break;
+        if ((rc = settle(ch, op, 1)) != -EAGAIN)
+            break;
+        uint64_t now = shm__now_ns();
+        if (now >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        uint64_t slice = deadline - now < LIVENESS_SLICE_NS ? deadline - now : LIVENESS_SLICE_NS;
+        shm__counter_add(sleeps, 1);
+        if (shm__futex_wait(seq, seen, slice) == -EINTR) {
+            rc = -EINTR;
+            break;
+        }
+    }
+    shm__store_relaxed(waiting, 0);
+    return rc;
+}
+
+static int check_role(shm_channel_t *ch, uint32_t role)
+{
+    if (!ch)
+        return -EINVAL;
+    return ch->role == role ? 0 : -EBADF;
+}
+
+/* ---- producer --------------------------------------------------------------------- */
+
+int shm_channel_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t timeout_ns)
+{
+    int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
+    if (rc)
+        return rc;
+    if (!ptr)
+        return -EINVAL;
+    if (ch->prod.reserving)
+        return -EBUSY;
+    struct op op = {.len = len};
+    if ((rc = wait_ready(ch, &op, timeout_ns)) != 0)
+        return rc;
+    *ptr = op.ptr;
+    return 0;
+}
+
+int shm_channel_commit(shm_channel_t *ch, uint64_t len)
+{
+    int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
+    if (rc)
+        return rc;
+    if ((rc = shm__ring_commit(&ch->ring, &ch->prod, len)) != 0)
+        return rc;
+    producer_publish(ch);
+    return 0;
+}
+
+int shm_channel_abort(shm_channel_t *ch)
+{
+    int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
+    return rc ? rc : shm__ring_abort(&ch->prod);
+}
+
+int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t timeout_ns)
+{
+    if (!data && len)
+        return -EINVAL;
+    void *dst;
+    int rc = shm_channel_reserve(ch, len, &dst, timeout_ns);
+    if (rc)
+        return rc;
+    if (len)
+        memcpy(dst, data, len);
+    return shm_channel_commit(ch, len);
+}
+
+int shm_channel_write_batch(shm_channel_t *ch, const void *data, const uint64_t *lens,
+                            uint32_t count, int64_t timeout_ns)
+{
+    int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
+    if (rc)
+        return rc;
+    if (count == 0)
+        return 0;
+    if (!lens || count > INT32_MAX)
+        return -EINVAL;
+    if (ch->prod.reserving)
+        return -EBUSY;
+    const uint8_t *src = data;
+    uint32_t n = 0;
+    for (; n < count; n++) {
+        if (!src && lens[n])
+            break;
+        struct op op = {.len = lens[n]};
+        rc = n == 0 ? wait_ready(ch, &op, timeout_ns)
+                    : shm__ring_reserve(&ch->ring, &ch->prod, op.len, &op.ptr);
+        if (rc)
+            break;
+        if (op.len)
+            memcpy(op.ptr, src, op.len);
+        src += op.len;
+        shm__ring_commit(&ch->ring, &ch->prod, op.len);
+    }
+    if (n == 0)
+        return rc ? rc : -EINVAL;
+    producer_publish(ch);
+    return (int)n;
+}
+
+/* ---- consumer --------------------------------------------------------------------- */
+
+int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns)
+{
+    int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
+    if (rc)
+        return rc;
+    if (!ptr || !len)
+        return -EINVAL;
+    struct op op = {0};
+    if ((rc = wait_ready(ch, &op, timeout_ns)) != 0)
+        return rc;
+    *ptr = op.ptr;
+    *len = op.len;
+    return 0;
+}
+
+int shm_channel_release(shm_channel_t *ch)
+{
+    int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
+    if (rc)
+        return rc;
+    if ((rc = shm__ring_release(&ch->cons)) != 0)
+        return rc;
+    consumer_publish(ch);
+    return 0;
+}
+
+int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
+                     int64_t timeout_ns)
+{
+    if (!len || (!buf && cap))
+        return -EINVAL;
+    const void *src;
+    uint64_t n;
+    int rc = shm_channel_peek(ch, &src, &n, timeout_ns);
+    if (rc)
+        return rc;
+    *len = n;
+    if (n > cap)
+        return -EMSGSIZE; /* the message stays peeked: the next read returns it */
+    if (n)
+        memcpy(buf, src, n);
+    return shm_channel_release(ch);
+}
+
+int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *lens,
+                           uint32_t max_count, int64_t timeout_ns)
+{
+    int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
+    if (rc)
+        return rc;
+    if (max_count == 0)
+        return 0;
+    if (!lens || (!buf && cap) || max_count > INT32_MAX)
+        return -EINVAL;
+    struct op op = {0};
+    if ((rc = wait_ready(ch, &op, timeout_ns)) != 0)
+        return rc;
+    if (op.len > cap) {
+        lens[0] = op.len;
+        return -EMSGSIZE;
+    }
+    uint8_t *dst = buf;
+    uint64_t used = 0;
+    uint32_t n = 0;
+    for (;;) {
+        if (op.len)
+            memcpy(dst + used, op.ptr, op.len);
+        used += op.len;
+        lens[n++] = op.len;
+        shm__ring_release(&ch->cons);
+        if (n == max_count)
+            break;
+        const void *p;
+        if (shm__ring_peek(&ch->ring, &ch->cons, &p, &op.len) != 0)
+            break; /* empty, or corrupt: the next call reports it */
+        op.ptr = (void *)(uintptr_t)p;
+        if (op.len > cap - used)
+            break; /* stays peeked for the next call */
+    }
+    consumer_publish(ch);
+    return (int)n;
+}
+
+/* ---- closing, unlinking, inspection ---------------------------------------------- */
+
+void shm_channel_close(shm_channel_t *ch)
+{
+    if (!ch)
+        return;
+    struct shm__header *h = ch->ring.hdr;
+    if (ch->role == SHM_CHANNEL_PRODUCER) {
+        if (ch->prod.reserving)
+            shm__ring_abort(&ch->prod);
+        /* Release: every published record precedes end-of-stream. */
+        shm__store_release(&h->producer_state, SHM_CHANNEL_PEER_CLOSED);
+        shm__fence_seq_cst();
+        wake(&h->write_seq, NULL);
+        shm__lock_drop(ch->fd, SHM__LOCK_PRODUCER);
+    } else if (ch->role == SHM_CHANNEL_CONSUMER) {
+        /* A peeked, unreleased message stays for the next consumer. */
+        shm__store_release(&h->consumer_state, SHM_CHANNEL_PEER_CLOSED);
+        shm__fence_seq_cst();
+        wake(&h->read_seq, NULL);
+        shm__lock_drop(ch->fd, SHM__LOCK_CONSUMER);
+    }
+    if (ch->role != SHM_CHANNEL_OBSERVER && shm__lock_try(ch->fd, SHM__LOCK_ATTACH, 1) == 0) {
+        /* We were the last handle. A finished stream removes its name (spec: Unlinking). */
+        int finished = shm__load_acquire(&h->producer_state) == SHM_CHANNEL_PEER_CLOSED &&
+                       shm__load_acquire(&h->write_pos) == shm__load_acquire(&h->read_pos);
+        if (finished)
+            shm__unlink_if_same(ch->dirfd, ch->name, ch->fd);
+    }
+    free_handle(ch);
+}
+
+int shm_channel_unlink(const char *name, uint32_t flags)
+{
+    char clean[SHM_CHANNEL_NAME_MAX + 1];
+    int rc = shm__name_check(name, clean);
+    if (rc)
+        return rc;
+    if (flags & ~(uint32_t)SHM_CHANNEL_FORCE)
+        return -EINVAL;
+    int dirfd = shm__dir_open();
+    if (dirfd < 0)
+        return dirfd;
+    int fd = -1;
+    rc = shm__segment_open(dirfd, clean, 1, &fd);
+    if (rc == 0 && !(flags & SHM_CHANNEL_FORCE))
+        rc = shm__lock_try(fd, SHM__LOCK_ATTACH, 1);
+    if (rc == -EACCES && (flags & SHM_CHANNEL_FORCE))
+        rc = 0; /* unreadable to us, but the directory may still let us remove it */
+    if (rc == 0 && unlinkat(dirfd, clean, 0) != 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    close(dirfd);
+    return rc;
+}
+
+int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st)
+{
+    if (!ch || !st)
+        return -EINVAL;
+    const struct shm__header *h = ch->ring.hdr;
+    memset(st, 0, sizeof(*st));
+    st->kind = shm__load_relaxed(&h->kind);
+    st->layout_major = shm__load_relaxed(&h->layout_major);
+    st->layout_minor = shm__load_relaxed(&h->layout_minor);
+    st->capacity = ch->ring.capacity;
+    st->max_payload = ch->ring.max_payload;
+    st->read_pos = shm__load_acquire(&h->read_pos);
+    st->write_pos = shm__load_acquire(&h->write_pos);
+    st->used = st->write_pos - st->read_pos;
+    st->msgs_written = shm__load_relaxed(&h->msgs_written);
+    st->bytes_written = shm__load_relaxed(&h->bytes_written);
+    st->msgs_read = shm__load_relaxed(&h->msgs_read);
+    st->bytes_read = shm__load_relaxed(&h->bytes_read);
+    st->full_events = shm__load_relaxed(&h->full_events);
+    st->empty_events = shm__load_relaxed(&h->empty_events);
+    st->producer_wakes = shm__load_relaxed(&h->producer_wakes);
+    st->consumer_wakes = shm__load_relaxed(&h->consumer_wakes);
+    st->producer_sleeps = shm__load_relaxed(&h->producer_sleeps);
+    st->consumer_sleeps = shm__load_relaxed(&h->consumer_sleeps);
+    st->producer_state = shm__load_relaxed(&h->producer_state);
+    st->consumer_state = shm__load_relaxed(&h->consumer_state);
+    st->producer_epoch = shm__load_relaxed(&h->producer_epoch);
+    st->consumer_epoch = shm__load_relaxed(&h->consumer_epoch);
+    st->creator_pid = shm__load_relaxed(&h->creator_pid);
+    st->created_ns = shm__load_relaxed(&h->created_ns);
+    /* Our own locks are invisible to F_OFD_GETLK on our descriptor: count our role. */
+    st->producer_alive = ch->role == SHM_CHANNEL_PRODUCER ||
+                         shm__lock_held(ch->fd, SHM__LOCK_PRODUCER) == 1;
+    st->consumer_alive = ch->role == SHM_CHANNEL_CONSUMER ||
+                         shm__lock_held(ch->fd, SHM__LOCK_CONSUMER) == 1;
+    st->in_use = shm__lock_held(ch->fd, SHM__LOCK_ATTACH) == 1;
+    return 0;
+}
+
+uint64_t shm_channel_max_payload(shm_channel_t *ch)
+{
+    return ch ? ch->ring.max_payload : 0;
+}
+
+uint64_t shm_channel_capacity(shm_channel_t *ch)
+{
+    return ch ? ch->ring.capacity : 0;
+}
+
+int shm_channel_set_spin(shm_channel_t *ch, uint64_t spin_ns)
+{
+    if (!ch || spin_ns > 10000000000ull)
+        return -EINVAL;
+    ch->spin_ns = spin_ns;
+    return 0;
+}
+
+const char *shm_channel_dir(void)
+{
+    const char *d = getenv("SHM_CHANNEL_DIR");
+    return d && *d ? d : "/dev/shm";
+}
+
+const char *shm_channel_strerror(int err)
+{
+    switch (-err) {
+    case 0: return "success";
+    case EINVAL: return "invalid argument (check the name, role, flags, capacity and sizes)";
+    case ENOENT: return "no such channel (open with SHM_CHANNEL_CREATE to create it)";
+    case EEXIST: return "the channel already exists";
+    case EBUSY: return "busy: the role is held by a live process, or a reservation is outstanding, or the channel is in use";
+    case EACCES: return "permission denied: the segment belongs to another user or is more permissive than requested";
+    case ENOSPC: return "not enough shared memory for the segment (is /dev/shm full or small?)";
+    case ENOMEM: return "out of memory";
+    case EPROTO: return "not a shm_channel segment (bad magic)";
+    case EPROTONOSUPPORT: return "unsupported segment layout major version";
+    case EPROTOTYPE: return "the segment is not a stream channel";
+    case EBADMSG: return "corrupt segment: a header field, position or record is out of range";
+    case ETIMEDOUT: return "timed out";
+    case EAGAIN: return "would block: the ring is full (writer) or empty (reader)";
+    case EINTR: return "interrupted by a signal";
+    case EMSGSIZE: return "message too large for the channel, or buffer too small for the message";
+    case EPIPE: return "end of stream: the peer closed the channel";
+    case EOWNERDEAD: return "the peer process died";
+    case EBADF: return "wrong role for this call";
+    default: break;
+    }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+    const char *s = strerrordesc_np(-err);
+    if (s)
+        return s;
+#endif
+    return "unknown error";
+}
+
+uint32_t shm_channel_version(void)
+{
+    return (SHM_CHANNEL_VERSION_MAJOR << 16) | (SHM_CHANNEL_VERSION_MINOR << 8) |
+           SHM_CHANNEL_VERSION_PATCH;
+}
+
+const char *shm_channel_version_string(void)
+{
+    return "1.0.0";
+}
