@@ -556,8 +556,12 @@ void shm_channel_close(shm_channel_t *ch)
         wake(&h->read_seq, NULL);
         shm__lock_drop(ch->fd, SHM__LOCK_CONSUMER);
     }
+    /* Drop our shared attach lock, then try for it exclusively: whichever closer comes
+     * last gets it, even when two close at once (spec: Unlinking). */
+    if (ch->role != SHM_CHANNEL_OBSERVER)
+        shm__lock_drop(ch->fd, SHM__LOCK_ATTACH);
     if (ch->role != SHM_CHANNEL_OBSERVER && shm__lock_try(ch->fd, SHM__LOCK_ATTACH, 1) == 0) {
-        /* We were the last handle. A finished stream removes its name (spec: Unlinking). */
+        /* No live handle is attached. A finished stream removes its name. */
         int finished = shm__load_acquire(&h->producer_state) == SHM_CHANNEL_PEER_CLOSED &&
                        shm__load_acquire(&h->write_pos) == shm__load_acquire(&h->read_pos);
         if (finished)
