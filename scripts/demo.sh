@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The demo: a C producer streams 1080p RGB frames (6,220,800 B) through shared memory to
+# consumers in separate processes, each checking order and printing throughput.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh c
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHM_CHANNEL_TESTS=OFF -DSHM_CHANNEL_BENCH=OFF >/dev/null
+cmake --build build --target demo_producer demo_consumer shm_channel_cli >/dev/null
+name="demo-$$"
+cap=$((32 << 20))
+
+echo "== C producer -> C consumer: 600 frames of 1920x1080x3 bytes"
+build/demo_consumer "$name" "$cap" &   # the consumer starts first: either side may
+consumer=$!
+build/demo_producer "$name" 600 6220800 "$cap"
+wait "$consumer"
+
+echo "== C producer -> C consumer: 5,000,000 messages of 64 bytes"
+build/demo_consumer "$name-small" "$cap" &
+consumer=$!
+build/demo_producer "$name-small" 5000000 64 "$cap"
+wait "$consumer"
+echo "== done; finished streams remove their segments:"
+build/shm_channel ls

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, then runs the C tests (plain, ASan+UBSan, TSan),
+# the Python and Rust bindings' tests, and the cross-language interop suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+scripts/deps.sh all
+failed=()
+run() {
+  local label=$1; shift
+  echo
+  echo "=================== $label"
+  local t=$SECONDS
+  if "$@"; then
+    echo "=================== $label: ok ($((SECONDS - t)) s)"
+  else
+    echo "=================== $label: FAILED ($((SECONDS - t)) s)"
+    failed+=("$label")
+  fi
+}
+run "C (plain, ASan+UBSan, TSan)" scripts/test-c.sh
+[ -x bindings/python/run-tests.sh ] && run "Python binding" bindings/python/run-tests.sh
+[ -x bindings/rust/run-tests.sh ] && run "Rust binding" bindings/rust/run-tests.sh
+[ -x tests/interop/run.sh ] && run "Interop" tests/interop/run.sh
+echo
+echo "total: $((SECONDS - start)) s"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "all suites passed"
