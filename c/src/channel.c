@@ -222,7 +222,7 @@ int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint3
         ch->base = NULL;
         goto fail;
     }
-    shm__ring_bind(&ch->ring, ch->base);
+    shm__ring_bind(&ch->ring, ch->base, segment_size - SHM_CHANNEL_HEADER_SIZE);
     if (capacity && ch->ring.capacity != capacity) {
         rc = -EINVAL;
         goto fail;

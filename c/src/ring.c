@@ -55,13 +55,11 @@ int shm__ring_validate(const struct shm__header *h, uint64_t file_size, uint64_t
     return 0;
 }
 
-void shm__ring_bind(struct shm__ring *r, void *base)
+void shm__ring_bind(struct shm__ring *r, void *base, uint64_t capacity)
 {
     r->hdr = base;
     r->data = (uint8_t *)base + SHM_CHANNEL_HEADER_SIZE;
-    /* Validated by shm__ring_validate; read again once and kept privately, so later
-     * writes to the shared header cannot change our bounds. */
-    r->capacity = shm__load_relaxed(&r->hdr->capacity);
+    r->capacity = capacity;
     r->mask = r->capacity - 1;
     r->max_payload = shm__max_payload_for(r->capacity);
 }

@@ -50,8 +50,9 @@ void shm__ring_format(struct shm__header *h, uint64_t capacity, uint32_t creator
  * zero, or -EPROTO / -EPROTONOSUPPORT / -EPROTOTYPE / -EBADMSG. */
 int shm__ring_validate(const struct shm__header *h, uint64_t file_size, uint64_t *segment_size);
 
-/* Point `r` at a validated segment mapped at `base`. */
-void shm__ring_bind(struct shm__ring *r, void *base);
+/* Point `r` at a segment mapped at `base`, whose capacity was validated (never re-read
+ * from the shared header: another process could change it after validation). */
+void shm__ring_bind(struct shm__ring *r, void *base, uint64_t capacity);
 
 /* Take over the producer side from the shared positions. 0 or -EBADMSG. */
 int shm__ring_producer_attach(const struct shm__ring *r, struct shm__ring_producer *p);
