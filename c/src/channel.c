@@ -29,6 +29,7 @@ struct shm_channel {
     struct shm__ring_consumer cons;
     uint64_t spin_ns;
     uint64_t next_live_check_ns;
+    int peer_dead; /* the last liveness check found the peer's lock free */
     char name[SHM_CHANNEL_NAME_MAX + 1];
 };
 
@@ -286,11 +287,14 @@ static int peer_status(shm_channel_t *ch, int force)
     if (state != SHM_CHANNEL_PEER_ATTACHED)
         return -EAGAIN;
     uint64_t now = shm__now_ns();
-    if (!force && now < ch->next_live_check_ns)
+    /* Once the peer was found dead, check every time: a caller polling without blocking
+     * must keep seeing -EOWNERDEAD, never "empty for now" (-EAGAIN) in between. */
+    if (!force && !ch->peer_dead && now < ch->next_live_check_ns)
         return -EAGAIN;
     ch->next_live_check_ns = now + LIVENESS_POLL_NS;
     int held = shm__lock_held(ch->fd, producer ? SHM__LOCK_CONSUMER : SHM__LOCK_PRODUCER);
-    return held == 0 ? -EOWNERDEAD : -EAGAIN;
+    ch->peer_dead = held == 0;
+    return ch->peer_dead ? -EOWNERDEAD : -EAGAIN;
 }
 
 /* After the ring looked full or empty: if the peer is gone, look once more (it may have
@@ -630,7 +634,8 @@ int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st)
                          shm__lock_held(ch->fd, SHM__LOCK_PRODUCER) == 1;
     st->consumer_alive = ch->role == SHM_CHANNEL_CONSUMER ||
                          shm__lock_held(ch->fd, SHM__LOCK_CONSUMER) == 1;
-    st->in_use = shm__lock_held(ch->fd, SHM__LOCK_ATTACH) == 1;
+    st->in_use = ch->role != SHM_CHANNEL_OBSERVER ||
+                 shm__lock_held(ch->fd, SHM__LOCK_ATTACH) == 1;
     return 0;
 }
 
@@ -660,6 +665,8 @@ const char *shm_channel_dir(void)
 
 const char *shm_channel_strerror(int err)
 {
+    if (err > 0 || err < -4095) /* not a -errno; and -INT_MIN would overflow */
+        return "unknown error";
     switch (-err) {
     case 0: return "success";
     case EINVAL: return "invalid argument (check the name, role, flags, capacity and sizes)";

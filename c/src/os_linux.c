@@ -153,7 +153,9 @@ fail:
 
 int shm__segment_open(int dirfd, const char *name, int writable, int *out)
 {
-    int fd = openat(dirfd, name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO squatting on the name must not block the open (refused below). */
+    int fd = openat(dirfd, name,
+                    (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return errno == ELOOP ? -EACCES : -errno;
     struct stat st;

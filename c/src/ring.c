@@ -167,8 +167,10 @@ int shm__ring_publish(const struct shm__ring *r, struct shm__ring_producer *p)
         shm__counter_add(&h->bytes_written, p->pending_bytes);
         p->pending_msgs = p->pending_bytes = 0;
     }
-    /* Release: the records (and padding) below wpos are written before they are visible. */
-    shm__store_release(&h->write_pos, p->wpos);
+    /* Release: the records (and padding) below the position are written before they are
+     * visible. During a reservation, publish only up to its start: its padding is not final
+     * (an abort takes it back). */
+    shm__store_release(&h->write_pos, p->reserving ? p->reserve_start : p->wpos);
     /* Store write_pos, then load consumer_waiting: the consumer does the mirror image
      * (store waiting, load write_pos), so one of us sees the other (spec: Waiting). */
     shm__fence_seq_cst();

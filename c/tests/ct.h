@@ -1,0 +1,65 @@
+/* Helpers shared by the Criterion tests: a private segment directory per test, unique
+ * channel names, test scaling, and self-checking messages (sequence number + checksum). */
+#ifndef SHM_CHANNEL_CT_H
+#define SHM_CHANNEL_CT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shm_channel.h"
+
+#define CT_SEC 1000000000LL
+#define CT_MS 1000000LL
+
+/* Criterion .init/.fini: make a fresh directory under /dev/shm (tmpfs, so fallocate and
+ * futexes behave as in production), point SHM_CHANNEL_DIR at it; remove it afterwards. */
+void ct_setup(void);
+void ct_teardown(void);
+
+/* The private segment directory of this test. */
+const char *ct_dir(void);
+
+/* A fresh channel name "ct-<pid>-<n>-<tag>" in buf (64 bytes). Returns buf. */
+char *ct_name(char *buf, const char *tag);
+
+/* 1 if the segment file `name` exists in ct_dir(). */
+int ct_exists(const char *name);
+
+/* Number of entries (segments, temporaries) in ct_dir(). */
+int ct_count_files(void);
+
+/* Path of `name` in ct_dir() (static buffer). */
+const char *ct_path(const char *name);
+
+/* Multiplier for message counts: $SHM_CHANNEL_TEST_SCALE (default 1). Counts derived from it
+ * never go below `min`. */
+uint64_t ct_scaled(uint64_t base, uint64_t min);
+
+/* Pin the calling thread to the n-th CPU (mod count) of its affinity mask, when it has at
+ * least two; so producer and consumer hand off across cores. */
+void ct_pin(int n);
+
+uint64_t ct_now_ns(void);
+void ct_sleep_ms(unsigned ms);
+
+/* fork() a child that dies with its parent; the child runs fn(arg) and _exit()s with its
+ * return value. Returns the pid. */
+pid_t ct_fork(int (*fn)(void *), void *arg);
+/* waitpid; returns the exit status (0..255), 128+signal if killed, -1 on error. */
+int ct_wait(pid_t pid);
+
+/* Self-checking messages. Message `seq` of stream `seed` has length ct_msg_len(), at most
+ * max. Bytes 0..7 hold seq (if len >= 8), bytes 8..15 a checksum of (seed, seq, len,
+ * bytes 16..) (if len >= 16), the rest a pattern derived from seq. */
+uint64_t ct_msg_len(uint64_t seed, uint64_t seq, uint64_t max);
+void ct_msg_fill(void *buf, uint64_t seed, uint64_t seq, uint64_t len);
+/* 0 if buf/len is exactly message seq of stream seed; else a nonzero code. */
+int ct_msg_check(const void *buf, uint64_t len, uint64_t seed, uint64_t seq, uint64_t max);
+/* The same for a message whose length was chosen by the caller. */
+int ct_msg_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t seq, uint64_t want_len);
+/* The sequence number in a message of at least 8 bytes. */
+uint64_t ct_msg_seq(const void *buf);
+
+uint64_t ct_mix(uint64_t x);
+
+#endif

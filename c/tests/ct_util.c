@@ -1,0 +1,250 @@
+#define _GNU_SOURCE
+#include "ct.h"
+
+#include "ct_criterion.h"
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir_buf[PATH_MAX];
+static unsigned name_counter;
+
+void ct_setup(void)
+{
+    snprintf(dir_buf, sizeof dir_buf, "/dev/shm/ct-dir-%ld-XXXXXX", (long)getpid());
+    if (!mkdtemp(dir_buf))
+        cr_assert_fail("mkdtemp %s: %s", dir_buf, strerror(errno));
+    setenv("SHM_CHANNEL_DIR", dir_buf, 1);
+}
+
+void ct_teardown(void)
+{
+    if (!dir_buf[0])
+        return;
+    DIR *d = opendir(dir_buf);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+                unlinkat(dirfd(d), e->d_name, 0);
+        }
+        closedir(d);
+    }
+    rmdir(dir_buf);
+    dir_buf[0] = 0;
+}
+
+const char *ct_dir(void)
+{
+    return dir_buf;
+}
+
+char *ct_name(char *buf, const char *tag)
+{
+    snprintf(buf, 64, "ct-%ld-%u-%s", (long)getpid(), name_counter++, tag ? tag : "x");
+    return buf;
+}
+
+const char *ct_path(const char *name)
+{
+    static char path[PATH_MAX + 256];
+    if (name[0] == '/')
+        name++;
+    snprintf(path, sizeof path, "%s/%s", dir_buf, name);
+    return path;
+}
+
+int ct_exists(const char *name)
+{
+    struct stat st;
+    return lstat(ct_path(name), &st) == 0;
+}
+
+int ct_count_files(void)
+{
+    int n = 0;
+    DIR *d = opendir(dir_buf);
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+uint64_t ct_scaled(uint64_t base, uint64_t min)
+{
+    const char *s = getenv("SHM_CHANNEL_TEST_SCALE");
+    double f = s && *s ? strtod(s, NULL) : 1.0;
+    if (!(f > 0))
+        f = 1.0;
+    double n = (double)base * f;
+    return n < (double)min ? min : (uint64_t)n;
+}
+
+void ct_pin(int n)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
+        return;
+    int want = n % CPU_COUNT(&set);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &set) && want-- == 0) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            sched_setaffinity(0, sizeof one, &one);
+            return;
+        }
+    }
+}
+
+uint64_t ct_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void ct_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+pid_t ct_fork(int (*fn)(void *), void *arg)
+{
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        cr_assert_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* A child never outlives a failed (aborted) test. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(120);
+        _exit(fn(arg));
+    }
+    return pid;
+}
+
+int ct_wait(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return -1;
+}
+
+/* ---- self-checking messages -------------------------------------------------------- */
+
+uint64_t ct_mix(uint64_t x)
+{
+    /* splitmix64 finaliser */
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+uint64_t ct_msg_len(uint64_t seed, uint64_t seq, uint64_t max)
+{
+    uint64_t r = ct_mix(seed * 0x100000001b3ull ^ seq);
+    unsigned pick = (unsigned)(r & 63);
+    r >>= 8;
+    if (pick == 0)
+        return 0;
+    if (pick == 1)
+        return max;
+    if (pick < 33) /* half the messages are small: many records per lap */
+        return r % (max < 64 ? max + 1 : 65);
+    return r % (max + 1);
+}
+
+static uint64_t checksum(const uint8_t *p, uint64_t n, uint64_t seed, uint64_t seq, uint64_t len)
+{
+    uint64_t h = ct_mix(seed ^ (seq * 0x9e3779b97f4a7c15ull) ^ (len << 1));
+    uint64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return ct_mix(h);
+}
+
+static void pattern(uint8_t *p, uint64_t seed, uint64_t seq, uint64_t len)
+{
+    uint64_t w = ct_mix(seed + seq);
+    uint64_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(p + i, &w, 8);
+        w += 0x9e3779b97f4a7c15ull;
+    }
+    for (; i < len; i++)
+        p[i] = (uint8_t)(w >> (8 * (i & 7)));
+}
+
+void ct_msg_fill(void *buf, uint64_t seed, uint64_t seq, uint64_t len)
+{
+    uint8_t *p = buf;
+    pattern(p, seed, seq, len);
+    if (len >= 8)
+        memcpy(p, &seq, 8);
+    if (len >= 16) {
+        uint64_t c = checksum(p + 16, len - 16, seed, seq, len);
+        memcpy(p + 8, &c, 8);
+    }
+}
+
+uint64_t ct_msg_seq(const void *buf)
+{
+    uint64_t s;
+    memcpy(&s, buf, 8);
+    return s;
+}
+
+int ct_msg_check(const void *buf, uint64_t len, uint64_t seed, uint64_t seq, uint64_t max)
+{
+    return ct_msg_verify(buf, len, seed, seq, ct_msg_len(seed, seq, max));
+}
+
+int ct_msg_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t seq, uint64_t want_len)
+{
+    const uint8_t *p = buf;
+    if (len != want_len)
+        return 1;
+    if (len >= 8 && ct_msg_seq(p) != seq)
+        return 2;
+    if (len >= 16) {
+        uint64_t c;
+        memcpy(&c, p + 8, 8);
+        return c == checksum(p + 16, len - 16, seed, seq, len) ? 0 : 3;
+    }
+    uint8_t want[16];
+    ct_msg_fill(want, seed, seq, len);
+    return memcmp(want, p, len) ? 4 : 0;
+}

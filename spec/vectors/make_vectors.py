@@ -1,0 +1,457 @@
+#!/usr/bin/env python3
+"""Write the golden segment images of spec/vectors/ (layout version 1.0, kind stream).
+
+Usage: make_vectors.py [OUTPUT_DIR]      (default: the directory of this script)
+
+Python standard library only. Every byte comes from the tables of spec/README.md (sections 3 and
+4), written here with struct.pack; the C library is never called. The output is deterministic:
+running this again reproduces every .bin, .md and .expect file byte for byte (a C test checks that).
+
+For each vector NAME it writes:
+  NAME.bin     the segment file: 4096-byte header + capacity bytes of data (unless the vector
+               is about a wrong size)
+  NAME.md      what the bytes are and what a conforming reader must do
+  NAME.expect  the verdict every binding checks (format in README.md)
+"""
+import os
+import struct
+import sys
+
+HEADER_SIZE = 4096
+CAP = 1024
+MAGIC = b"SHM_CHAN"
+REC_MESSAGE = 1
+REC_PADDING = 2
+CREATED_NS = 1_700_000_000_000_000_000  # fixed, so the output is reproducible
+CREATOR_PID = 4242
+STALE = 0xA5  # data bytes not covered by any record: "stale data from an earlier lap"
+
+# Header fields: (offset, struct format, name), spec/README.md section 3. Little-endian.
+FIELDS = [
+    (0, "8s", "magic"),
+    (8, "<H", "layout_major"),
+    (10, "<H", "layout_minor"),
+    (12, "<H", "kind"),
+    (14, "<H", "flags"),
+    (16, "<I", "header_size"),
+    (24, "<Q", "capacity"),
+    (32, "<Q", "max_payload"),
+    (40, "<Q", "segment_size"),
+    (48, "<Q", "created_ns"),
+    (56, "<I", "creator_pid"),
+    (128, "<Q", "write_pos"),
+    (136, "<I", "write_seq"),
+    (140, "<I", "producer_state"),
+    (144, "<I", "producer_epoch"),
+    (152, "<Q", "msgs_written"),
+    (160, "<Q", "bytes_written"),
+    (168, "<Q", "full_events"),
+    (176, "<Q", "producer_wakes"),
+    (184, "<Q", "producer_sleeps"),
+    (256, "<Q", "read_pos"),
+    (264, "<I", "read_seq"),
+    (268, "<I", "consumer_state"),
+    (272, "<I", "consumer_epoch"),
+    (280, "<Q", "msgs_read"),
+    (288, "<Q", "bytes_read"),
+    (296, "<Q", "empty_events"),
+    (304, "<Q", "consumer_wakes"),
+    (312, "<Q", "consumer_sleeps"),
+    (384, "<I", "consumer_waiting"),
+    (512, "<I", "producer_waiting"),
+]
+FIELD_NAMES = {name for _, _, name in FIELDS}
+
+
+def align8(n):
+    return (n + 7) & ~7
+
+
+class Vector:
+    """One segment image being built: header fields, records in the data area."""
+
+    def __init__(self, name, summary, capacity=CAP):
+        self.name = name
+        self.summary = summary
+        self.capacity = capacity
+        self.f = {
+            "magic": MAGIC,
+            "layout_major": 1,
+            "layout_minor": 0,
+            "kind": 1,
+            "flags": 0,
+            "header_size": HEADER_SIZE,
+            "capacity": capacity,
+            "max_payload": capacity // 2 - 8,
+            "segment_size": HEADER_SIZE + capacity,
+            "created_ns": CREATED_NS,
+            "creator_pid": CREATOR_PID,
+        }
+        for _, _, n in FIELDS:
+            self.f.setdefault(n, 0)
+        self.data = bytearray([STALE]) * capacity
+        self.records = []  # (position, type, length, payload or None, note)
+        self.extra = []  # (offset, bytes, note): raw header bytes outside the field table
+        self.file_len = None  # None: segment_size as written
+        self.details = []  # extra paragraphs for the .md
+        self.open = "ok"
+        self.msgs = []
+        self.end = "EAGAIN"
+        self.must = ""
+
+    def set(self, **kw):
+        for k, v in kw.items():
+            assert k in FIELD_NAMES, k
+            self.f[k] = v
+        return self
+
+    def _put_header(self, pos, length, rtype):
+        off = pos & (self.capacity - 1)
+        word = length | (rtype << 32)
+        self.data[off:off + 8] = struct.pack("<Q", word)
+        return off
+
+    def message(self, pos, payload, note=""):
+        """A message record at `pos`; returns the position after it."""
+        off = self._put_header(pos, len(payload), REC_MESSAGE)
+        assert off + 8 + len(payload) <= self.capacity
+        self.data[off + 8:off + 8 + len(payload)] = payload
+        self.records.append((pos, REC_MESSAGE, len(payload), bytes(payload), note))
+        return pos + 8 + align8(len(payload))
+
+    def padding(self, pos, length=None, note=""):
+        """A padding record at `pos` filling to the end of the data area (or `length`)."""
+        off = pos & (self.capacity - 1)
+        if length is None:
+            length = self.capacity - off - 8
+        self._put_header(pos, length, REC_PADDING)
+        self.records.append((pos, REC_PADDING, length, None, note))
+        return pos + self.capacity - off
+
+    def raw_record(self, pos, length, rtype, payload=b"", note=""):
+        """A record header with arbitrary length and type (for invalid vectors)."""
+        off = self._put_header(pos, length, rtype)
+        n = min(len(payload), self.capacity - off - 8)
+        self.data[off + 8:off + 8 + n] = payload[:n]
+        self.records.append((pos, rtype, length, None, note))
+
+    def verdict(self, open_="ok", msgs=(), end="EAGAIN", must=""):
+        self.open, self.msgs, self.end, self.must = open_, list(msgs), end, must
+        return self
+
+    # ---- output ------------------------------------------------------------------------
+
+    def header_bytes(self):
+        h = bytearray(HEADER_SIZE)
+        for off, fmt, name in FIELDS:
+            v = self.f[name]
+            b = struct.pack(fmt, v)
+            h[off:off + len(b)] = b
+        for off, b, _ in self.extra:
+            h[off:off + len(b)] = b
+        return bytes(h)
+
+    def image(self):
+        img = self.header_bytes() + bytes(self.data)
+        if self.file_len is not None:
+            img = img[:self.file_len]
+        return img
+
+    def expect_text(self):
+        lines = ["# %s: %s" % (self.name, self.summary),
+                 "# generated by make_vectors.py; format in README.md",
+                 "open %s" % self.open]
+        if self.open == "ok":
+            for m in self.msgs:
+                lines.append("msg %s" % (m.hex() if m else "-"))
+            lines.append("end %s" % self.end)
+        return "\n".join(lines) + "\n"
+
+    def md_text(self):
+        img = self.image()
+        out = ["# Vector `%s`" % self.name, "", self.summary, ""]
+        out += ["File `%s.bin`: %d bytes (4096-byte header + %s)." % (
+            self.name, len(img),
+            "%d bytes of data" % (len(img) - HEADER_SIZE) if len(img) >= HEADER_SIZE else "nothing")]
+        out += ["Layout version 1.0 (spec/README.md). All integers little-endian. Reserved "
+                "header bytes are zero unless listed below. Data bytes that no record covers "
+                "are 0x%02X (stale bytes from an earlier lap)." % STALE, ""]
+        out += ["## Header fields", "", "| offset | field | value |", "|---:|---|---|"]
+        for off, fmt, name in FIELDS:
+            v = self.f[name]
+            if name == "magic":
+                shown = "`%s` (%s)" % (v.decode("latin-1").replace("\0", "\\0"),
+                                       " ".join("%02X" % c for c in v))
+            elif v == 0:
+                continue
+            else:
+                shown = "%d (0x%X)" % (v, v)
+            out.append("| %d | `%s` | %s |" % (off, name, shown))
+        out.append("")
+        out.append("Every field not listed is zero.")
+        for off, b, note in self.extra:
+            out.append("")
+            out.append("Also bytes %d..%d (reserved) = `%s`: %s" % (
+                off, off + len(b) - 1, b.hex(" "), note))
+        out.append("")
+        if self.records:
+            out += ["## Records", "",
+                    "| position | data offset | file offset | type | length | payload | note |",
+                    "|---:|---:|---:|---|---:|---|---|"]
+            for pos, rtype, length, payload, note in self.records:
+                off = pos & (self.capacity - 1)
+                tname = {1: "1 message", 2: "2 padding"}.get(rtype, "%d (invalid)" % rtype)
+                if payload is None:
+                    shown = ""
+                elif not payload:
+                    shown = "(empty)"
+                elif len(payload) <= 24:
+                    shown = "`%s`" % payload.hex()
+                else:
+                    shown = "`%s...` (%d bytes)" % (payload[:16].hex(), len(payload))
+                out.append("| %d | %d | %d | %s | %d | %s | %s |" % (
+                    pos, off, HEADER_SIZE + off, tname, length, shown, note))
+            out.append("")
+        else:
+            out += ["## Records", "", "None.", ""]
+        for para in self.details:
+            out += [para, ""]
+        out += ["## What a conforming reader does", "",
+                "Opened as consumer (flags 0, capacity 0) from a copy with mode 0600:", ""]
+        if self.open == "ok":
+            out.append("- the open succeeds;")
+            if self.msgs:
+                out.append("- non-blocking reads return %d message(s), in order:" % len(self.msgs))
+                for m in self.msgs:
+                    if len(m) <= 40:
+                        out.append("  - %d bytes: `%s`" % (len(m), m.hex() if m else "(empty)"))
+                    else:
+                        out.append("  - %d bytes: `%s...`" % (len(m), m[:16].hex()))
+            else:
+                out.append("- there is no message;")
+            out.append("- the next non-blocking read fails with `%s`." % self.end)
+        else:
+            out.append("- the open fails with `%s`." % self.open)
+        if self.must:
+            out += ["", self.must]
+        out.append("")
+        out.append("Verdict file: `%s.expect`." % self.name)
+        return "\n".join(out) + "\n"
+
+
+def build():
+    V = []
+    MAX = CAP // 2 - 8  # 504
+
+    # ---------------------------------------------------------------- valid vectors
+    v = Vector("empty", "a fresh segment: no producer ever attached, nothing written")
+    v.verdict(end="EAGAIN", must="`producer_state` 0 means no producer has attached yet: an "
+              "empty ring is \"empty for now\" (`EAGAIN`), not end-of-stream and not death.")
+    V.append(v)
+
+    v = Vector("one_message", "one 18-byte message at position 0")
+    p = v.message(0, b"hello, shm_channel")
+    v.set(write_pos=p, msgs_written=1, bytes_written=18)
+    v.details.append("The record occupies 8 + align8(18) = 32 bytes, so `write_pos` = 32. Bytes "
+                     "8+18..31 of the record (alignment slack) are unspecified (here 0xA5).")
+    v.verdict(msgs=[b"hello, shm_channel"], end="EAGAIN",
+              must="`producer_state` is 0 (no producer attached), so after the message the "
+              "empty ring reads `EAGAIN`.")
+    V.append(v)
+
+    v = Vector("zero_length", "zero-length messages around a one-byte message")
+    p = v.message(0, b"", "8 bytes: header only")
+    p = v.message(p, b"\x2a", "16 bytes")
+    p = v.message(p, b"", "8 bytes: header only")
+    v.set(write_pos=p, msgs_written=3, bytes_written=1)
+    v.verdict(msgs=[b"", b"\x2a", b""], end="EAGAIN",
+              must="A zero-length message is a valid message (a record of 8 bytes), delivered "
+              "with length 0; it is not \"empty ring\" and not padding.")
+    V.append(v)
+
+    v = Vector("wrapped_padding",
+               "positions past the capacity; a padding record at the wrap; a message at offset 0")
+    rp = 3 * CAP + 960  # data offset 960
+    p = v.message(rp, b"message before the wrap.", "ends at data offset 992")
+    assert p & (CAP - 1) == 992
+    p = v.padding(p, note="fills data offsets 992..1023: length = 32 - 8 = 24")
+    m2 = bytes((i * 7 + 3) & 0xFF for i in range(100))
+    p = v.message(p, m2, "at data offset 0")
+    v.set(read_pos=rp, write_pos=p, producer_state=0, msgs_written=41, bytes_written=5000,
+          msgs_read=39, bytes_read=4872, consumer_state=2, consumer_epoch=1)
+    v.details.append("Positions are free-running: `read_pos` = %d is at data offset %d (%d & %d). "
+                     "`write_pos - read_pos` = %d <= capacity." % (rp, rp & (CAP - 1), rp, CAP - 1,
+                                                                    p - rp))
+    v.details.append("The second message's payload is bytes `(i*7+3) & 0xFF` for i = 0..99.")
+    v.verdict(msgs=[b"message before the wrap.", m2], end="EAGAIN",
+              must="The reader skips the padding record (it is not a message) and finds the next "
+              "record at data offset 0, position %d." % (4 * CAP))
+    V.append(v)
+
+    v = Vector("full_ring", "write_pos - read_pos == capacity: the ring is exactly full")
+    rp = 10 * CAP + 256
+    m1 = bytes((i & 0xFF) for i in range(100))
+    m2 = bytes(((255 - i) & 0xFF) for i in range(MAX))
+    m3 = bytes(((i * 13) & 0xFF) for i in range(136))
+    m4 = bytes(((i * 31 + 5) & 0xFF) for i in range(248))
+    p = v.message(rp, m1, "112 bytes")
+    p = v.message(p, m2, "max_payload (504): 512 bytes")
+    p = v.message(p, m3, "144 bytes, ends exactly at the end of the data area")
+    p = v.message(p, m4, "256 bytes, at data offset 0")
+    assert p - rp == CAP
+    v.set(read_pos=rp, write_pos=p, producer_state=0, msgs_written=60, bytes_written=20000,
+          msgs_read=56, bytes_read=19012, consumer_state=2, consumer_epoch=3, full_events=7)
+    v.details.append("`write_pos` = %d, `read_pos` = %d: difference %d = capacity (full, not "
+                     "empty: only equality means empty). The third record ends exactly at the "
+                     "end of the data area, so no padding is needed. Payloads: bytes i & 0xFF "
+                     "(100), (255 - i) & 0xFF (504), (13 i) & 0xFF (136), (31 i + 5) & 0xFF "
+                     "(248)." % (p, rp, p - rp))
+    v.verdict(msgs=[m1, m2, m3, m4], end="EAGAIN",
+              must="A full ring is not corrupt: `write_pos - read_pos == capacity` is allowed. "
+              "The largest payload, max_payload = capacity/2 - 8 = 504, is accepted.")
+    V.append(v)
+
+    v = Vector("end_of_stream", "producer closed cleanly (producer_state 2) with two messages unread")
+    p = v.message(0, b"first")
+    p = v.message(p, b"last message before close")
+    v.set(write_pos=p, producer_state=2, producer_epoch=1, msgs_written=2, bytes_written=31)
+    v.verdict(msgs=[b"first", b"last message before close"], end="EPIPE",
+              must="End-of-stream is reported only after the drain: every published message "
+              "is read first, then `EPIPE`.")
+    V.append(v)
+
+    v = Vector("producer_died",
+               "producer_state 1 but no process holds the producer lock: the producer died")
+    p = v.message(0, b"committed before death")
+    p = v.message(p, b"\x00\x01\x02\x03\x04\x05\x06\x07\x08")
+    v.raw_record(p, 40, REC_MESSAGE, b"half-written, never published",
+                 "beyond write_pos: never published, must not be read")
+    v.set(write_pos=p, producer_state=1, producer_epoch=1, msgs_written=2, bytes_written=31)
+    v.details.append("A copied file carries no locks, so nobody holds the producer lock (byte 0): "
+                     "state 1 with the lock free means the producer died. The record header at "
+                     "position %d (beyond `write_pos`) is a message the producer was writing when "
+                     "it died; it is not published." % p)
+    v.verdict(msgs=[b"committed before death", bytes(range(9))], end="EOWNERDEAD",
+              must="Every published message is read first; then the empty ring with a dead "
+              "producer is `EOWNERDEAD` (not `EAGAIN`, not `EPIPE`). Bytes beyond `write_pos` "
+              "are never read.")
+    V.append(v)
+
+    v = Vector("future_minor",
+               "layout 1.7 with non-zero reserved bytes: a 1.0 reader accepts it and ignores them")
+    p = v.message(0, b"from a newer minor")
+    v.set(layout_minor=7, flags=0, write_pos=p, msgs_written=1, bytes_written=18)
+    v.extra.append((60, b"\x11\x22\x33\x44", "reserved in 1.0; a later minor's field"))
+    v.extra.append((200, b"\x55" * 8, "reserved in 1.0 (producer line)"))
+    v.extra.append((700, b"\x66" * 8, "reserved in 1.0 (rest of the header)"))
+    v.verdict(msgs=[b"from a newer minor"], end="EAGAIN",
+              must="A reader accepts any minor of its major and MUST NOT reject a segment because "
+              "a reserved byte is non-zero (spec section 1 and 7).")
+    V.append(v)
+
+    # ---------------------------------------------------------------- invalid vectors
+    v = Vector("bad_magic", "magic is SHM_CHAX, not SHM_CHAN")
+    v.set(magic=b"SHM_CHAX")
+    v.verdict("EPROTO", must="Not a shm_channel segment: refused before any other field is read.")
+    V.append(v)
+
+    v = Vector("unknown_major", "layout_major 2")
+    v.set(layout_major=2)
+    v.verdict("EPROTONOSUPPORT", must="A 1.x reader refuses any other major; the rest of the "
+              "header (here a valid 1.0 header) is not looked at.")
+    V.append(v)
+
+    v = Vector("wrong_kind", "kind 0x7FFF: a kind this reader does not implement")
+    v.set(kind=0x7FFF)
+    v.verdict("EPROTOTYPE", must="A stream reader refuses every kind other than 1.")
+    V.append(v)
+
+    v = Vector("capacity_not_pow2", "capacity 1536, not a power of two", capacity=1536)
+    v.set(capacity=1536, max_payload=1536 // 2 - 8, segment_size=HEADER_SIZE + 1536)
+    v.verdict("EBADMSG", must="max_payload and segment_size are consistent with 1536 and the file "
+              "is long enough; the capacity alone is wrong.")
+    V.append(v)
+
+    v = Vector("file_short", "segment_size says 5120 bytes but the file has 4608")
+    v.file_len = HEADER_SIZE + CAP // 2
+    v.verdict("EBADMSG", must="The file's real length is checked against segment_size before "
+              "anything beyond the header is mapped (mapping it would fault with SIGBUS).")
+    V.append(v)
+
+    v = Vector("record_past_write_pos", "a valid message, then a record whose length runs past "
+               "write_pos")
+    p = v.message(0, b"valid")
+    v.raw_record(p, 100, REC_MESSAGE, b"truncated", "claims 100 bytes (record of 112), but "
+                 "write_pos is only 16 bytes further")
+    v.set(write_pos=p + 16, msgs_written=2, bytes_written=105)
+    v.verdict(msgs=[b"valid"], end="EBADMSG",
+              must="The first message is valid and is delivered; the second record would extend "
+              "past write_pos (unpublished bytes): `EBADMSG`, never a read of those bytes.")
+    V.append(v)
+
+    v = Vector("position_diff_exceeds_capacity", "write_pos - read_pos = 2048 > capacity 1024")
+    v.message(0, b"x")
+    v.set(write_pos=2048, read_pos=0)
+    v.verdict("EBADMSG", must="The consumer checks both positions when it claims its role "
+              "(spec 5.3 step 2), so the open fails.")
+    V.append(v)
+
+    v = Vector("bad_record_type", "a record of type 3")
+    v.raw_record(0, 5, 3, b"what?", "type 3 is neither message nor padding")
+    v.set(write_pos=16)
+    v.verdict(end="EBADMSG", must="A record type other than 1 or 2 is corruption.")
+    V.append(v)
+
+    v = Vector("padding_wrong_length", "a padding record at data offset 992 with length 16 "
+               "instead of 24")
+    rp = CAP + 992
+    v.padding(rp, length=16, note="should be 1024 - 992 - 8 = 24")
+    p = v.message(2 * CAP, b"unreachable", "would be valid")
+    v.set(read_pos=rp, write_pos=p, consumer_state=2, consumer_epoch=1)
+    v.verdict(end="EBADMSG", must="A padding record always fills to the end of the data area; "
+              "any other length is corruption (the message after it is not delivered).")
+    V.append(v)
+
+    v = Vector("header_not_ready", "magic all zero: the creator has not finished initialising")
+    v.set(magic=b"\0" * 8)
+    v.verdict("ETIMEDOUT", must="An opener that finds the magic all zero waits, re-reading, for a "
+              "bounded time (the C library: 1 s), then fails with `ETIMEDOUT`. Every other field "
+              "is already written, as by a creator that writes the magic last.")
+    V.append(v)
+
+    v = Vector("record_crosses_end", "a message record that runs past the end of the data area")
+    rp = 992
+    v.raw_record(rp, 100, REC_MESSAGE, b"crosses the end", "record of 112 bytes at offset 992")
+    v.set(read_pos=rp, write_pos=rp + 144, consumer_state=2, consumer_epoch=1)
+    v.verdict(end="EBADMSG", must="Records never wrap (spec 4.2): a message record that runs past "
+              "the end of the data area is corruption, even though write_pos covers it.")
+    V.append(v)
+
+    v = Vector("payload_exceeds_max", "a message record of length 600 > max_payload 504")
+    v.raw_record(0, 600, REC_MESSAGE, bytes(600), "608-byte record")
+    v.set(write_pos=608)
+    v.verdict(end="EBADMSG", must="A message longer than max_payload is corruption, even when it "
+              "fits before write_pos and the end of the data area.")
+    V.append(v)
+
+    v = Vector("position_misaligned", "read_pos and write_pos not multiples of 8")
+    v.set(read_pos=4, write_pos=20)
+    v.verdict("EBADMSG", must="Every record starts at a multiple of 8; the consumer checks the "
+              "positions when it claims its role, so the open fails.")
+    V.append(v)
+    return V
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+    os.makedirs(out, exist_ok=True)
+    for v in build():
+        for ext, content in ((".bin", v.image()), (".md", v.md_text().encode()),
+                             (".expect", v.expect_text().encode())):
+            with open(os.path.join(out, v.name + ext), "wb") as f:
+                f.write(content)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
