@@ -117,7 +117,7 @@ typedef struct shm_channel_stat {
     uint32_t consumer_epoch;
     int32_t producer_alive;  /* 1 if a live process holds the producer role */
     int32_t consumer_alive;
-    int32_t in_use;          /* 1 if any live handle (other than an observer) is attached */
+    int32_t in_use;          /* 1 if a producer or consumer handle is attached (this one included) */
     uint32_t creator_pid;    /* informational only */
     uint64_t created_ns;     /* CLOCK_REALTIME at creation, informational */
     uint64_t reserved[8];    /* zero */
