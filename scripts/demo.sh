@@ -3,7 +3,7 @@
 # consumers in separate processes, each checking order and printing throughput.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh c
+scripts/deps.sh all
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHM_CHANNEL_TESTS=OFF -DSHM_CHANNEL_BENCH=OFF >/dev/null
 cmake --build build --target demo_producer demo_consumer shm_channel_cli >/dev/null
 name="demo-$$"
@@ -13,6 +13,16 @@ echo "== C producer -> C consumer: 600 frames of 1920x1080x3 bytes"
 build/demo_consumer "$name" "$cap" &   # the consumer starts first: either side may
 consumer=$!
 build/demo_producer "$name" 600 6220800 "$cap"
+wait "$consumer"
+
+echo "== C producer -> Python consumer: 600 frames as numpy arrays (views of the ring, no copy)"
+if [ ! -x build/demo-venv/bin/python ]; then
+  python3 -m venv build/demo-venv
+fi
+build/demo-venv/bin/pip install -q ./bindings/python numpy
+build/demo-venv/bin/python examples/python/frame_consumer.py "$name-py" &
+consumer=$!
+build/demo_producer "$name-py" 600 6220800 "$cap"
 wait "$consumer"
 
 echo "== C producer -> C consumer: 5,000,000 messages of 64 bytes"

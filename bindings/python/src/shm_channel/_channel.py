@@ -1,0 +1,976 @@
+"""Producer and Consumer: the two ends of a stream channel."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import dataclasses
+import errno as _errno
+import os
+import re
+import struct
+import sys
+import time
+import warnings
+import weakref
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
+from itertools import accumulate
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import _errors
+from ._errors import ChannelClosedError, EndOfStream
+from ._lib import ffi, lib
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from typing_extensions import Buffer, Self
+else:
+    Buffer = Any
+    Self = Any
+
+__all__ = [
+    "Consumer",
+    "Producer",
+    "Stat",
+    "channel_dir",
+    "stat",
+    "unlink",
+]
+
+# A blocking call is made of C calls that each wait at most this long, so that Python can
+# run signal handlers (Ctrl-C) and notice close() from another thread in between.
+_SLICE_NS = 100_000_000
+_MAX_TIMEOUT_NS = (1 << 63) - 1
+_ETIMEDOUT = -_errno.ETIMEDOUT
+_EINTR = -_errno.EINTR
+_EMSGSIZE = -_errno.EMSGSIZE
+_EAGAIN = -_errno.EAGAIN
+_INT32_MAX = (1 << 31) - 1
+_BYTES_TYPES = {bytes, bytearray}
+_READ_SCRATCH = 64 * 1024
+_BATCH_SCRATCH = 64 * 1024
+_WRITE_CHUNK = 64 * 1024
+
+_PRODUCER = lib.SHM_CHANNEL_PRODUCER
+_CONSUMER = lib.SHM_CHANNEL_CONSUMER
+_OBSERVER = lib.SHM_CHANNEL_OBSERVER
+
+_NAME_RE = re.compile(r"/?[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
+
+_c_write = lib.shm_channel_write
+_c_write_batch = lib.shm_channel_write_batch
+_c_read = lib.shm_channel_read
+_c_read_batch = lib.shm_channel_read_batch
+_c_peek = lib.shm_channel_peek
+_c_release = lib.shm_channel_release
+_c_reserve = lib.shm_channel_reserve
+_c_commit = lib.shm_channel_commit
+_c_abort = lib.shm_channel_abort
+_from_buffer = ffi.from_buffer
+_unpack = ffi.unpack
+_struct_unpack_from = struct.unpack_from
+_cbuffer = ffi.buffer
+_monotonic_ns = time.monotonic_ns
+
+_T = TypeVar("_T", bound=ctypes.Structure)
+
+
+def _timeout_ns(timeout: float | None) -> int:
+    """Seconds (None: forever) to the C library's nanoseconds (negative: forever)."""
+    if timeout is None:
+        return -1
+    if not timeout >= 0:  # also catches NaN
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, not {timeout!r}")
+    ns = timeout * 1e9
+    return _MAX_TIMEOUT_NS if ns >= _MAX_TIMEOUT_NS else int(ns)
+
+
+def _first_wait(timeout: float | None) -> tuple[int, int | None]:
+    """(ns for the first C call, deadline for the rest or None) of a blocking call."""
+    if timeout is None:
+        return _SLICE_NS, None
+    ns = _timeout_ns(timeout)
+    start = _monotonic_ns()
+    return (ns if ns < _SLICE_NS else _SLICE_NS), start + ns
+
+
+def _check_name(name: str) -> bytes:
+    if not isinstance(name, str):
+        raise TypeError(f"channel name must be a str, not {type(name).__name__}")
+    bare = name[1:] if name.startswith("/") else name
+    if not _NAME_RE.match(name) or not 1 <= len(bare) <= lib.SHM_CHANNEL_NAME_MAX:
+        raise ValueError(
+            f"invalid channel name {name!r}: use 1 to {lib.SHM_CHANNEL_NAME_MAX} characters "
+            "from [A-Za-z0-9._-], not starting with '.', optionally after one '/'"
+        )
+    return name.encode("ascii")
+
+
+def _check_capacity(capacity: int) -> int:
+    capacity = int(capacity)
+    if capacity and (
+        capacity < lib.SHM_CHANNEL_MIN_CAPACITY
+        or capacity > lib.SHM_CHANNEL_MAX_CAPACITY
+        or capacity & (capacity - 1)
+    ):
+        raise ValueError(
+            f"capacity must be 0 (any existing, or the default when creating) or a power of "
+            f"two from {lib.SHM_CHANNEL_MIN_CAPACITY} to {lib.SHM_CHANNEL_MAX_CAPACITY}, "
+            f"not {capacity}"
+        )
+    return capacity
+
+
+def _release_views(views: list[memoryview]) -> None:
+    """Release the memoryviews handed out for one message, so that using them later raises
+    ValueError. One with an export cannot be released; whatever holds the export also
+    holds the mapping alive (see _Keep), so it stays safe, only stale.
+    """
+    for view in views:
+        with contextlib.suppress(BufferError):
+            view.release()
+
+
+class _Keep:
+    """Destructor of the cdata behind each view of a message: while any view, or any array
+    or memoryview made from one, exists, it holds the channel's handle (and so the mapping)
+    alive, and counts itself in `live`.
+    """
+
+    __slots__ = ("_h", "_live")
+
+    def __init__(self, h: Any, live: list[int]) -> None:
+        self._h = h
+        self._live = live
+        live[0] += 1
+
+    def __call__(self, _ptr: Any) -> None:
+        self._live[0] -= 1
+
+
+def _make_finalizer(pid: int) -> Any:
+    def close_handle(handle: Any) -> None:
+        # A forked child shares the parent's locks through the inherited descriptor:
+        # closing there would end the parent's stream. Only the opener closes.
+        if os.getpid() == pid:
+            lib.shm_channel_close(handle)
+
+    return close_handle
+
+
+_live_channels: weakref.WeakSet[_Channel] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for channel in list(_live_channels):
+        channel._forget_after_fork()
+
+
+def _close_all_at_exit() -> None:
+    # Producers still open at exit end their streams cleanly, rather than leaving the
+    # consumer to find the producer dead.
+    for channel in list(_live_channels):
+        channel.close()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all_at_exit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stat:
+    """A snapshot of a channel's header counters (``shm_channel_stat_t``).
+
+    Positions and counters are free-running 64-bit numbers. ``producer_state`` and
+    ``consumer_state`` are 0 (never attached), 1 (attached, alive or died) or 2 (closed;
+    for the producer this is end-of-stream). ``*_alive`` say whether a live process holds
+    the role now. ``empty_events`` and ``full_events`` count C calls that had to wait;
+    a blocking Python call is made of C calls of at most 0.1 s each, so an idle wait
+    adds up to ten a second.
+    """
+
+    kind: int
+    layout_major: int
+    layout_minor: int
+    capacity: int
+    max_payload: int
+    write_pos: int
+    read_pos: int
+    used: int
+    msgs_written: int
+    bytes_written: int
+    msgs_read: int
+    bytes_read: int
+    full_events: int
+    empty_events: int
+    producer_wakes: int
+    consumer_wakes: int
+    producer_sleeps: int
+    consumer_sleeps: int
+    producer_state: int
+    consumer_state: int
+    producer_epoch: int
+    consumer_epoch: int
+    producer_alive: bool
+    consumer_alive: bool
+    in_use: bool
+    creator_pid: int
+    created_ns: int
+
+
+_STAT_FIELDS = [f.name for f in dataclasses.fields(Stat)]
+_STAT_BOOLS = {"producer_alive", "consumer_alive", "in_use"}
+
+
+def _stat_from_c(st: Any) -> Stat:
+    values = {f: getattr(st, f) for f in _STAT_FIELDS}
+    for f in _STAT_BOOLS:
+        values[f] = bool(values[f])
+    return Stat(**values)
+
+
+class _Channel:
+    """What producers and consumers share: opening, closing, waiting, errors."""
+
+    _role = 0
+    _h: Any = None
+    _read_state: Any = None
+
+    def __init__(
+        self,
+        name: str,
+        capacity: int = 0,
+        *,
+        create: bool = True,
+        exclusive: bool = False,
+        mode: int = 0o600,
+        allow_foreign: bool = False,
+        spin: float | None = None,
+    ) -> None:
+        cname = _check_name(name)
+        capacity = _check_capacity(capacity)
+        if exclusive and not create:
+            raise ValueError("exclusive=True needs create=True")
+        if not isinstance(mode, int) or mode & ~0o777 or not mode:
+            raise ValueError(f"mode must be permission bits such as 0o600, not {mode!r}")
+        self._name = name
+        self._closing = False
+        self._live_views = [0]
+        flags = 0
+        if create:
+            flags |= lib.SHM_CHANNEL_CREATE
+        if exclusive:
+            flags |= lib.SHM_CHANNEL_EXCL
+        if allow_foreign:
+            flags |= lib.SHM_CHANNEL_ALLOW_FOREIGN
+        out = ffi.new("shm_channel_t **")
+        rc = lib.shm_channel_open(out, cname, self._role, flags, capacity, mode)
+        if rc:
+            _errors.raise_error(rc, name, self._role, "open", capacity=capacity, mode=mode)
+        # The handle closes when the last reference to this cdata goes: normally in
+        # close(), but later if a call in another thread, or a view of a message that
+        # the user kept, still holds it; so no C call ever runs on a closed handle.
+        self._h = ffi.gc(out[0], _make_finalizer(os.getpid()))
+        self._capacity = int(lib.shm_channel_capacity(self._h))
+        self._max_payload = int(lib.shm_channel_max_payload(self._h))
+        _live_channels.add(self)
+        if spin is not None:
+            self.set_spin(spin)
+
+    # ---- lifetime ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the channel; calling it again does nothing.
+
+        A producer's close marks end-of-stream: its consumer reads what is left, then
+        sees :class:`EndOfStream`. The last handle to close a finished stream removes its
+        name. A call blocked in another thread stops within 0.1 s with
+        :class:`ChannelClosedError`. If a view of a peeked or reserved message is still
+        referenced (say a numpy array made from it), the C handle, and so the memory the
+        view points to, stays open until that view is freed, and a :class:`ResourceWarning`
+        says so.
+        """
+        h = self._h
+        if h is None:
+            return
+        self._closing = True
+        self._h = None
+        self._read_state = None
+        if self._live_views[0] > 0:
+            warnings.warn(
+                f"{type(self).__name__} {self._name!r} closed while {self._live_views[0]} "
+                "view(s) of a peeked or reserved message are still referenced (a numpy "
+                "array made from one, say); the channel stays open until they are freed. "
+                "Copy what you keep inside the with block",
+                ResourceWarning,
+                stacklevel=2,
+            )
+        elif sys.getrefcount(h) <= 2:  # only `h` here and getrefcount's argument
+            ffi.release(h)  # close now, deterministically
+        # Otherwise a call in another thread holds `h`: it closes when that call returns.
+        del h
+
+    def _forget_after_fork(self) -> None:
+        self._closing = True
+        self._h = None
+        self._read_state = None
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._h is None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._h is None else f"capacity={self._capacity}"
+        return f"<shm_channel.{type(self).__name__} {self._name!r} {state}>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            f"a {type(self).__name__} cannot be pickled or sent to another process: "
+            "open the channel by name there"
+        )
+
+    # ---- properties -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The channel's name."""
+        return self._name
+
+    @property
+    def capacity(self) -> int:
+        """Bytes in the ring."""
+        return self._capacity
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message this channel carries, in bytes (capacity/2 - 8)."""
+        return self._max_payload
+
+    def stat(self) -> Stat:
+        """A snapshot of the channel's counters and peer states."""
+        h = self._handle()
+        st = ffi.new("shm_channel_stat_t *")
+        rc = lib.shm_channel_stat(h, st)
+        if rc:
+            _errors.raise_error(rc, self._name, self._role, "stat")
+        return _stat_from_c(st)
+
+    def set_spin(self, seconds: float) -> None:
+        """Set how long a blocking call spins before sleeping (default 20 µs; 0 sleeps
+        at once). Spinning costs CPU but wakes in well under a microsecond.
+        """
+        ns = _timeout_ns(seconds)
+        rc = lib.shm_channel_set_spin(self._handle(), ns)
+        if rc:
+            raise ValueError(f"spin must be from 0 to 10 seconds, not {seconds!r}")
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _handle(self) -> Any:
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return h
+
+    def _closed_error(self) -> ChannelClosedError:
+        return ChannelClosedError(f"{type(self).__name__} {self._name!r} is closed")
+
+    def _error(self, rc: int, op: str, **extra: object) -> Exception:
+        return _errors.error(
+            rc, self._name, self._role, op, timeout=extra.pop("timeout", None), **extra
+        )
+
+    def _wait(self, call: Any, deadline: int | None, rc: int) -> int:
+        """Go on with a blocking call after its first C call returned `rc`.
+
+        `call(ns)` makes one C call waiting at most `ns`; `deadline` is a monotonic_ns()
+        time, or None for no limit. Waits are sliced so that Python runs signal handlers
+        (a KeyboardInterrupt propagates from here) and sees close() from another thread;
+        after -EINTR the call is retried with the time left (PEP 475).
+        """
+        while rc == _ETIMEDOUT or rc == _EINTR:
+            if self._closing:
+                raise self._closed_error()
+            if deadline is None:
+                ns = _SLICE_NS
+            else:
+                ns = deadline - _monotonic_ns()
+                if ns <= 0:
+                    return _ETIMEDOUT
+                if ns > _SLICE_NS:
+                    ns = _SLICE_NS
+            rc = call(ns)
+        return rc
+
+    def _view(self, h: Any, ptr: Any, size: int, readonly: bool) -> list[memoryview]:
+        # The buffer keeps alive a cdata whose destructor holds the handle: the mapping
+        # stays while any view of it, or array made from one, exists.
+        keep = ffi.gc(ffi.cast("char *", ptr), _Keep(h, self._live_views))
+        base = memoryview(_cbuffer(keep, size))
+        return [base.toreadonly(), base] if readonly else [base]
+
+
+class Producer(_Channel):
+    """The writing end of a stream channel.
+
+    ``Producer(name, capacity=0, *, create=True, exclusive=False, mode=0o600,
+    allow_foreign=False, spin=None)``
+
+    - ``capacity``: ring bytes, a power of two from 1 KiB to 1 TiB; 0 accepts an existing
+      channel's and creates 1 MiB. The largest message is capacity/2 - 8 bytes. Both sides
+      must agree, since either may create the channel.
+    - ``create``: create the channel if it does not exist; ``exclusive``: fail with
+      :class:`FileExistsError` if it does.
+    - ``mode``: permission bits of a new segment. An existing one that is more permissive,
+      or owned by another user, is refused (:class:`PermissionError`) unless
+      ``allow_foreign=True``.
+    - ``spin``: seconds a blocking call spins before sleeping (see :meth:`set_spin`).
+
+    Only one live producer may hold a channel (:class:`ChannelBusy` otherwise). Closing it
+    (or leaving its ``with`` block) marks end-of-stream. Timeouts are in seconds: ``None``
+    waits forever and ``0`` never waits. An object may be shared by threads, but one
+    thread at a time must use it.
+    """
+
+    _role = _PRODUCER
+
+    def write(self, data: Buffer, timeout: float | None = None) -> None:
+        """Copy one message (any contiguous buffer: bytes, bytearray, memoryview, numpy
+        array, ctypes object) into the ring, waiting up to `timeout` for room.
+
+        Raises :class:`BlockingIOError` (timeout 0, ring full), :class:`TimeoutError`,
+        :class:`MessageTooLarge`, :class:`BrokenPipeError` (the consumer closed and the ring
+        is full) or :class:`PeerDied` (the consumer died and the ring is full).
+        """
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        if type(data) is not bytes:
+            data = _from_buffer(data)
+        size = len(data)  # type: ignore[arg-type]
+        if timeout is None:
+            rc = _c_write(h, data, size, _SLICE_NS)
+            if rc == 0:
+                return
+            if rc == _ETIMEDOUT or rc == _EINTR:
+                rc = self._wait(lambda ns: _c_write(h, data, size, ns), None, rc)
+        else:
+            first, deadline = _first_wait(timeout)
+            rc = _c_write(h, data, size, first)
+            if rc == _ETIMEDOUT or rc == _EINTR:
+                rc = self._wait(lambda ns: _c_write(h, data, size, ns), deadline, rc)
+        if rc:
+            raise self._error(rc, "write", size=size, limit=self._max_payload, timeout=timeout)
+
+    def write_many(self, messages: Iterable[Buffer], timeout: float | None = None) -> int:
+        """Write several messages in order, with few C calls (about one per 64 KiB).
+
+        Returns how many were written: all of them, unless `timeout` ran out first (then
+        the rest were not written). Raises, as :meth:`write` does, if not even the first
+        could be written. Every message is checked against :attr:`max_payload` before any
+        is written; an error after some were written (the consumer died or closed) is
+        raised with the count in its ``written`` attribute.
+        """
+        h = self._handle()
+        msgs = messages if isinstance(messages, (list, tuple)) else list(messages)
+        count = len(msgs)
+        if count == 0:
+            return 0
+        if set(map(type, msgs)) <= _BYTES_TYPES:
+            lens = array("Q", map(len, msgs))
+        else:
+            lens = array("Q", [memoryview(m).nbytes for m in msgs])
+        biggest = max(lens)
+        if biggest > self._max_payload:
+            raise self._error(-_errno.EMSGSIZE, "write", size=biggest, limit=self._max_payload)
+        # Join the messages a chunk of about _WRITE_CHUNK bytes at a time: one C call per
+        # chunk (or per ring-full), and a working set that stays in the CPU cache.
+        if sum(lens) <= _WRITE_CHUNK:
+            bounds = [count]
+        else:
+            ends = list(accumulate(lens))
+            bounds = []
+            i = 0
+            while i < count:
+                limit = (ends[i - 1] if i else 0) + _WRITE_CHUNK
+                i = max(bisect_right(ends, limit, i), i + 1)
+                bounds.append(i)
+        lens_c = _from_buffer("uint64_t[]", lens)
+        first, deadline = _first_wait(timeout)
+        done = 0
+        for end in bounds:
+            base = _from_buffer(b"".join(msgs[done:end]))
+            offset = 0
+            while done < end:
+                n = min(end - done, _INT32_MAX)
+                ptr = base + offset
+                lp = lens_c + done
+                if done and deadline is not None:
+                    first = min(max(0, deadline - _monotonic_ns()), _SLICE_NS)
+                rc = _c_write_batch(h, ptr, lp, n, first)
+                if rc == _ETIMEDOUT or rc == _EINTR:
+                    rc = self._wait(
+                        lambda ns, p=ptr, l_=lp, k=n: _c_write_batch(h, p, l_, k, ns),
+                        deadline,
+                        rc,
+                    )
+                if rc < 0:
+                    if done and (rc == _ETIMEDOUT or rc == _EAGAIN):
+                        return done
+                    exc = self._error(
+                        rc, "write", size=lens[done], limit=self._max_payload, timeout=timeout
+                    )
+                    exc.written = done  # type: ignore[attr-defined]
+                    raise exc
+                if done + rc < end:
+                    offset += sum(lens[done : done + rc])
+                done += rc
+        return done
+
+    def reserve(self, size: int, timeout: float | None = None) -> _Reservation:
+        """Zero-copy write: ``with producer.reserve(n) as view:`` waits for room for `n`
+        bytes and yields a writable memoryview of them inside the ring. Fill it; leaving the
+        block publishes the message, and an exception inside it drops the message instead.
+
+        The view is released at the end of the block. Anything made from it (a numpy
+        array, say) must not be used afterwards: it would write into the ring.
+        """
+        return _Reservation(self, size, timeout)
+
+    def write_array(self, array: npt.ArrayLike, timeout: float | None = None) -> None:
+        """Write a numpy array as one message: a ``.npy`` header (dtype, shape, order)
+        followed by its data, copied once, straight into the ring.
+
+        The format is NumPy's own ``.npy`` format, version 1.0: a saved message loads with
+        ``numpy.load``, and the data starts at a multiple of 64 bytes. Read it with
+        :meth:`Consumer.read_array` or :meth:`Consumer.peek_array`.
+        """
+        from ._ndarray import encode_array
+
+        header, body = encode_array(array)
+        size = len(header) + body.nbytes
+        h = self._handle()
+        ptr = self._reserve_ptr(h, size, timeout)
+        try:
+            ffi.memmove(ptr, header, len(header))
+            if body.nbytes:
+                ffi.memmove(ptr + len(header), body, body.nbytes)
+        except BaseException:
+            _c_abort(h)
+            raise
+        rc = _c_commit(h, size)
+        if rc:
+            raise self._error(rc, "commit")
+
+    def _reserve_ptr(self, h: Any, size: int, timeout: float | None) -> Any:
+        if size < 0:
+            raise ValueError(f"size must be >= 0, not {size}")
+        pp = ffi.new("void **")
+        first, deadline = _first_wait(timeout)
+        rc = _c_reserve(h, size, pp, first)
+        if rc == _ETIMEDOUT or rc == _EINTR:
+            rc = self._wait(lambda ns: _c_reserve(h, size, pp, ns), deadline, rc)
+        if rc:
+            raise self._error(rc, "reserve", size=size, limit=self._max_payload, timeout=timeout)
+        return ffi.cast("char *", pp[0])
+
+
+class _Reservation:
+    """The context manager returned by :meth:`Producer.reserve`."""
+
+    __slots__ = ("_channel", "_h", "_size", "_timeout", "_views")
+
+    def __init__(self, channel: Producer, size: int, timeout: float | None) -> None:
+        self._channel = channel
+        self._size = int(size)
+        self._timeout = timeout
+        self._views: list[memoryview] = []
+
+    def __enter__(self) -> memoryview:
+        ch = self._channel
+        h = self._h = ch._handle()
+        ptr = ch._reserve_ptr(h, self._size, self._timeout)
+        self._views = ch._view(h, ptr, self._size, readonly=False)
+        return self._views[0]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ch = self._channel
+        _release_views(self._views)
+        self._views = []
+        h = ch._h
+        if h is None:
+            if exc_type is None:
+                raise ch._closed_error()  # close() dropped the reservation
+            return
+        if exc_type is not None:
+            _c_abort(h)
+            return
+        rc = _c_commit(h, self._size)
+        if rc:
+            raise ch._error(rc, "commit")
+
+
+class Consumer(_Channel):
+    """The reading end of a stream channel.
+
+    ``Consumer(name, capacity=0, *, create=True, exclusive=False, mode=0o600,
+    allow_foreign=False, spin=None)``: the arguments are those of :class:`Producer`.
+
+    Only one live consumer may hold a channel; a new one resumes after the last message
+    the previous one released. Iterating over a consumer yields each message as bytes
+    until end-of-stream. Timeouts are in seconds: ``None`` waits forever and ``0`` never
+    waits. Reads raise :class:`EndOfStream` (a :class:`BrokenPipeError`) once the producer
+    closed and everything was read, :class:`PeerDied` once the producer died and
+    everything it committed was read, :class:`BlockingIOError` (timeout 0) or
+    :class:`TimeoutError` when nothing came in time.
+    """
+
+    _role = _CONSUMER
+
+    def __init__(
+        self,
+        name: str,
+        capacity: int = 0,
+        *,
+        create: bool = True,
+        exclusive: bool = False,
+        mode: int = 0o600,
+        allow_foreign: bool = False,
+        spin: float | None = None,
+    ) -> None:
+        super().__init__(
+            name,
+            capacity,
+            create=create,
+            exclusive=exclusive,
+            mode=mode,
+            allow_foreign=allow_foreign,
+            spin=spin,
+        )
+        cap = min(_READ_SCRATCH, self._max_payload)
+        scratch = ffi.new("char[]", cap)
+        self._lenp = ffi.new("uint64_t[1]")
+        # What read() needs, in one attribute (None once closed): slicing the cffi buffer
+        # and indexing a memoryview of the length are the cheapest ways out of cffi.
+        self._read_state: Any = (
+            self._h,
+            scratch,
+            cap,
+            self._lenp,
+            _cbuffer(scratch),
+            memoryview(_cbuffer(self._lenp)).cast("Q"),
+        )
+        self._ptrp = ffi.new("void **")
+        self._batch_cap = 0
+        self._batch_count = 0
+        self._batch: Any = None
+        self._batch_lens: Any = None
+
+    def read(self, timeout: float | None = None) -> bytes:
+        """The next message, as bytes (one copy out of the ring)."""
+        state = self._read_state
+        if state is None:
+            raise self._closed_error()
+        h, buf, cap, lenp, data, size = state
+        if timeout is None:
+            rc = _c_read(h, buf, cap, lenp, _SLICE_NS)
+            if rc == 0:
+                return data[: size[0]]  # type: ignore[no-any-return]
+            deadline = None
+        else:
+            first, deadline = _first_wait(timeout)
+            rc = _c_read(h, buf, cap, lenp, first)
+        if rc == _ETIMEDOUT or rc == _EINTR:
+            rc = self._wait(lambda ns: _c_read(h, buf, cap, lenp, ns), deadline, rc)
+        if rc == 0:
+            return data[: size[0]]  # type: ignore[no-any-return]
+        if rc == _EMSGSIZE:
+            # Larger than the scratch buffer: it is peeked now; copy it out directly.
+            ptrp = self._ptrp
+            rc = _c_peek(h, ptrp, lenp, 0)
+            if rc == 0:
+                whole: bytes = _cbuffer(ptrp[0], lenp[0])[:]
+                rc = _c_release(h)
+                if rc == 0:
+                    return whole
+        raise self._error(rc, "read", timeout=timeout)
+
+    def read_into(self, buffer: Buffer, timeout: float | None = None) -> int:
+        """Copy the next message into `buffer` (any writable contiguous buffer: bytearray,
+        memoryview, numpy array, ctypes object) and return its size in bytes.
+
+        If it is larger than the buffer, :class:`MessageTooLarge` says how large (``size``)
+        and the message stays unread.
+        """
+        h = self._handle()
+        dst = _from_buffer(buffer, require_writable=True)
+        cap = len(dst)
+        lenp = self._lenp
+        first, deadline = _first_wait(timeout)
+        rc = _c_read(h, dst, cap, lenp, first)
+        if rc == _ETIMEDOUT or rc == _EINTR:
+            rc = self._wait(lambda ns: _c_read(h, dst, cap, lenp, ns), deadline, rc)
+        if rc:
+            raise self._error(rc, "read", size=lenp[0], limit=cap, timeout=timeout)
+        return int(lenp[0])
+
+    def read_many(self, max_count: int = 1024, timeout: float | None = None) -> list[bytes]:
+        """Up to `max_count` messages, as a list of bytes, in one C call.
+
+        Waits up to `timeout` for the first message, then takes those that are ready and
+        fit in 64 KiB (a first message larger than that comes alone), without waiting more.
+        Raises as :meth:`read` does when there is none.
+        """
+        h = self._handle()
+        if max_count <= 0:
+            if max_count == 0:
+                return []
+            raise ValueError(f"max_count must be >= 0, not {max_count}")
+        max_count = min(max_count, _INT32_MAX)
+        if self._batch_count < max_count:
+            self._batch_count = max(max_count, 64)
+            self._batch_lens = ffi.new("uint64_t[]", self._batch_count)
+        if self._batch is None:
+            # 64 KiB (or the ring, if smaller): a batch's copies stay in the CPU cache, and its
+            # bytes objects few enough that the allocator reuses their memory.
+            self._batch_cap = min(_BATCH_SCRATCH, self._capacity)
+            self._batch = ffi.new("char[]", self._batch_cap)
+        lens = self._batch_lens
+        first, deadline = _first_wait(timeout)
+        buf, cap = self._batch, self._batch_cap
+        rc = _c_read_batch(h, buf, cap, lens, max_count, first)
+        if rc == _ETIMEDOUT or rc == _EINTR:
+            rc = self._wait(
+                lambda ns: _c_read_batch(h, buf, cap, lens, max_count, ns), deadline, rc
+            )
+        if rc == _EMSGSIZE:
+            # The first message is larger than the buffer: it comes alone, in one its size.
+            cap = int(lens[0])
+            buf = ffi.new("char[]", cap)
+            rc = _c_read_batch(h, buf, cap, lens, 1, 0)
+        if rc < 0:
+            raise self._error(rc, "read", timeout=timeout)
+        sizes = _unpack(lens, rc)
+        used = sum(sizes)
+        mem = _cbuffer(buf, used)
+        if rc == 1:
+            return [mem[:]]
+        if sizes.count(sizes[0]) == rc:
+            # All the same size, as fixed-size records are: split at C speed (the struct
+            # module caches the compiled format).
+            return list(_struct_unpack_from(f"{sizes[0]}s" * rc, mem))
+        # Small messages: one copy out, then cheap bytes slices; large ones: slice the
+        # buffer directly (one copy each).
+        raw = mem[:] if used < 512 * rc else mem
+        out = []
+        offset = 0
+        for size in sizes:
+            out.append(raw[offset : offset + size])
+            offset += size
+        return out
+
+    def peek(self, timeout: float | None = None) -> _Peek:
+        """Zero-copy read: ``with consumer.peek() as view:`` waits for the next message and
+        yields a read-only memoryview of it in place, in the ring.
+
+        Leaving the block releases the message to the producer; if the block raises, the
+        message stays, and the next read returns it again. The view is released at the end
+        of the block; arrays made from it (``numpy.frombuffer(view, ...)``) must not be
+        used afterwards, as the producer reuses the space.
+        """
+        return _Peek(self, timeout)
+
+    def read_array(
+        self,
+        dtype: npt.DTypeLike | None = None,
+        shape: tuple[int, ...] | int | None = None,
+        timeout: float | None = None,
+    ) -> np.ndarray:
+        """The next message as a new numpy array (one copy out of the ring).
+
+        Without `dtype`, the message must be one written by :meth:`Producer.write_array`
+        (a ``.npy`` header, then the data). With `dtype` (and optionally `shape`), the
+        message is raw data of that type, as a C producer sends it. A message that does not
+        fit the description raises :class:`ValueError` and stays unread.
+        """
+        import numpy
+
+        from ._ndarray import describe, view_array
+
+        h = self._handle()
+        ptr, size = self._peek_ptr(h, timeout)
+        dt, shp, order, offset = describe(_cbuffer(ptr, size), dtype, shape, self._name)
+        data = numpy.empty(size - offset, numpy.uint8)
+        if data.nbytes:
+            ffi.memmove(data, ptr + offset, data.nbytes)
+        out = view_array(data, dt, shp, order, 0)
+        rc = _c_release(h)
+        if rc:
+            raise self._error(rc, "release")
+        return out
+
+    def peek_array(
+        self,
+        dtype: npt.DTypeLike | None = None,
+        shape: tuple[int, ...] | int | None = None,
+        timeout: float | None = None,
+    ) -> _PeekArray:
+        """Zero-copy numpy read: ``with consumer.peek_array() as a:`` yields a read-only
+        array viewing the next message in place; leaving the block releases the message.
+
+        `dtype` and `shape` as in :meth:`read_array`. The array must not be used after the
+        block (copy what you keep: ``a.copy()``).
+        """
+        return _PeekArray(self, timeout, dtype, shape)
+
+    def read_struct(self, cls: type[_T], timeout: float | None = None) -> _T:
+        """The next message as a new instance of the ctypes type `cls` (a Structure, an
+        array type...), which must be exactly as large as the message; a message of another
+        size raises :class:`ValueError` and stays unread. Write one with
+        ``producer.write(instance)``.
+        """
+        h = self._handle()
+        ptr, size = self._peek_ptr(h, timeout)
+        want = ctypes.sizeof(cls)
+        if size != want:
+            raise ValueError(
+                f"the next message on {self._name!r} is {size} bytes, but {cls.__name__} is "
+                f"{want}; it stays unread (read() it to skip it)"
+            )
+        obj = cls.from_buffer_copy(_cbuffer(ptr, size))
+        rc = _c_release(h)
+        if rc:
+            raise self._error(rc, "release")
+        return obj
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Each message, as bytes, until end-of-stream (then iteration stops)."""
+        read = self.read
+        while True:
+            try:
+                data = read()
+            except EndOfStream:
+                return
+            yield data
+
+    def _peek_ptr(self, h: Any, timeout: float | None) -> tuple[Any, int]:
+        ptrp, lenp = self._ptrp, self._lenp
+        first, deadline = _first_wait(timeout)
+        rc = _c_peek(h, ptrp, lenp, first)
+        if rc == _ETIMEDOUT or rc == _EINTR:
+            rc = self._wait(lambda ns: _c_peek(h, ptrp, lenp, ns), deadline, rc)
+        if rc:
+            raise self._error(rc, "read", timeout=timeout)
+        return ffi.cast("char *", ptrp[0]), int(lenp[0])
+
+
+class _Peek:
+    """The context manager returned by :meth:`Consumer.peek`."""
+
+    __slots__ = ("_channel", "_timeout", "_views")
+
+    def __init__(self, channel: Consumer, timeout: float | None) -> None:
+        self._channel = channel
+        self._timeout = timeout
+        self._views: list[memoryview] = []
+
+    def __enter__(self) -> memoryview:
+        ch = self._channel
+        h = ch._handle()
+        ptr, size = ch._peek_ptr(h, self._timeout)
+        self._views = ch._view(h, ptr, size, readonly=True)
+        return self._views[0]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ch = self._channel
+        _release_views(self._views)
+        self._views = []
+        h = ch._h
+        if h is None or exc_type is not None:
+            return  # the message stays for the next read
+        rc = _c_release(h)
+        if rc:
+            raise ch._error(rc, "release")
+
+
+class _PeekArray(_Peek):
+    """The context manager returned by :meth:`Consumer.peek_array`."""
+
+    __slots__ = ("_dtype", "_shape")
+
+    def __init__(self, channel: Consumer, timeout: float | None, dtype: Any, shape: Any) -> None:
+        super().__init__(channel, timeout)
+        self._dtype = dtype
+        self._shape = shape
+
+    def __enter__(self) -> np.ndarray:  # type: ignore[override]
+        from ._ndarray import describe, view_array
+
+        view = super().__enter__()
+        try:
+            dt, shape, order, offset = describe(view, self._dtype, self._shape, self._channel._name)
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return view_array(view, dt, shape, order, offset)
+
+
+def unlink(name: str, force: bool = False) -> None:
+    """Remove channel `name`. Without `force`, only when no live handle is attached
+    (:class:`ChannelBusy` otherwise); handles still open keep working on the removed
+    segment. Raises :class:`FileNotFoundError` if there is no such channel.
+    """
+    rc = lib.shm_channel_unlink(_check_name(name), lib.SHM_CHANNEL_FORCE if force else 0)
+    if rc:
+        _errors.raise_error(rc, name, 0, "unlink")
+
+
+def stat(name: str, *, allow_foreign: bool = False) -> Stat:
+    """A snapshot of channel `name`'s counters, taken without claiming a role (as the
+    ``shm_channel`` command-line tool does).
+    """
+    out = ffi.new("shm_channel_t **")
+    flags = lib.SHM_CHANNEL_ALLOW_FOREIGN if allow_foreign else 0
+    rc = lib.shm_channel_open(out, _check_name(name), _OBSERVER, flags, 0, 0o600)
+    if rc:
+        _errors.raise_error(rc, name, _OBSERVER, "open", capacity=0, mode=0o600)
+    try:
+        st = ffi.new("shm_channel_stat_t *")
+        rc = lib.shm_channel_stat(out[0], st)
+        if rc:
+            _errors.raise_error(rc, name, _OBSERVER, "stat")
+        return _stat_from_c(st)
+    finally:
+        lib.shm_channel_close(out[0])
+
+
+def channel_dir() -> str:
+    """The directory channels live in: ``$SHM_CHANNEL_DIR`` if set, else ``/dev/shm``."""
+    return str(ffi.string(lib.shm_channel_dir()).decode())
