@@ -25,6 +25,13 @@ consumer=$!
 build/demo_producer "$name-py" 600 6220800 "$cap"
 wait "$consumer"
 
+echo "== C producer -> Rust consumer: 600 frames of 1920x1080x3 bytes"
+(cd bindings/rust && cargo build --release --quiet --example consumer)
+bindings/rust/target/release/examples/consumer "$name-rs" "$cap" &
+consumer=$!
+build/demo_producer "$name-rs" 600 6220800 "$cap"
+wait "$consumer"
+
 echo "== C producer -> C consumer: 5,000,000 messages of 64 bytes"
 build/demo_consumer "$name-small" "$cap" &
 consumer=$!

@@ -1,0 +1,471 @@
+//! Raw FFI declarations for `shm_channel`, a C library that moves messages between processes
+//! through POSIX shared memory.
+//!
+//! This crate is a literal copy of `c/include/shm_channel.h`: every function, constant and
+//! struct, under its C name. A test (`tests/header.rs`) compiles a C file generated from
+//! these declarations against the header, so the two cannot drift apart. For a safe API, use
+//! the `shm-channel` crate.
+//!
+//! Every function returns `0` (or a count) on success and a negative `errno` value on
+//! failure; [`shm_channel_strerror`] turns a return value into text. Timeouts are in
+//! nanoseconds: `0` never waits, a negative value ([`SHM_CHANNEL_INFINITE`]) waits forever.
+//!
+//! # Linking
+//!
+//! The build script compiles the C sources of the repository with the `cc` crate. When the
+//! environment variable `SHM_CHANNEL_LIB_DIR` names a folder, it links the prebuilt
+//! `libshm_channel.so` found there instead (`SHM_CHANNEL_STATIC=1`: `libshm_channel.a`).
+//!
+//! # Example
+//!
+//! ```
+//! use shm_channel_sys::*;
+//! use std::ffi::CString;
+//! use std::ptr;
+//!
+//! let name = CString::new(format!("doc-sys-{}", std::process::id())).unwrap();
+//! let mut prod: *mut shm_channel_t = ptr::null_mut();
+//! let mut cons: *mut shm_channel_t = ptr::null_mut();
+//! // SAFETY: valid out-pointers and a NUL-terminated name.
+//! unsafe {
+//!     assert_eq!(shm_channel_open(&mut prod, name.as_ptr(), SHM_CHANNEL_PRODUCER,
+//!                                 SHM_CHANNEL_CREATE, 0, 0), 0);
+//!     assert_eq!(shm_channel_open(&mut cons, name.as_ptr(), SHM_CHANNEL_CONSUMER, 0, 0, 0), 0);
+//!     let msg = b"hello";
+//!     assert_eq!(shm_channel_write(prod, msg.as_ptr().cast(), msg.len() as u64, 0), 0);
+//!     let mut buf = [0u8; 16];
+//!     let mut len = 0u64;
+//!     assert_eq!(shm_channel_read(cons, buf.as_mut_ptr().cast(), buf.len() as u64,
+//!                                 &mut len, 0), 0);
+//!     assert_eq!(&buf[..len as usize], b"hello");
+//!     shm_channel_close(prod); // end-of-stream
+//!     let rc = shm_channel_read(cons, buf.as_mut_ptr().cast(), 16, &mut len, 0);
+//!     assert_eq!(rc, -32); // -EPIPE: end-of-stream
+//!     shm_channel_close(cons); // the last closer of a finished stream removes it
+//! }
+//! ```
+#![no_std]
+#![allow(non_camel_case_types)]
+#![deny(missing_docs)]
+
+use core::ffi::{c_char, c_int, c_void};
+use core::marker::{PhantomData, PhantomPinned};
+
+// ---- version ------------------------------------------------------------------------
+
+/// Major version of the library these declarations describe.
+pub const SHM_CHANNEL_VERSION_MAJOR: u32 = 1;
+/// Minor version of the library these declarations describe.
+pub const SHM_CHANNEL_VERSION_MINOR: u32 = 0;
+/// Patch version of the library these declarations describe.
+pub const SHM_CHANNEL_VERSION_PATCH: u32 = 0;
+
+/// Segment layout major version this library writes and reads (`spec/README.md`).
+pub const SHM_CHANNEL_LAYOUT_MAJOR: u16 = 1;
+/// Segment layout minor version this library writes.
+pub const SHM_CHANNEL_LAYOUT_MINOR: u16 = 0;
+
+// ---- limits -------------------------------------------------------------------------
+
+/// Smallest ring capacity, in bytes (capacities are powers of two).
+pub const SHM_CHANNEL_MIN_CAPACITY: u64 = 1024;
+/// Largest ring capacity, in bytes (2^40).
+pub const SHM_CHANNEL_MAX_CAPACITY: u64 = 1_099_511_627_776;
+/// Capacity used when a channel is created with capacity 0.
+pub const SHM_CHANNEL_DEFAULT_CAPACITY: u64 = 1_048_576;
+/// Size of the segment header; the ring data starts at this offset.
+pub const SHM_CHANNEL_HEADER_SIZE: u64 = 4096;
+/// Longest accepted name, not counting an optional leading `/`.
+pub const SHM_CHANNEL_NAME_MAX: usize = 200;
+/// Timeout that waits forever (any negative value does).
+pub const SHM_CHANNEL_INFINITE: i64 = -1;
+/// Default spin before sleeping on a futex, in nanoseconds.
+pub const SHM_CHANNEL_DEFAULT_SPIN_NS: u64 = 20_000;
+
+// ---- enum shm_channel_role ------------------------------------------------------------
+
+/// Role: the one writer; a second live one gets `-EBUSY`.
+pub const SHM_CHANNEL_PRODUCER: u32 = 1;
+/// Role: the one reader; a second live one gets `-EBUSY`.
+pub const SHM_CHANNEL_CONSUMER: u32 = 2;
+/// Role: read-only view for [`shm_channel_stat`]; claims no role.
+pub const SHM_CHANNEL_OBSERVER: u32 = 3;
+
+// ---- enum shm_channel_open_flags ------------------------------------------------------
+
+/// Open flag: create the segment if it does not exist.
+pub const SHM_CHANNEL_CREATE: u32 = 1;
+/// Open flag, with [`SHM_CHANNEL_CREATE`]: fail with `-EEXIST` if the segment exists.
+pub const SHM_CHANNEL_EXCL: u32 = 2;
+/// Open flag: accept a segment owned by another user, or with more permissive mode bits
+/// than requested.
+pub const SHM_CHANNEL_ALLOW_FOREIGN: u32 = 4;
+
+// ---- enum shm_channel_unlink_flags ----------------------------------------------------
+
+/// Unlink flag: unlink even while live handles are attached.
+pub const SHM_CHANNEL_FORCE: u32 = 1;
+
+// ---- enum shm_channel_kind ------------------------------------------------------------
+
+/// Kind of channel: a stream (one producer, one consumer, FIFO, lossless).
+pub const SHM_CHANNEL_KIND_STREAM: u32 = 1;
+
+// ---- enum shm_channel_peer_state ------------------------------------------------------
+
+/// Peer state: never attached.
+pub const SHM_CHANNEL_PEER_NONE: u32 = 0;
+/// Peer state: attached (alive, or died without closing).
+pub const SHM_CHANNEL_PEER_ATTACHED: u32 = 1;
+/// Peer state: closed cleanly (for the producer: end-of-stream).
+pub const SHM_CHANNEL_PEER_CLOSED: u32 = 2;
+
+// ---- types --------------------------------------------------------------------------
+
+/// Opaque channel handle (`shm_channel_t`), only ever used behind a pointer.
+#[repr(C)]
+pub struct shm_channel_t {
+    _data: [u8; 0],
+    // Not Send, not Sync, not Unpin: the C side decides what may be done with it.
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// Snapshot of a segment's header, filled by [`shm_channel_stat`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct shm_channel_stat_t {
+    /// Kind of channel (`SHM_CHANNEL_KIND_*`).
+    pub kind: u32,
+    /// Layout major version of the segment.
+    pub layout_major: u16,
+    /// Layout minor version of the segment.
+    pub layout_minor: u16,
+    /// Ring data bytes.
+    pub capacity: u64,
+    /// Largest message, in bytes.
+    pub max_payload: u64,
+    /// Free-running byte position of the writer.
+    pub write_pos: u64,
+    /// Free-running byte position of the reader.
+    pub read_pos: u64,
+    /// `write_pos - read_pos`: bytes not yet released.
+    pub used: u64,
+    /// Messages written.
+    pub msgs_written: u64,
+    /// Payload bytes written.
+    pub bytes_written: u64,
+    /// Messages read.
+    pub msgs_read: u64,
+    /// Payload bytes read.
+    pub bytes_read: u64,
+    /// Times the writer found the ring full.
+    pub full_events: u64,
+    /// Times the reader found the ring empty and had to wait.
+    pub empty_events: u64,
+    /// Futex wake calls made by the producer.
+    pub producer_wakes: u64,
+    /// Futex wake calls made by the consumer.
+    pub consumer_wakes: u64,
+    /// Times the producer slept on a futex.
+    pub producer_sleeps: u64,
+    /// Times the consumer slept on a futex.
+    pub consumer_sleeps: u64,
+    /// Producer state (`SHM_CHANNEL_PEER_*`).
+    pub producer_state: u32,
+    /// Consumer state (`SHM_CHANNEL_PEER_*`).
+    pub consumer_state: u32,
+    /// Incremented on every producer attach.
+    pub producer_epoch: u32,
+    /// Incremented on every consumer attach.
+    pub consumer_epoch: u32,
+    /// 1 if a live process holds the producer role.
+    pub producer_alive: i32,
+    /// 1 if a live process holds the consumer role.
+    pub consumer_alive: i32,
+    /// 1 if any live handle (other than an observer) is attached.
+    pub in_use: i32,
+    /// Pid of the creator (informational only).
+    pub creator_pid: u32,
+    /// `CLOCK_REALTIME` at creation, in nanoseconds (informational).
+    pub created_ns: u64,
+    /// Zero.
+    pub reserved: [u64; 8],
+}
+
+// ---- functions ----------------------------------------------------------------------
+//
+// Each function's contract (who may call it, whether it blocks, its return values) is the
+// comment above it in shm_channel.h; the docs here summarise it.
+
+extern "C" {
+    /// Opens (and with [`SHM_CHANNEL_CREATE`], creates) the channel `name` in `role`.
+    ///
+    /// `capacity` 0 means "any" when opening and [`SHM_CHANNEL_DEFAULT_CAPACITY`] when
+    /// creating; `mode` 0 means `0600`. Returns 0 and sets `*out`, or `-EINVAL`, `-ENOENT`,
+    /// `-EEXIST`, `-EBUSY`, `-EACCES`, `-ENOSPC`, `-EPROTO`, `-EPROTONOSUPPORT`,
+    /// `-EPROTOTYPE`, `-EBADMSG`, `-ETIMEDOUT`, `-ENOMEM` or another `-errno`.
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// let name = std::ffi::CString::new(format!("doc-open-{}", std::process::id())).unwrap();
+    /// let mut ch = std::ptr::null_mut();
+    /// // SAFETY: valid out-pointer and name; the handle is closed once, below.
+    /// unsafe {
+    ///     let rc = shm_channel_open(&mut ch, name.as_ptr(), SHM_CHANNEL_PRODUCER,
+    ///                               SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL, 4096, 0o600);
+    ///     assert_eq!(rc, 0);
+    ///     assert_eq!(shm_channel_capacity(ch), 4096);
+    ///     // Closing a producer marks end-of-stream; as nothing is left unread, the last
+    ///     // handle's close also removed the name.
+    ///     shm_channel_close(ch);
+    ///     assert_eq!(shm_channel_unlink(name.as_ptr(), 0), -2); // -ENOENT
+    /// }
+    /// ```
+    pub fn shm_channel_open(
+        out: *mut *mut shm_channel_t,
+        name: *const c_char,
+        role: u32,
+        flags: u32,
+        capacity: u64,
+        mode: u32,
+    ) -> c_int;
+
+    /// Closes a handle; NULL is accepted. A producer's close marks end-of-stream. Never
+    /// blocks. The last handle to close a finished stream unlinks the segment.
+    ///
+    /// ```
+    /// // SAFETY: NULL is accepted.
+    /// unsafe { shm_channel_sys::shm_channel_close(std::ptr::null_mut()) };
+    /// ```
+    pub fn shm_channel_close(ch: *mut shm_channel_t);
+
+    /// Removes the channel's name (with [`SHM_CHANNEL_FORCE`], even while handles are
+    /// attached). Returns 0, `-EINVAL`, `-ENOENT`, `-EBUSY`, `-EACCES` or another `-errno`.
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// let name = std::ffi::CString::new("doc-no-such-channel").unwrap();
+    /// // SAFETY: a NUL-terminated name.
+    /// let rc = unsafe { shm_channel_unlink(name.as_ptr(), 0) };
+    /// assert_eq!(rc, -2); // -ENOENT
+    /// ```
+    pub fn shm_channel_unlink(name: *const c_char, flags: u32) -> c_int;
+
+    /// Producer: copies one message of `len` bytes into the ring and publishes it.
+    /// Returns 0, or `-EMSGSIZE`, `-EAGAIN`, `-ETIMEDOUT`, `-EINTR`, `-EOWNERDEAD`,
+    /// `-EPIPE`, `-EBADMSG`, `-EBADF`, `-EBUSY`, `-EINVAL`.
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// let rc = unsafe { shm_channel_write(std::ptr::null_mut(), b"x".as_ptr().cast(), 1, 0) };
+    /// assert_eq!(rc, -22);
+    /// ```
+    pub fn shm_channel_write(
+        ch: *mut shm_channel_t,
+        data: *const c_void,
+        len: u64,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Producer: writes up to `count` messages stored back to back in `data`, message `i`
+    /// being `lens[i]` bytes. Waits for room for the first, then writes as many as fit.
+    /// Returns the number written, 0 if `count` is 0, or the errors of
+    /// [`shm_channel_write`].
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// let rc = unsafe {
+    ///     shm_channel_write_batch(std::ptr::null_mut(), std::ptr::null(), std::ptr::null(), 0, 0)
+    /// };
+    /// assert_eq!(rc, -22);
+    /// ```
+    pub fn shm_channel_write_batch(
+        ch: *mut shm_channel_t,
+        data: *const c_void,
+        lens: *const u64,
+        count: u32,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Producer, zero-copy: waits for room for `len` bytes and sets `*ptr` to contiguous,
+    /// 8-byte aligned space in the ring; then [`shm_channel_commit`] or
+    /// [`shm_channel_abort`]. Returns 0 or the errors of [`shm_channel_write`].
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// let mut p = std::ptr::null_mut();
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// assert_eq!(unsafe { shm_channel_reserve(std::ptr::null_mut(), 8, &mut p, 0) }, -22);
+    /// ```
+    pub fn shm_channel_reserve(
+        ch: *mut shm_channel_t,
+        len: u64,
+        ptr: *mut *mut c_void,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Producer: publishes the reserved message with its final length (at most the
+    /// reserved length). Returns 0, `-EINVAL` or `-EBADF`.
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// assert_eq!(unsafe { shm_channel_commit(std::ptr::null_mut(), 0) }, -22);
+    /// ```
+    pub fn shm_channel_commit(ch: *mut shm_channel_t, len: u64) -> c_int;
+
+    /// Producer: drops the outstanding reservation. Returns 0, `-EINVAL` (none) or `-EBADF`.
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// assert_eq!(unsafe { shm_channel_abort(std::ptr::null_mut()) }, -22);
+    /// ```
+    pub fn shm_channel_abort(ch: *mut shm_channel_t) -> c_int;
+
+    /// Consumer: copies the next message into `buf` (`cap` bytes) and releases it; `*len`
+    /// gets its size. Returns 0, or `-EMSGSIZE` (`*len` = size needed, the message stays),
+    /// `-EAGAIN`, `-ETIMEDOUT`, `-EINTR`, `-EPIPE` (end-of-stream), `-EOWNERDEAD`,
+    /// `-EBADMSG`, `-EBADF`, `-EINVAL`.
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// let mut len = 0;
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// let rc = unsafe { shm_channel_read(std::ptr::null_mut(), std::ptr::null_mut(), 0, &mut len, 0) };
+    /// assert_eq!(rc, -22);
+    /// ```
+    pub fn shm_channel_read(
+        ch: *mut shm_channel_t,
+        buf: *mut c_void,
+        cap: u64,
+        len: *mut u64,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Consumer: reads up to `max_count` messages back to back into `buf`; `lens[i]` gets
+    /// the size of message `i`. Returns the number read, 0 if `max_count` is 0, or the
+    /// errors of [`shm_channel_read`] (`-EMSGSIZE` with `lens[0]` = size needed).
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// let mut lens = [0u64; 4];
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// let rc = unsafe {
+    ///     shm_channel_read_batch(std::ptr::null_mut(), std::ptr::null_mut(), 0,
+    ///                            lens.as_mut_ptr(), 4, 0)
+    /// };
+    /// assert_eq!(rc, -22);
+    /// ```
+    pub fn shm_channel_read_batch(
+        ch: *mut shm_channel_t,
+        buf: *mut c_void,
+        cap: u64,
+        lens: *mut u64,
+        max_count: u32,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Consumer, zero-copy: waits for the next message and sets `*ptr` / `*len` to it in
+    /// place, valid until [`shm_channel_release`]. Returns the errors of
+    /// [`shm_channel_read`].
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// let (mut p, mut len) = (std::ptr::null(), 0);
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// assert_eq!(unsafe { shm_channel_peek(std::ptr::null_mut(), &mut p, &mut len, 0) }, -22);
+    /// ```
+    pub fn shm_channel_peek(
+        ch: *mut shm_channel_t,
+        ptr: *mut *const c_void,
+        len: *mut u64,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Consumer: releases the peeked message. Returns 0, `-EINVAL` (nothing peeked) or
+    /// `-EBADF`.
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// assert_eq!(unsafe { shm_channel_release(std::ptr::null_mut()) }, -22);
+    /// ```
+    pub fn shm_channel_release(ch: *mut shm_channel_t) -> c_int;
+
+    /// Fills `*st` with a snapshot of the segment's header. Any role. Returns 0 or
+    /// `-EINVAL`.
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// let mut st = shm_channel_stat_t::default();
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// assert_eq!(unsafe { shm_channel_stat(std::ptr::null_mut(), &mut st) }, -22);
+    /// ```
+    pub fn shm_channel_stat(ch: *mut shm_channel_t, st: *mut shm_channel_stat_t) -> c_int;
+
+    /// Largest message this channel accepts, in bytes (0 for a NULL handle).
+    ///
+    /// ```
+    /// // SAFETY: NULL is accepted.
+    /// assert_eq!(unsafe { shm_channel_sys::shm_channel_max_payload(std::ptr::null_mut()) }, 0);
+    /// ```
+    pub fn shm_channel_max_payload(ch: *mut shm_channel_t) -> u64;
+
+    /// Capacity of this channel's ring, in bytes (0 for a NULL handle).
+    ///
+    /// ```
+    /// // SAFETY: NULL is accepted.
+    /// assert_eq!(unsafe { shm_channel_sys::shm_channel_capacity(std::ptr::null_mut()) }, 0);
+    /// ```
+    pub fn shm_channel_capacity(ch: *mut shm_channel_t) -> u64;
+
+    /// Sets how long a blocking call spins before sleeping on a futex, in nanoseconds.
+    /// Returns 0 or `-EINVAL`.
+    ///
+    /// ```
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// assert_eq!(unsafe { shm_channel_sys::shm_channel_set_spin(std::ptr::null_mut(), 0) }, -22);
+    /// ```
+    pub fn shm_channel_set_spin(ch: *mut shm_channel_t, spin_ns: u64) -> c_int;
+
+    /// The directory segments live in: `$SHM_CHANNEL_DIR` if set, else `/dev/shm`.
+    ///
+    /// ```
+    /// // SAFETY: returns a NUL-terminated string that stays valid while the environment
+    /// // is not changed.
+    /// let dir = unsafe { std::ffi::CStr::from_ptr(shm_channel_sys::shm_channel_dir()) };
+    /// assert!(!dir.to_bytes().is_empty());
+    /// ```
+    pub fn shm_channel_dir() -> *const c_char;
+
+    /// Static text for a return value (negative errno or 0). Never NULL.
+    ///
+    /// ```
+    /// // SAFETY: returns a static NUL-terminated string.
+    /// let text = unsafe { std::ffi::CStr::from_ptr(shm_channel_sys::shm_channel_strerror(-32)) };
+    /// assert!(text.to_str().unwrap().starts_with("end of stream"));
+    /// ```
+    pub fn shm_channel_strerror(err: c_int) -> *const c_char;
+
+    /// Library version as `(major << 16) | (minor << 8) | patch`.
+    ///
+    /// ```
+    /// use shm_channel_sys::*;
+    /// // SAFETY: no arguments, no preconditions.
+    /// let v = unsafe { shm_channel_version() };
+    /// assert_eq!(v >> 16, SHM_CHANNEL_VERSION_MAJOR);
+    /// ```
+    pub fn shm_channel_version() -> u32;
+
+    /// Library version as text, e.g. `"1.0.0"`.
+    ///
+    /// ```
+    /// // SAFETY: returns a static NUL-terminated string.
+    /// let v = unsafe { std::ffi::CStr::from_ptr(shm_channel_sys::shm_channel_version_string()) };
+    /// assert!(v.to_str().unwrap().starts_with("1."));
+    /// ```
+    pub fn shm_channel_version_string() -> *const c_char;
+}
