@@ -374,7 +374,9 @@ static int check_role(shm_channel_t *ch, uint32_t role)
 
 /* ---- producer --------------------------------------------------------------------- */
 
-int shm_channel_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t timeout_ns)
+/* The bodies of reserve/commit/peek/release, static so that write/read call them directly:
+ * a call to an exported function inside the shared library would go through the PLT. */
+static int do_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t timeout_ns)
 {
     int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
     if (rc)
@@ -390,7 +392,7 @@ int shm_channel_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t tim
     return 0;
 }
 
-int shm_channel_commit(shm_channel_t *ch, uint64_t len)
+static int do_commit(shm_channel_t *ch, uint64_t len)
 {
     int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
     if (rc)
@@ -399,6 +401,16 @@ int shm_channel_commit(shm_channel_t *ch, uint64_t len)
         return rc;
     producer_publish(ch);
     return 0;
+}
+
+int shm_channel_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t timeout_ns)
+{
+    return do_reserve(ch, len, ptr, timeout_ns);
+}
+
+int shm_channel_commit(shm_channel_t *ch, uint64_t len)
+{
+    return do_commit(ch, len);
 }
 
 int shm_channel_abort(shm_channel_t *ch)
@@ -412,12 +424,12 @@ int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t
     if (!data && len)
         return -EINVAL;
     void *dst;
-    int rc = shm_channel_reserve(ch, len, &dst, timeout_ns);
+    int rc = do_reserve(ch, len, &dst, timeout_ns);
     if (rc)
         return rc;
     if (len)
         memcpy(dst, data, len);
-    return shm_channel_commit(ch, len);
+    return do_commit(ch, len);
 }
 
 int shm_channel_write_batch(shm_channel_t *ch, const void *data, const uint64_t *lens,
@@ -455,7 +467,7 @@ int shm_channel_write_batch(shm_channel_t *ch, const void *data, const uint64_t 
 
 /* ---- consumer --------------------------------------------------------------------- */
 
-int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns)
+static int do_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns)
 {
     int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
     if (rc)
@@ -470,7 +482,7 @@ int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t
     return 0;
 }
 
-int shm_channel_release(shm_channel_t *ch)
+static int do_release(shm_channel_t *ch)
 {
     int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
     if (rc)
@@ -481,6 +493,16 @@ int shm_channel_release(shm_channel_t *ch)
     return 0;
 }
 
+int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns)
+{
+    return do_peek(ch, ptr, len, timeout_ns);
+}
+
+int shm_channel_release(shm_channel_t *ch)
+{
+    return do_release(ch);
+}
+
 int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
                      int64_t timeout_ns)
 {
@@ -488,7 +510,7 @@ int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
         return -EINVAL;
     const void *src;
     uint64_t n;
-    int rc = shm_channel_peek(ch, &src, &n, timeout_ns);
+    int rc = do_peek(ch, &src, &n, timeout_ns);
     if (rc)
         return rc;
     *len = n;
@@ -496,7 +518,7 @@ int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
         return -EMSGSIZE; /* the message stays peeked: the next read returns it */
     if (n)
         memcpy(buf, src, n);
-    return shm_channel_release(ch);
+    return do_release(ch);
 }
 
 int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *lens,

@@ -98,6 +98,12 @@ int shm__ring_consumer_attach(const struct shm__ring *r, struct shm__ring_consum
     return 0;
 }
 
+/* Small records: the producer prefetches the line PREFETCH_AHEAD bytes past the record it
+ * reserves, so that the fence in publish seldom waits for a line to arrive (bench/: about
+ * +25% msgs/s at 64 B). Larger records stream well without it, and measured slower with it. */
+#define PREFETCH_AHEAD 512u
+#define PREFETCH_MAX_RECORD 256u
+
 static void put_record_header(const struct shm__ring *r, uint64_t pos, uint32_t len,
                               uint32_t type)
 {
@@ -135,6 +141,11 @@ int shm__ring_reserve(const struct shm__ring *r, struct shm__ring_producer *p, u
     p->reserve_len = len;
     p->reserving = 1;
     *ptr = r->data + off + SHM__RECORD_HEADER;
+    /* A hint, never an access: only space known to be free (below rpos_cache + capacity,
+     * never a line the consumer has yet to read), masked into the ring. */
+    uint64_t ahead = p->wpos + total + PREFETCH_AHEAD;
+    if (total <= PREFETCH_MAX_RECORD && ahead + 64 - p->rpos_cache <= r->capacity)
+        __builtin_prefetch(r->data + (ahead & r->mask), 1, 3);
     return 0;
 }
 
