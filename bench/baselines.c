@@ -1,0 +1,383 @@
+/* Baselines measured in the same run as shm_channel:
+ *  - memcpy:      one process copying messages into a ring-sized buffer (large-message floor);
+ *  - spsc_ring:   a minimal, well-made SPSC byte ring between two processes in POSIX shared
+ *                 memory: copy in, copy out, free-running 64-bit positions on separate cache
+ *                 lines, each side caching the other's position, busy-polling, no futex,
+ *                 no counters, no validation (throughput and 64 B round-trip baseline);
+ *  - spsc_fenced: the same ring plus the check shm_channel's wake protocol needs after every
+ *                 publish and release (full fence, then load the peer's "waiting" flag; never
+ *                 set here): what supporting sleeping peers costs a bare ring;
+ *  - cacheline:   a bare cache-line ping-pong between two processes (round-trip floor). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "bench.h"
+
+#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+/* ---- memcpy floor ------------------------------------------------------------------ */
+
+/* Copy `size` bytes per message from one source buffer into successive slots of a
+ * capacity-sized destination, as a producer's copy-in would: the working set matches. */
+static int memcpy_local(struct bench_run *run)
+{
+    uint64_t size = run->size ? run->size : 1;
+    uint64_t slot = (size + 63) & ~(uint64_t)63;
+    uint64_t nslots = run->capacity / slot;
+    if (nslots == 0)
+        nslots = 1;
+    uint8_t *src = aligned_alloc(64, slot);
+    uint8_t *dst = aligned_alloc(64, slot * nslots);
+    if (!src || !dst) {
+        free(src);
+        free(dst);
+        return bench_fail(run, "out of memory");
+    }
+    memset(src, 0x5a, slot);
+    memset(dst, 0, slot * nslots);
+    uint64_t k = 0;
+    for (uint64_t i = 0; i < run->warmup; i++) {
+        memcpy(dst + k * slot, src, size);
+        k = k + 1 == nslots ? 0 : k + 1;
+    }
+    uint64_t t0 = bench_now_ns();
+    for (uint64_t i = 0; i < run->count; i++) {
+        bench_stamp(src, size, i);
+        memcpy(dst + k * slot, src, size);
+        __asm__ __volatile__("" ::: "memory"); /* keep every copy */
+        k = k + 1 == nslots ? 0 : k + 1;
+    }
+    run->local_ns = (double)(bench_now_ns() - t0);
+    free(src);
+    free(dst);
+    return 0;
+}
+
+const struct bench_transport bench_memcpy = {
+    .id = "memcpy", .label = "memcpy (floor, 1 process)", .group = "baseline",
+    .kind = BENCH_LOCAL, .local = memcpy_local,
+};
+
+/* ---- minimal SPSC ring ------------------------------------------------------------- */
+
+struct spsc_hdr {
+    _Alignas(64) uint64_t write_pos;        /* written by the producer only */
+    _Alignas(64) uint64_t read_pos;         /* written by the consumer only */
+    _Alignas(64) uint32_t consumer_waiting; /* spsc_fenced only; never set */
+    _Alignas(64) uint32_t producer_waiting;
+};
+
+struct spsc {
+    struct spsc_hdr *h;
+    uint8_t *data;
+    uint64_t cap, mask;
+    uint64_t pos;  /* own position */
+    uint64_t peer; /* cached peer position */
+    uint64_t wakes; /* spsc_fenced: times the peer's flag was found set (0) */
+};
+
+#define SPSC_DATA_OFF 4096u /* as shm_channel: ring data starts one page in */
+
+/* Map the ring(s) of this run: run->shared_len bytes of fresh POSIX shared memory. */
+static int spsc_map(struct bench_run *run, const char *suffix)
+{
+    char name[96];
+    strcpy(name, run->name);
+    strcat(name, suffix);
+    return bench_shm_map(name, run->shared_len, &run->shared);
+}
+
+static int spsc_setup(struct bench_run *run)
+{
+    run->shared_len = SPSC_DATA_OFF + run->capacity;
+    return spsc_map(run, "-spsc");
+}
+
+static void spsc_teardown(struct bench_run *run)
+{
+    if (run->shared)
+        munmap(run->shared, run->shared_len);
+    run->shared = NULL;
+}
+
+static void spsc_bind(struct spsc *q, void *base, uint64_t cap)
+{
+    q->h = base;
+    q->data = (uint8_t *)base + SPSC_DATA_OFF;
+    q->cap = cap;
+    q->mask = cap - 1;
+    q->pos = 0;
+    q->peer = 0;
+    q->wakes = 0;
+}
+
+static inline uint64_t rec_size(uint64_t len)
+{
+    return 8 + ((len + 7) & ~(uint64_t)7);
+}
+
+/* Producer: one record [u64 length][payload, padded to 8], the payload split at the wrap.
+ * Busy-polls while full. */
+static inline void spsc_send(struct spsc *q, const void *msg, uint64_t len, int fenced)
+{
+    uint64_t need = rec_size(len);
+    while (q->pos + need - q->peer > q->cap)
+        q->peer = LOAD_ACQ(&q->h->read_pos); /* acquire: the consumer is done with it */
+    uint64_t off = q->pos & q->mask;
+    memcpy(q->data + off, &len, 8);
+    off = (off + 8) & q->mask;
+    uint64_t first = q->cap - off < len ? q->cap - off : len;
+    memcpy(q->data + off, msg, first);
+    if (first < len)
+        memcpy(q->data, (const uint8_t *)msg + first, len - first);
+    q->pos += need;
+    STORE_REL(&q->h->write_pos, q->pos); /* release: the record is written */
+    if (fenced) { /* store the position, full fence, load the peer's flag */
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        q->wakes += __atomic_load_n(&q->h->consumer_waiting, __ATOMIC_RELAXED) != 0;
+    }
+}
+
+/* Consumer: copy the next record out. Busy-polls while empty. Returns its length. */
+static inline uint64_t spsc_recv(struct spsc *q, void *buf, int fenced)
+{
+    while (q->pos == q->peer)
+        q->peer = LOAD_ACQ(&q->h->write_pos); /* acquire: records below it are written */
+    uint64_t off = q->pos & q->mask;
+    uint64_t len;
+    memcpy(&len, q->data + off, 8);
+    off = (off + 8) & q->mask;
+    uint64_t first = q->cap - off < len ? q->cap - off : len;
+    memcpy(buf, q->data + off, first);
+    if (first < len)
+        memcpy((uint8_t *)buf + first, q->data, len - first);
+    q->pos += rec_size(len);
+    STORE_REL(&q->h->read_pos, q->pos); /* release: done reading, the space is free */
+    if (fenced) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        q->wakes += __atomic_load_n(&q->h->producer_waiting, __ATOMIC_RELAXED) != 0;
+    }
+    return len;
+}
+
+static inline int spsc_produce_impl(struct bench_run *run, int fenced)
+{
+    struct spsc q;
+    spsc_bind(&q, run->shared, run->capacity);
+    uint8_t *src = aligned_alloc(64, run->size + 64);
+    if (!src)
+        return bench_fail(run, "out of memory");
+    memset(src, 0x5a, run->size + 64);
+    int rc = bench_tp_begin(run);
+    uint64_t i = 0;
+    for (; rc == 0 && i < run->warmup; i++) {
+        bench_stamp(src, run->size, i);
+        spsc_send(&q, src, run->size, fenced);
+    }
+    if (rc == 0)
+        rc = bench_tp_start(run);
+    for (uint64_t end = i + run->count; rc == 0 && i < end; i++) {
+        bench_stamp(src, run->size, i);
+        spsc_send(&q, src, run->size, fenced);
+    }
+    if (rc == 0)
+        rc = bench_tp_end_producer(run);
+    free(src);
+    return rc;
+}
+
+static inline int spsc_consume_impl(struct bench_run *run, int fenced)
+{
+    struct spsc q;
+    spsc_bind(&q, run->shared, run->capacity);
+    uint8_t *buf = aligned_alloc(64, run->size + 64);
+    if (!buf)
+        return bench_fail(run, "out of memory");
+    int rc = bench_tp_begin(run);
+    uint64_t i = 0, bad = 0;
+    for (; rc == 0 && i < run->warmup; i++) {
+        uint64_t n = spsc_recv(&q, buf, fenced);
+        bad += n != run->size || !bench_check(buf, n, i);
+    }
+    bench_tp_warm(run);
+    for (uint64_t end = i + run->count; rc == 0 && i < end; i++) {
+        uint64_t n = spsc_recv(&q, buf, fenced);
+        bad += n != run->size || !bench_check(buf, n, i);
+    }
+    bench_tp_end_consumer(run);
+    free(buf);
+    if (bad)
+        return bench_fail(run, "spsc_ring: %llu bad messages", (unsigned long long)bad);
+    return rc;
+}
+
+static int spsc_produce(struct bench_run *run)
+{
+    return spsc_produce_impl(run, 0);
+}
+static int spsc_consume(struct bench_run *run)
+{
+    return spsc_consume_impl(run, 0);
+}
+static int spsc_fenced_produce(struct bench_run *run)
+{
+    return spsc_produce_impl(run, 1);
+}
+static int spsc_fenced_consume(struct bench_run *run)
+{
+    return spsc_consume_impl(run, 1);
+}
+
+const struct bench_transport bench_spsc_ring = {
+    .id = "spsc_ring", .label = "spsc_ring (baseline)", .group = "baseline",
+    .kind = BENCH_THROUGHPUT, .setup = spsc_setup, .teardown = spsc_teardown,
+    .produce = spsc_produce, .consume = spsc_consume,
+};
+
+const struct bench_transport bench_spsc_fenced = {
+    .id = "spsc_fenced", .label = "spsc_ring + wake fence", .group = "baseline",
+    .kind = BENCH_THROUGHPUT, .setup = spsc_setup, .teardown = spsc_teardown,
+    .produce = spsc_fenced_produce, .consume = spsc_fenced_consume,
+};
+
+/* Round trip over two SPSC rings: ring 0 carries ping -> pong, ring 1 pong -> ping. */
+static int spsc_rtt_setup(struct bench_run *run)
+{
+    run->shared_len = 2 * (SPSC_DATA_OFF + run->capacity);
+    return spsc_map(run, "-spsc2");
+}
+
+static int spsc_rtt_side(struct bench_run *run, int ping)
+{
+    struct spsc out, in;
+    uint8_t *b0 = run->shared, *b1 = b0 + SPSC_DATA_OFF + run->capacity;
+    spsc_bind(&out, ping ? b0 : b1, run->capacity);
+    spsc_bind(&in, ping ? b1 : b0, run->capacity);
+    uint8_t *msg = aligned_alloc(64, run->size + 64);
+    uint8_t *buf = aligned_alloc(64, run->size + 64);
+    if (!msg || !buf) {
+        free(msg);
+        free(buf);
+        return bench_fail(run, "out of memory");
+    }
+    memset(msg, 0x5a, run->size + 64);
+    bench_mark(run, 1);
+    int rc = bench_await(run, 1);
+    uint64_t total = run->warmup + run->count, bad = 0;
+    for (uint64_t i = 0; rc == 0 && i < total; i++) {
+        if (ping) {
+            uint64_t t0 = bench_now_ns();
+            bench_stamp(msg, run->size, i);
+            spsc_send(&out, msg, run->size, 0);
+            uint64_t n = spsc_recv(&in, buf, 0);
+            uint64_t t1 = bench_now_ns();
+            bad += n != run->size || !bench_check(buf, n, i);
+            if (i >= run->warmup)
+                run->samples[i - run->warmup] = t1 - t0;
+        } else {
+            uint64_t n = spsc_recv(&in, buf, 0);
+            bad += n != run->size || !bench_check(buf, n, i);
+            spsc_send(&out, buf, n, 0);
+        }
+    }
+    free(msg);
+    free(buf);
+    if (bad)
+        return bench_fail(run, "spsc_ring: %llu bad messages", (unsigned long long)bad);
+    return rc;
+}
+
+static int spsc_ping(struct bench_run *run)
+{
+    return spsc_rtt_side(run, 1);
+}
+
+static int spsc_pong(struct bench_run *run)
+{
+    return spsc_rtt_side(run, 0);
+}
+
+const struct bench_transport bench_spsc_rtt = {
+    .id = "spsc_ring", .label = "spsc_ring (baseline)", .group = "baseline",
+    .kind = BENCH_ROUNDTRIP, .setup = spsc_rtt_setup, .teardown = spsc_teardown,
+    .ping = spsc_ping, .pong = spsc_pong,
+};
+
+/* ---- bare cache-line ping-pong ----------------------------------------------------- */
+
+/* Two-line variant: each side writes its own line (as a channel pair does).
+ * One-line variant: both sides write one word (the classic bouncing line).
+ * No pause in the polls: this is the floor. */
+struct pingpong {
+    _Alignas(64) uint64_t ping;
+    _Alignas(64) uint64_t pong;
+};
+
+static int cl_setup(struct bench_run *run)
+{
+    run->shared_len = 4096;
+    return spsc_map(run, "-line");
+}
+
+static int cl_side(struct bench_run *run, int ping, int one_line)
+{
+    struct pingpong *pp = run->shared;
+    uint64_t *to = one_line ? &pp->ping : ping ? &pp->ping : &pp->pong;
+    uint64_t *from = one_line ? &pp->ping : ping ? &pp->pong : &pp->ping;
+    bench_mark(run, 1);
+    int rc = bench_await(run, 1);
+    uint64_t total = run->warmup + run->count;
+    /* One line: ping writes 2i+1 and waits for 2i+2; pong waits for 2i+1, writes 2i+2.
+     * Two lines: ping writes i+1 to its line and waits for i+1 on the other. */
+    for (uint64_t i = 0; rc == 0 && i < total; i++) {
+        uint64_t go = one_line ? 2 * i + 1 : i + 1;
+        uint64_t back = one_line ? 2 * i + 2 : i + 1;
+        if (ping) {
+            uint64_t t0 = bench_now_ns();
+            STORE_REL(to, go);
+            while (LOAD_ACQ(from) != back)
+                ;
+            uint64_t t1 = bench_now_ns();
+            if (i >= run->warmup)
+                run->samples[i - run->warmup] = t1 - t0;
+        } else {
+            while (LOAD_ACQ(from) != go)
+                ;
+            STORE_REL(to, back);
+        }
+    }
+    return rc;
+}
+
+static int cl_ping(struct bench_run *run)
+{
+    return cl_side(run, 1, 0);
+}
+static int cl_pong(struct bench_run *run)
+{
+    return cl_side(run, 0, 0);
+}
+static int cl1_ping(struct bench_run *run)
+{
+    return cl_side(run, 1, 1);
+}
+static int cl1_pong(struct bench_run *run)
+{
+    return cl_side(run, 0, 1);
+}
+
+const struct bench_transport bench_cacheline = {
+    .id = "cacheline", .label = "cache line (floor, 2 lines)", .group = "baseline",
+    .kind = BENCH_ROUNDTRIP, .setup = cl_setup, .teardown = spsc_teardown,
+    .ping = cl_ping, .pong = cl_pong,
+};
+
+const struct bench_transport bench_cacheline1 = {
+    .id = "cacheline1", .label = "cache line (1 shared line)", .group = "baseline",
+    .kind = BENCH_ROUNDTRIP, .setup = cl_setup, .teardown = spsc_teardown,
+    .ping = cl1_ping, .pong = cl1_pong,
+};
