@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The whole comparison of issue 6 in one command: builds everything, runs the C, Rust and
+# Python parts with their same-run baselines, then prints the table and writes
+# bench/results/REPORT.md, bench/results/*.png and the raw JSON of every part.
+#
+#   bench/run.sh            full run (about 6-8 minutes on 2 cores, builds included once)
+#   bench/run.sh --quick    short runs (about 2-3 minutes)
+#   options: --publish      also copy REPORT.md and the plots into docs/perf/
+#            --skip-build   reuse what build-bench-all/ holds
+#            --no-c | --no-rust | --no-python   leave a part out
+#            --wait-idle    wait (up to 10 min) for the load average to fall below 0.5 first
+#
+# Everything is built under build-bench-all/ (venv/, c/, rust/). See bench/report/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+B="$ROOT/build-bench-all"
+OUT="$ROOT/bench/results"
+QUICK=() ; PUBLISH=0 ; BUILD=1 ; DO_C=1 ; DO_RS=1 ; DO_PY=1 ; WAIT_IDLE=0
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=(--quick) ;;
+    --publish) PUBLISH=1 ;;
+    --skip-build) BUILD=0 ;;
+    --no-c) DO_C=0 ;;
+    --no-rust) DO_RS=0 ;;
+    --no-python) DO_PY=0 ;;
+    --wait-idle) WAIT_IDLE=1 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$B" "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.png "$OUT"/REPORT.md "$OUT"/*.log "$OUT"/*.txt
+cat /proc/loadavg >"$OUT/loadavg-start.txt"   # before our own builds raise it
+log() { printf '\n== %s\n' "$*" >&2; }
+T0=$(date +%s)
+
+# ---- build ------------------------------------------------------------------------------
+PY="$B/venv/bin/python"
+RS_BIN="$B/rust/release/shm-channel-compare"
+C_BIN="$B/c/bench/shm_channel_bench"
+if [ "$BUILD" = 1 ]; then
+  log "dependencies (Debian packages, only those missing)"
+  "$ROOT/scripts/deps.sh" all
+
+  if [ "$DO_C" = 1 ]; then
+    log "C: CMake Release build in build-bench-all/c"
+    cmake -S "$ROOT" -B "$B/c" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHM_CHANNEL_TESTS=OFF \
+      -DSHM_CHANNEL_EXAMPLES=OFF -DSHM_CHANNEL_BENCH=ON >/dev/null
+    cmake --build "$B/c" --target shm_channel_bench
+  fi
+
+  if [ "$DO_PY" = 1 ]; then
+    log "Python: venv in build-bench-all/venv (the binding, numpy, matplotlib, pyzmq)"
+    [ -x "$PY" ] || python3 -m venv "$B/venv"
+    # Reinstall the binding only when its sources or the C library's changed.
+    stamp=$(cd "$ROOT" && find bindings/python c/src c/include CMakeLists.txt -type f \
+              \( -name '*.py' -o -name '*.c' -o -name '*.h' -o -name '*.toml' -o -name '*.txt' \
+                 -o -name '*.cfg' -o -name '*.cmake' \) -not -path '*/build/*' -print0 |
+            sort -z | xargs -0 sha1sum | sha1sum | cut -c1-40)
+    if [ "$(cat "$B/venv/.shm_channel_stamp" 2>/dev/null)" != "$stamp" ]; then
+      "$PY" -m pip install -q --upgrade pip
+      "$PY" -m pip install -q "$ROOT/bindings/python" numpy matplotlib pyzmq
+      echo "$stamp" >"$B/venv/.shm_channel_stamp"
+    fi
+  else
+    [ -x "$PY" ] || { python3 -m venv "$B/venv"; "$PY" -m pip install -q matplotlib; }
+  fi
+
+  if [ "$DO_RS" = 1 ]; then
+    log "Rust: cargo build --release of bench/rust (iceoryx2 from crates.io) in build-bench-all/rust"
+    command -v cargo >/dev/null 2>&1 || export PATH="$HOME/.cargo/bin:$PATH"
+    if ! cargo build --release --manifest-path "$ROOT/bench/rust/Cargo.toml" \
+           --target-dir "$B/rust" 2> >(tee "$OUT/rust-build.log" >&2); then
+      echo "run.sh: the Rust part did not build (bench/results/rust-build.log); going on without it" >&2
+      DO_RS=0
+    fi
+  fi
+fi
+BUILD_S=$(( $(date +%s) - T0 ))
+
+# ---- run ------------------------------------------------------------------------------------
+if [ "$WAIT_IDLE" = 1 ]; then
+  for _ in $(seq 60); do
+    awk '{exit !($1 < 0.5)}' /proc/loadavg && break
+    echo "waiting for the load average ($(cut -d' ' -f1 /proc/loadavg)) to fall below 0.5" >&2
+    sleep 10
+  done
+  cat /proc/loadavg >"$OUT/loadavg-start.txt"
+fi
+META="$OUT/meta.json"
+echo "[]" >"$META"
+cat /proc/loadavg >"$OUT/loadavg-measure.txt"
+part() { "$PY" "$ROOT/bench/report/runpart.py" "$META" "$@" || echo "run.sh: part $1 failed (exit $?); the report says what is missing" >&2; }
+
+if [ "$DO_C" = 1 ]; then
+  log "C part: shm_channel_bench (spsc_ring, memcpy, cache line, pipe, Unix socket)"
+  part c -- "$C_BIN" "${QUICK[@]}" --json "$OUT/c.json"
+fi
+if [ "$DO_RS" = 1 ]; then
+  log "Rust part: shm-channel crate vs iceoryx2"
+  part rust -- "$RS_BIN" "${QUICK[@]}" --json "$OUT/rust.json"
+fi
+if [ "$DO_PY" = 1 ]; then
+  log "Python part: binding vs multiprocessing.Pipe/Queue, shared_memory ring, pyzmq; idle CPU"
+  part python -- "$PY" "$ROOT/bench/python/compare.py" "${QUICK[@]}" --json "$OUT/python.json"
+fi
+
+# ---- report ---------------------------------------------------------------------------------
+log "report"
+"$PY" "$ROOT/bench/report/aggregate.py" "$OUT" --build-seconds "$BUILD_S" "${QUICK[@]}"
+if [ "$PUBLISH" = 1 ]; then
+  mkdir -p "$ROOT/docs/perf"
+  cp "$OUT/REPORT.md" "$OUT"/*.png "$ROOT/docs/perf/"
+  echo "published to docs/perf/" >&2
+fi
+echo "total $(( $(date +%s) - T0 )) s; report: bench/results/REPORT.md" >&2
