@@ -65,7 +65,7 @@ MIB = 1 << 20
 SIZES = (64, 1024, 4096, 65536, 1 << 20, 6_220_800)
 BATCH = 256
 RTT_SIZE = 64
-RUN_LIMIT = 60.0  # seconds: a run that takes longer failed (a dead peer, a lost message)
+RUN_LIMIT = 20.0  # seconds: a run that takes longer failed (a dead peer, a lost message)
 CTX = multiprocessing.get_context("fork")
 _names = iter(range(1 << 30))
 CPUS: list[int] = []
@@ -658,7 +658,13 @@ def main() -> int:
                 if c.get("error"):
                     continue
                 try:
-                    st = one(c, c["count_per_run"])
+                    try:
+                        st = one(c, c["count_per_run"])
+                    except RunTimeout:
+                        # Seen with pyzmq PUSH/PULL, rarely: the consumer waits for messages
+                        # that never come. Counted, and the run is made again once.
+                        c["timeouts"] = c.get("timeouts", 0) + 1
+                        st = one(c, c["count_per_run"])
                 except Exception as e:  # noqa: BLE001
                     c["error"] = f"{type(e).__name__}: {e}"
                     continue

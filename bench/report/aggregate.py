@@ -308,7 +308,7 @@ def note_fill(d: Data) -> dict[str, str]:
         fill["fenced"] = (f"The same minimal ring with only shm_channel's wake-up fence added (a "
                           f"seq_cst fence after each position store, so a sleeping peer is never "
                           f"missed) costs {per(fen)} ns: {ratio(fen, spsc):.2f}x the ring's rate. ")  # fmt: skip
-    if rs and copy:
+    if rs and copy and ratio(rs, copy) > 1.05:  # only then evidence of the call's cost
         fill["rust_static"] = (f" (the Rust part, which links the same C code statically, moves "
                                f"{si(rs.v.med)} msg/s: {ratio(rs, copy):.2f}x the C program)")  # fmt: skip
     return fill
@@ -431,6 +431,10 @@ def observations(d: Data) -> list[str]:
         o.append(f"The pure-Python shared-memory ring moves 64 B messages at {ratio(pr, ps):.2f}x "
                  "shm_channel's single calls (no cffi call, no checks, no wake-ups, busy-polling); "
                  "it is what cpp_py_shmbuf-style code does, without its safety.")  # fmt: skip
+    for r in d.raw.get("python", {}).get("results", []):
+        if r.get("timeouts"):
+            o.append(f"Python {r['label']} {size_str(r['size'])}: {r['timeouts']} run(s) hung "
+                     "(the consumer waited for messages that never came) and were made again.")  # fmt: skip
     for part, fid in (("c", "pipe"), ("c", "unix")):
         a, b = d.get("c", "tp", "shm_copy", 64), d.get(part, "tp", fid, 64)
         if a and b:
