@@ -551,9 +551,7 @@ def idle_cpu(seconds: float) -> list[dict[str, Any]]:
             procs.append(("c_producer_blocked", "C producer blocked in write (full ring)",
                           subprocess.Popen([str(exe), "produce", names[1], str(10**12), "64",
                                             str(64 * 1024), "single"])))  # fmt: skip
-        code = (
-            "import shm_channel, sys; c = shm_channel.Consumer(sys.argv[1], 65536); c.read()"
-        )
+        code = "import shm_channel, sys; c = shm_channel.Consumer(sys.argv[1], 65536); c.read()"
         procs.append(("py_consumer_blocked", "Python consumer blocked in Consumer.read()",
                       subprocess.Popen([sys.executable, "-c", code, names[2]])))  # fmt: skip
         try:
@@ -651,7 +649,7 @@ def main() -> int:
                     c["count_per_run"] = int(min(max(st[0] * rep_s, 16), 5e7))
                 else:
                     c["count_per_run"] = int(min(max(rep_s * 1e9 / st[4], 1000), 2e6))
-            except Exception as e:  # noqa: BLE001 - a failed case is reported, not fatal
+            except Exception as e:
                 c["error"] = f"{type(e).__name__}: {e}"
         for _ in range(reps):
             for c in cases:
@@ -665,7 +663,7 @@ def main() -> int:
                         # that never come. Counted, and the run is made again once.
                         c["timeouts"] = c.get("timeouts", 0) + 1
                         st = one(c, c["count_per_run"])
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     c["error"] = f"{type(e).__name__}: {e}"
                     continue
                 if c["kind"] == "throughput":
@@ -722,7 +720,9 @@ def main() -> int:
         if "error" in d:
             print(f"  idle: {d['label']}: {d['error']}")
         else:
-            print(f"  idle: {d['label']}: {d['cpu_percent']:.3f} % of a CPU over {d['seconds']:.1f} s")
+            print(
+                f"  idle: {d['label']}: {d['cpu_percent']:.3f} % of a CPU over {d['seconds']:.1f} s"
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({

@@ -28,10 +28,10 @@ echo "== pip install bindings/python (builds libshm_channel with scikit-build-co
 "$venv/bin/python" -m pip install --quiet "$here"
 "$venv/bin/python" -m pip install --quiet pytest numpy ruff
 
-echo "== ruff (the package and its tests; examples/python and bench/python)"
+echo "== ruff (the package and its tests; examples/python and bench/python/bench.py)"
 (cd "$here" && "$venv/bin/ruff" check . && "$venv/bin/ruff" format --check .)
-(cd "$repo" && "$venv/bin/ruff" check --config "$here/pyproject.toml" examples/python bench/python &&
-    "$venv/bin/ruff" format --config "$here/pyproject.toml" --check examples/python bench/python)
+(cd "$repo" && "$venv/bin/ruff" check --config "$here/pyproject.toml" examples/python bench/python/bench.py &&
+    "$venv/bin/ruff" format --config "$here/pyproject.toml" --check examples/python bench/python/bench.py)
 
 echo "== pytest against the installed package"
 cd "$here"
