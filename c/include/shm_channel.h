@@ -154,6 +154,19 @@ SHM_CHANNEL_API int shm_channel_open(shm_channel_t **out, const char *name, uint
 SHM_CHANNEL_API void shm_channel_close(shm_channel_t *ch);
 
 /*
+ * End this handle's role now, exactly as shm_channel_close() does (a producer marks
+ * end-of-stream and aborts its reservation, the role and attach locks are released, the
+ * last handle of a finished stream unlinks it), but keep the memory mapped until
+ * shm_channel_close(): pointers from peek and reserve stay valid to read and write, but
+ * no longer reach the shared segment (they see a private copy-on-write image of it). For
+ * bindings whose close() cannot know whether a zero-copy view is still referenced.
+ * Afterwards every call on the handle but shm_channel_detach() (which does nothing),
+ * shm_channel_close(), shm_channel_capacity() and shm_channel_max_payload() returns
+ * -EBADF. Never blocks. Returns 0, or -EINVAL (NULL handle).
+ */
+SHM_CHANNEL_API int shm_channel_detach(shm_channel_t *ch);
+
+/*
  * Remove the channel's name. Without SHM_CHANNEL_FORCE, only when no live handle is
  * attached (-EBUSY otherwise). Live handles keep working on the unlinked segment.
  * Returns 0, -EINVAL (bad name), -ENOENT, -EBUSY, -EACCES, or another errno.
@@ -232,7 +245,8 @@ SHM_CHANNEL_API int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64
 /* Consumer: release the peeked message. Returns 0, -EINVAL (nothing peeked), -EBADF. */
 SHM_CHANNEL_API int shm_channel_release(shm_channel_t *ch);
 
-/* Fill *st with a snapshot of the segment's header. Any role. Returns 0 or -EINVAL. */
+/* Fill *st with a snapshot of the segment's header. Any role. Returns 0, -EINVAL, or
+ * -EBADF (the handle was detached). */
 SHM_CHANNEL_API int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st);
 
 /* Largest message this channel accepts, in bytes (0 for a NULL handle). */

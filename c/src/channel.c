@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "atomics.h"
@@ -30,6 +31,8 @@ struct shm_channel {
     uint64_t spin_ns;
     uint64_t next_live_check_ns;
     int peer_dead; /* the last liveness check found the peer's lock free */
+    int writable;  /* mapped read-write (producer, consumer) */
+    int detached;  /* shm_channel_detach() ended the role; the mapping stays */
     char name[SHM_CHANNEL_NAME_MAX + 1];
 };
 
@@ -218,6 +221,7 @@ int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint3
     if ((rc = validate_segment(ch->fd, &segment_size)) != 0)
         goto fail;
     int writable = role != SHM_CHANNEL_OBSERVER;
+    ch->writable = writable;
     ch->map_len = writable ? segment_size : SHM_CHANNEL_HEADER_SIZE;
     if ((rc = shm__map(ch->fd, ch->map_len, writable, &ch->base)) != 0) {
         ch->base = NULL;
@@ -562,10 +566,9 @@ int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t 
 
 /* ---- closing, unlinking, inspection ---------------------------------------------- */
 
-void shm_channel_close(shm_channel_t *ch)
+/* End the role (spec §5.3 step 4, §5.9) and drop the locks; the mapping stays. */
+static void end_role(shm_channel_t *ch)
 {
-    if (!ch)
-        return;
     struct shm__header *h = ch->ring.hdr;
     if (ch->role == SHM_CHANNEL_PRODUCER) {
         if (ch->prod.reserving)
@@ -592,7 +595,38 @@ void shm_channel_close(shm_channel_t *ch)
                        shm__load_acquire(&h->write_pos) == shm__load_acquire(&h->read_pos);
         if (finished)
             shm__unlink_if_same(ch->dirfd, ch->name, ch->fd);
+        shm__lock_drop(ch->fd, SHM__LOCK_ATTACH);
     }
+}
+
+int shm_channel_detach(shm_channel_t *ch)
+{
+    if (!ch)
+        return -EINVAL;
+    if (ch->detached)
+        return 0;
+    end_role(ch);
+    ch->detached = 1;
+    /* From now on the handle has no role: every call but close/detach gets -EBADF. */
+    ch->role = 0;
+    /* Keep every address valid, but never again let this handle's views reach the shared
+     * segment: map the same file privately (copy-on-write) over the same range. Reads of
+     * stale views see the file's bytes; writes land in private copies. If that fails the
+     * shared mapping stays, which is still memory-safe. */
+    if (ch->base && ch->writable) {
+        void *p = mmap(ch->base, (size_t)ch->map_len, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_FIXED, ch->fd, 0);
+        (void)p;
+    }
+    return 0;
+}
+
+void shm_channel_close(shm_channel_t *ch)
+{
+    if (!ch)
+        return;
+    if (!ch->detached)
+        end_role(ch);
     free_handle(ch);
 }
 
@@ -625,6 +659,8 @@ int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st)
 {
     if (!ch || !st)
         return -EINVAL;
+    if (ch->detached)
+        return -EBADF;
     const struct shm__header *h = ch->ring.hdr;
     memset(st, 0, sizeof(*st));
     st->kind = shm__load_relaxed(&h->kind);

@@ -357,3 +357,42 @@ Test(life, segment_directory)
     cr_assert_str_eq(shm_channel_dir(), "/dev/shm", "empty means unset");
     setenv("SHM_CHANNEL_DIR", ct_dir(), 1);
 }
+
+Test(life, detach_ends_the_role_and_keeps_views_readable)
+{
+    char n[64];
+    ct_name(n, "detach");
+    shm_channel_t *c = must_open(n, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, 1024);
+    shm_channel_t *p = must_open(n, SHM_CHANNEL_PRODUCER, 0, 0);
+    cr_assert_eq(shm_channel_write(p, "first", 5, 0), 0);
+    void *w;
+    cr_assert_eq(shm_channel_reserve(p, 16, &w, 0), 0);
+    memcpy(w, "unpublished", 11);
+    cr_assert_eq(shm_channel_detach(p), 0, "a producer detaches with a reservation out");
+    cr_assert_eq(shm_channel_detach(p), 0, "twice is a no-op");
+    memcpy(w, "stale write!", 12); /* still mapped: must not crash, must not reach the ring */
+    cr_assert_eq(shm_channel_write(p, "x", 1, 0), -EBADF, "no role after detach");
+    shm_channel_stat_t st;
+    cr_assert_eq(shm_channel_stat(p, &st), -EBADF);
+    cr_assert_eq(shm_channel_capacity(p), 1024);
+
+    const void *ptr;
+    uint64_t len;
+    cr_assert_eq(shm_channel_peek(c, &ptr, &len, 0), 0);
+    cr_assert_eq(len, 5);
+    cr_assert_eq(shm_channel_detach(c), 0, "a consumer detaches with a message peeked");
+    cr_assert_eq(memcmp(ptr, "first", 5), 0, "the peeked view stays readable and intact");
+    /* Both roles are free at once, while the handles (and their mappings) live on. */
+    shm_channel_t *c2 = must_open(n, SHM_CHANNEL_CONSUMER, 0, 0);
+    uint8_t buf[64];
+    cr_assert_eq(shm_channel_read(c2, buf, sizeof buf, &len, 0), 0,
+                 "the unreleased message is delivered to the next consumer");
+    cr_assert_eq(len, 5);
+    cr_assert_eq(shm_channel_read(c2, buf, sizeof buf, &len, 0), -EPIPE,
+                 "end-of-stream: the aborted reservation and the stale write are invisible");
+    shm_channel_close(c2);
+    cr_assert(!ct_exists(n), "the last closer of the finished stream unlinked it");
+    cr_assert_eq(memcmp(ptr, "first", 5), 0, "views outlive the unlink until close");
+    shm_channel_close(p);
+    shm_channel_close(c);
+}
