@@ -4,16 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atomics.h"
+#include "hooks.h"
 #include "layout.h"
 #include "os.h"
 #include "ring.h"
 #include "shm_channel.h"
 
-/* A blocked call re-checks its peer's liveness at least this often. */
-#define LIVENESS_SLICE_NS 50000000ull
+/* A blocked call re-checks its peer's liveness at least this often (a test may lengthen
+ * it: hooks.h). */
+uint64_t shm__hook_liveness_slice_ns = 50000000ull;
 /* A non-blocking call that finds the ring full or empty checks liveness at most this often. */
 #define LIVENESS_POLL_NS 10000000ull
 /* How long an opener waits for another implementation to finish initialising a segment. */
@@ -358,7 +361,9 @@ static int wait_ready(shm_channel_t *ch, struct op *op, int64_t timeout_ns)
             rc = -ETIMEDOUT;
             break;
         }
-        uint64_t slice = deadline - now < LIVENESS_SLICE_NS ? deadline - now : LIVENESS_SLICE_NS;
+        uint64_t slice = shm__hook_liveness_slice_ns;
+        if (deadline - now < slice)
+            slice = deadline - now;
         shm__counter_add(sleeps, 1);
         if (shm__futex_wait(seq, seen, slice) == -EINTR) {
             rc = -EINTR;
@@ -694,6 +699,19 @@ int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st)
                          shm__lock_held(ch->fd, SHM__LOCK_CONSUMER) == 1;
     st->in_use = ch->role != SHM_CHANNEL_OBSERVER ||
                  shm__lock_held(ch->fd, SHM__LOCK_ATTACH) == 1;
+    return 0;
+}
+
+int shm__hook_share_mapping(shm_channel_t *dst, const shm_channel_t *src)
+{
+    struct stat a, b;
+    if (!dst || !src || !dst->writable || !src->writable || dst->map_len != src->map_len ||
+        fstat(dst->fd, &a) != 0 || fstat(src->fd, &b) != 0 || a.st_dev != b.st_dev ||
+        a.st_ino != b.st_ino)
+        return -EINVAL;
+    shm__unmap(dst->base, dst->map_len);
+    dst->base = NULL;
+    shm__ring_bind(&dst->ring, src->base, dst->ring.capacity);
     return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hooks.h"
 #include "layout.h"
 #include "shm_channel.h"
 
@@ -60,11 +61,18 @@ void shm__lock_drop(int fd, int byte)
     (void)set_lock(fd, byte, F_UNLCK);
 }
 
+uint64_t shm__hook_lock_check_delay_ns = 0;
+
 int shm__lock_held(int fd, int byte)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
     if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
         return -errno;
+    if (shm__hook_lock_check_delay_ns) {
+        struct timespec ts = {.tv_sec = (time_t)(shm__hook_lock_check_delay_ns / 1000000000u),
+                              .tv_nsec = (long)(shm__hook_lock_check_delay_ns % 1000000000u)};
+        nanosleep(&ts, NULL);
+    }
     return fl.l_type != F_UNLCK;
 }
 

@@ -1,0 +1,27 @@
+/* Test-only knobs, so that tests can make rare interleavings common and lost wake-ups
+ * visible. Internal: the shared library's version script does not export them; the tests,
+ * which link the static library, set them. Their defaults are the production behaviour,
+ * and production code never changes them. */
+#ifndef SHM_CHANNEL_HOOKS_H
+#define SHM_CHANNEL_HOOKS_H
+
+#include <stdint.h>
+
+#include "shm_channel.h"
+
+/* Longest single futex sleep of a blocked call before it re-checks the peer's liveness
+ * (spec §5.6 step 2). Default 50 ms. A test that sets it to many seconds turns a lost
+ * wake-up into a timeout it can see. */
+extern uint64_t shm__hook_liveness_slice_ns;
+
+/* Sleep this long after every F_OFD_GETLK liveness check (default 0): widens the window
+ * between reading a peer's state and finding its lock free. */
+extern uint64_t shm__hook_lock_check_delay_ns;
+
+/* Make `dst` use `src`'s mapping of the same segment (both opened on one name in this
+ * process), so that ThreadSanitizer, which tracks addresses, sees both sides' accesses to
+ * the shared words. dst's own mapping is released. 0, or -EINVAL if the two handles are
+ * not of the same segment. */
+int shm__hook_share_mapping(shm_channel_t *dst, const shm_channel_t *src);
+
+#endif
