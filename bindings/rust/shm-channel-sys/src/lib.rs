@@ -239,6 +239,35 @@ extern "C" {
     /// ```
     pub fn shm_channel_close(ch: *mut shm_channel_t);
 
+    /// Ends the handle's role now, exactly as [`shm_channel_close`] does (a producer marks
+    /// end-of-stream and aborts its reservation, the locks are released, the last handle of a
+    /// finished stream unlinks it), but keeps the memory mapped until [`shm_channel_close`]:
+    /// pointers from peek and reserve stay valid, but see a private copy-on-write image of
+    /// the segment instead of the shared one. Afterwards every call on the handle but
+    /// `shm_channel_detach` (which does nothing), [`shm_channel_close`],
+    /// [`shm_channel_capacity`] and [`shm_channel_max_payload`] returns `-EBADF`. Never
+    /// blocks. Returns 0, or `-EINVAL` (NULL handle).
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// let name = std::ffi::CString::new(format!("doc-detach-{}", std::process::id())).unwrap();
+    /// let mut ch = std::ptr::null_mut();
+    /// // SAFETY: valid out-pointers and name; the handle is closed once, below, and the
+    /// // reserved space is only written while the handle is open.
+    /// unsafe {
+    ///     assert_eq!(shm_channel_open(&mut ch, name.as_ptr(), SHM_CHANNEL_PRODUCER,
+    ///                                 SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL, 4096, 0), 0);
+    ///     let mut p = std::ptr::null_mut();
+    ///     assert_eq!(shm_channel_reserve(ch, 16, &mut p, 0), 0);
+    ///     assert_eq!(shm_channel_detach(ch), 0); // end-of-stream; the name is gone
+    ///     p.cast::<u8>().write_bytes(0xAB, 16); // still mapped: a private copy
+    ///     assert_eq!(shm_channel_write(ch, p, 1, 0), -9); // -EBADF
+    ///     assert_eq!(shm_channel_unlink(name.as_ptr(), 0), -2); // -ENOENT
+    ///     shm_channel_close(ch); // unmaps
+    /// }
+    /// ```
+    pub fn shm_channel_detach(ch: *mut shm_channel_t) -> c_int;
+
     /// Removes the channel's name (with [`SHM_CHANNEL_FORCE`], even while handles are
     /// attached). Returns 0, `-EINVAL`, `-ENOENT`, `-EBUSY`, `-EACCES` or another `-errno`.
     ///

@@ -161,10 +161,60 @@ fn is_ident_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
+/// The functions a (comment-stripped) header declares: the identifier right before the
+/// first '(' after each SHM_CHANNEL_API, outside preprocessor lines; and, second, any other
+/// `shm_channel_*` identifier followed by '(': a function declared without the marker (not
+/// exported, and easy to miss), which the name check reports too.
+fn header_fns(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ident_before = |s: &str| -> String {
+        let tail: Vec<char> = s
+            .trim_end()
+            .chars()
+            .rev()
+            .take_while(|&c| is_ident_char(c))
+            .collect();
+        tail.into_iter().rev().collect()
+    };
+    let mut fns = BTreeSet::new();
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("SHM_CHANNEL_API ") {
+        let decl = &rest[i..];
+        let paren = decl.find('(').unwrap();
+        fns.insert(ident_before(&decl[..paren]));
+        rest = &decl[paren..];
+    }
+    let mut called = BTreeSet::new();
+    for (i, _) in code.match_indices('(') {
+        let name = ident_before(&code[..i]);
+        if name.starts_with("shm_channel_") {
+            called.insert(name);
+        }
+    }
+    let unmarked = called.difference(&fns).cloned().collect();
+    (fns, unmarked)
+}
+
+/// Functions declared on one side only (in the header but not in Rust, or the reverse),
+/// and header functions without the SHM_CHANNEL_API marker.
+fn fn_drift(rust: &BTreeSet<String>, header_text: &str) -> Vec<String> {
+    let (fns, unmarked) = header_fns(&strip_comments(header_text));
+    let mut drift: Vec<String> = fns.symmetric_difference(rust).cloned().collect();
+    drift.extend(
+        unmarked
+            .into_iter()
+            .map(|f| format!("{f} (no SHM_CHANNEL_API)")),
+    );
+    drift
+}
+
 fn header_names() -> HeaderNames {
     let text = strip_comments(&header_text());
     let mut consts = BTreeSet::new();
-    let mut fns = BTreeSet::new();
     let mut stat_fields = vec![];
 
     for line in text.lines() {
@@ -191,29 +241,7 @@ fn header_names() -> HeaderNames {
         }
         rest = &rest[body_end..];
     }
-    // Functions: the identifier right before the first '(' after SHM_CHANNEL_API, outside
-    // preprocessor lines.
-    let code: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut rest = code.as_str();
-    while let Some(i) = rest.find("SHM_CHANNEL_API ") {
-        let decl = &rest[i..];
-        let paren = decl.find('(').unwrap();
-        let name: String = decl[..paren]
-            .trim_end()
-            .chars()
-            .rev()
-            .take_while(|&c| is_ident_char(c))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        fns.insert(name);
-        rest = &decl[paren..];
-    }
+    let (fns, _) = header_fns(&text);
     // shm_channel_stat_t's fields, in order.
     let start = text.find("typedef struct shm_channel_stat {").unwrap();
     let body_start = start + text[start..].find('{').unwrap() + 1;
@@ -256,16 +284,43 @@ fn names_match_the_header() {
     );
     let rust_fns: BTreeSet<String> = rust.fns.iter().map(|f| f.0.clone()).collect();
     assert_eq!(
-        rust_fns
-            .symmetric_difference(&header.fns)
-            .collect::<Vec<_>>(),
-        Vec::<&String>::new(),
+        fn_drift(&rust_fns, &header_text()),
+        Vec::<String>::new(),
         "functions declared on one side only"
     );
+    assert_eq!(header.fns, rust_fns);
     let rust_fields: Vec<String> = rust.stat_fields.iter().map(|f| f.0.clone()).collect();
     assert_eq!(rust_fields, header.stat_fields, "shm_channel_stat_t fields");
     // Sanity: the parsers found what they should, so this test can fail.
-    assert!(header.consts.len() >= 23 && header.fns.len() >= 20);
+    assert!(header.consts.len() >= 23 && header.fns.len() >= 21);
+}
+
+/// The name check must be able to fail: a header function missing from the Rust
+/// declarations (shm_channel_detach, say), one added to the header, with or without the
+/// SHM_CHANNEL_API marker, and a Rust function the header lacks are each reported.
+#[test]
+fn the_name_check_catches_a_missing_or_extra_function() {
+    let header = header_text();
+    let rust: BTreeSet<String> = rust_decls().fns.into_iter().map(|f| f.0).collect();
+    assert!(fn_drift(&rust, &header).is_empty());
+
+    let mut missing = rust.clone();
+    assert!(missing.remove("shm_channel_detach"));
+    assert_eq!(fn_drift(&missing, &header), ["shm_channel_detach"]);
+
+    let mut extra = rust.clone();
+    extra.insert("shm_channel_gone".into());
+    assert_eq!(fn_drift(&extra, &header), ["shm_channel_gone"]);
+
+    let added =
+        format!("{header}\nSHM_CHANNEL_API int shm_channel_new_thing(shm_channel_t *ch);\n");
+    assert_eq!(fn_drift(&rust, &added), ["shm_channel_new_thing"]);
+
+    let unmarked = format!("{header}\nint shm_channel_unmarked(shm_channel_t *ch);\n");
+    assert_eq!(
+        fn_drift(&rust, &unmarked),
+        ["shm_channel_unmarked (no SHM_CHANNEL_API)"]
+    );
 }
 
 /// Offsets and sizes of shm_channel_stat_t's fields as Rust lays them out.
@@ -397,7 +452,8 @@ fn declarations_compile_against_the_header() {
 }
 
 /// The check itself must be able to fail: a wrong value, a wrong parameter type and a
-/// wrong field offset are each rejected by the compiler.
+/// wrong field offset are each rejected by the compiler, and so is a wrong return or
+/// parameter type of `shm_channel_detach`.
 #[test]
 fn the_compiled_check_catches_drift() {
     let good = generated_check();
@@ -409,6 +465,14 @@ fn the_compiled_check_catches_drift() {
         good.replace(
             "int (*const check_shm_channel_write)(shm_channel_t *, void const *, uint64_t, int64_t)",
             "int (*const check_shm_channel_write)(shm_channel_t *, void const *, uint32_t, int64_t)",
+        ),
+        good.replace(
+            "int (*const check_shm_channel_detach)(shm_channel_t *)",
+            "void (*const check_shm_channel_detach)(shm_channel_t *)",
+        ),
+        good.replace(
+            "int (*const check_shm_channel_detach)(shm_channel_t *)",
+            "int (*const check_shm_channel_detach)(shm_channel_t const *)",
         ),
         good.replace(
             "offsetof(shm_channel_stat_t, capacity) == 8",
@@ -440,9 +504,13 @@ fn the_compiled_check_catches_drift() {
 #[test]
 fn every_function_links_and_the_version_matches() {
     // Taking each address makes the linker resolve every declared symbol.
-    let fns: [(&str, usize); 20] = [
+    let fns: [(&str, usize); 21] = [
         ("shm_channel_open", shm_channel_open as *const () as usize),
         ("shm_channel_close", shm_channel_close as *const () as usize),
+        (
+            "shm_channel_detach",
+            shm_channel_detach as *const () as usize,
+        ),
         (
             "shm_channel_unlink",
             shm_channel_unlink as *const () as usize,
