@@ -104,7 +104,6 @@ fn timeouts_zero_finite_and_forever() {
     assert!(matches!(rx.read(&mut buf), Err(Error::TimedOut)));
     let waited = t.elapsed();
     assert!(waited >= Duration::from_millis(95), "{waited:?}");
-    assert!(waited < Duration::from_secs(5), "{waited:?}");
 
     tx.set_timeout(Some(Duration::ZERO));
     while tx.write(&[1; 100]).is_ok() {}
@@ -113,10 +112,13 @@ fn timeouts_zero_finite_and_forever() {
     assert!(matches!(tx.write(&[1; 100]), Err(Error::TimedOut)));
     assert!(matches!(tx.reserve(100), Err(Error::TimedOut)));
 
-    // None waits as long as it takes: a reader thread makes room after a while.
+    // None waits as long as it takes: a reader thread makes room once the writer sleeps.
     tx.set_timeout(None);
+    let sleeps = tx.stat().unwrap().producer_sleeps;
     let reader = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
+        wait_until("the writer to sleep", || {
+            rx.stat().unwrap().producer_sleeps > sleeps
+        });
         rx.set_timeout(None);
         rx.read(&mut Vec::new()).unwrap();
         rx
@@ -179,10 +181,27 @@ fn a_writer_facing_a_full_ring_learns_the_consumer_closed() {
     tx.set_timeout(Some(Duration::ZERO));
     while tx.write(&[0; 64]).is_ok() {}
     drop(rx);
-    tx.set_timeout(Some(LONG));
-    let t = Instant::now();
+    tx.set_timeout(Some(LONG)); // not noticing ends in TimedOut
     assert!(matches!(tx.write(&[0; 64]), Err(Error::ConsumerClosed)));
-    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_writer_asleep_on_a_full_ring_is_woken_by_the_consumer_closing() {
+    let (mut tx, rx, c) = pair("consumer-closes", 1024);
+    tx.set_timeout(Some(Duration::ZERO));
+    while tx.write(&[0; 64]).is_ok() {}
+    let sleeps = tx.stat().unwrap().producer_sleeps;
+    let writer = std::thread::spawn(move || {
+        tx.set_timeout(Some(LONG)); // not noticing ends in TimedOut
+        tx.write(&[0; 64])
+    });
+    let obs = Observer::open(&c.0).unwrap();
+    wait_until("the writer to sleep", || {
+        obs.stat().unwrap().producer_sleeps > sleeps
+    });
+    drop(rx);
+    let end = writer.join().unwrap();
+    assert!(matches!(end, Err(Error::ConsumerClosed)), "{end:?}");
 }
 
 #[test]

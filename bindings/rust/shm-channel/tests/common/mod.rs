@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shm_channel::{Consumer, OpenOptions, Producer};
 
@@ -52,3 +52,13 @@ pub fn message(i: u64, max_len: usize) -> Vec<u8> {
 
 pub const SHORT: Duration = Duration::from_millis(20);
 pub const LONG: Duration = Duration::from_secs(20);
+
+/// Polls `cond` until it holds (a state such as "the peer sleeps", read from the stats);
+/// panics after [`LONG`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < LONG, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
