@@ -1,4 +1,5 @@
-//! Demo consumer: `consumer [NAME [CAPACITY]]`
+//! Demo consumer: `consumer [NAME [CAPACITY]]` (`--help` explains them; bad arguments print
+//! the usage, exit with status 2 and create nothing).
 //!
 //! Reads NAME until end-of-stream, checking that each message starts with its sequence
 //! number (little-endian u64, as `demo_producer` and the `producer` example write it), and
@@ -15,12 +16,51 @@ use std::time::{Duration, Instant};
 
 use shm_channel::{Error, OpenOptions};
 
+const USAGE: &str = "usage: consumer [NAME [CAPACITY]]
+  NAME      channel name (default demo)
+  CAPACITY  ring bytes, a power of two both sides agree on (default 33554432)";
+
+/// (name, capacity), or the text to print before the usage (None: help was asked for).
+fn parse(args: &[String]) -> Result<(String, usize), Option<String>> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        return Err(None);
+    }
+    if let Some(a) = args.iter().find(|a| a.starts_with('-')) {
+        return Err(Some(format!("unknown option {a}")));
+    }
+    if args.len() > 2 {
+        return Err(Some(format!("too many arguments ({})", args.len())));
+    }
+    let name = args.first().map_or("demo", String::as_str).to_string();
+    let capacity: usize = match args.get(1) {
+        None => 32 << 20,
+        Some(s) => s
+            .parse()
+            .map_err(|_| Some(format!("CAPACITY is not a number: {s}")))?,
+    };
+    if !capacity.is_power_of_two() || capacity < shm_channel::MIN_CAPACITY {
+        return Err(Some(format!(
+            "CAPACITY must be a power of two of at least {}: {capacity}",
+            shm_channel::MIN_CAPACITY
+        )));
+    }
+    Ok((name, capacity))
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let name = args.get(1).map_or("demo", String::as_str);
-    let capacity: usize = args
-        .get(2)
-        .map_or(32 << 20, |s| s.parse().expect("CAPACITY"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (name, capacity) = match parse(&args) {
+        Ok(a) => a,
+        Err(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Some(msg)) => {
+            eprintln!("consumer: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let name = name.as_str();
 
     let mut rx = match OpenOptions::new()
         .create(true)
