@@ -112,7 +112,8 @@ class Proc:
 
     def start(self) -> "Proc":
         n = next(_names)
-        self.out_path = self.workdir / ("%d-%s-%s.out" % (n, self.lang, self.label or self.args[0]))
+        tag = self.label or (self.args[0] if self.args else "none")
+        self.out_path = self.workdir / ("%d-%s-%s.out" % (n, self.lang, tag))
         self.err_path = self.out_path.with_suffix(".err")
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.popen = subprocess.Popen(peer_cmd(self.lang, *self.args), stdout=out, stderr=err,
@@ -128,12 +129,25 @@ class Proc:
         return self.popen.poll() is None
 
     def kill(self) -> None:
+        """Cleanup: SIGKILL the process if it is still running."""
         if self.popen and self.popen.poll() is None:
             try:
                 os.kill(self.popen.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.popen.wait(timeout=30)
+
+    def sigkill(self) -> None:
+        """A death scenario: the process, waiting at a known point (--hang-at, --pause-at),
+        must still be alive, and must end by this SIGKILL, not by exiting on its own."""
+        if self.popen.poll() is not None:
+            raise InteropError("%s exited (%s) before it was killed\n%s" % (
+                self.describe(), self.popen.returncode, self.output()))
+        os.kill(self.popen.pid, signal.SIGKILL)
+        rc = self.popen.wait(timeout=30)
+        if rc != -signal.SIGKILL:
+            raise InteropError("%s ended with %s, not by the SIGKILL\n%s" % (
+                self.describe(), rc, self.output()))
 
     def output(self) -> str:
         out = self.out_path.read_text(errors="replace") if self.out_path else ""
@@ -159,7 +173,7 @@ class Proc:
         return res
 
     def describe(self) -> str:
-        return "%s %s (pid %d)" % (LANG_NAME[self.lang], self.args[0], self.popen.pid)
+        return "%s %s (pid %d)" % (LANG_NAME[self.lang], " ".join(self.args[:1]), self.popen.pid)
 
 
 class Session:

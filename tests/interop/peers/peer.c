@@ -147,7 +147,7 @@ static int check(const struct gen *g, uint64_t i, const uint8_t *p, uint64_t n, 
 /* ---- options ------------------------------------------------------------------------ */
 
 struct opts {
-    const char *cmd, *name, *progress, *file, *end;
+    const char *cmd, *name, *progress, *end;
     uint64_t capacity, seed, start, max_size, fixed, hang_at, pause_at, pos;
     int64_t count;
     double deadline;
@@ -161,6 +161,26 @@ static void usage(const char *msg)
     exit(2);
 }
 
+static void usage2(const char *what, const char *v)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s: %s", what, v);
+    usage(msg);
+}
+
+/* A whole unsigned decimal number, or usage. */
+static uint64_t num(const char *opt, const char *v)
+{
+    if (!*v || strspn(v, "0123456789") != strlen(v))
+        usage2(opt, v);
+    errno = 0;
+    uint64_t x = strtoull(v, NULL, 10);
+    if (errno)
+        usage2(opt, v);
+    return x;
+}
+
+/* Every argument is checked before anything is opened or created (README: "Bad arguments"). */
 static void parse(int argc, char **argv, struct opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -171,42 +191,74 @@ static void parse(int argc, char **argv, struct opts *o)
     o->fixed = UINT64_MAX;
     o->hang_at = UINT64_MAX;
     o->pause_at = UINT64_MAX;
+    o->pos = UINT64_MAX;
     o->deadline = 120;
     o->end = "EPIPE";
     if (argc < 2)
         usage("no command");
     o->cmd = argv[1];
+    static const char *const cmds[] = {"info", "produce", "consume", "stat", "locate", "vector"};
+    int known = 0;
+    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
+        known |= !strcmp(o->cmd, cmds[k]);
+    if (!known)
+        usage2("unknown command", o->cmd);
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--zero-copy")) {
             o->zero_copy = 1;
             continue;
         }
-        if (i + 1 >= argc)
-            usage("option without a value");
+        /* A missing value: the next word is another option. */
+        if (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))
+            usage2("option without a value", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--name")) o->name = v;
-        else if (!strcmp(a, "--capacity")) o->capacity = strtoull(v, NULL, 0);
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 0);
-        else if (!strcmp(a, "--count")) o->count = strtoll(v, NULL, 0);
-        else if (!strcmp(a, "--start")) o->start = strtoull(v, NULL, 0);
-        else if (!strcmp(a, "--max-size")) o->max_size = strtoull(v, NULL, 0);
-        else if (!strcmp(a, "--fixed-size")) o->fixed = strtoull(v, NULL, 0);
-        else if (!strcmp(a, "--hang-at")) o->hang_at = strtoull(v, NULL, 0);
-        else if (!strcmp(a, "--pause-at")) o->pause_at = strtoull(v, NULL, 0);
-        else if (!strcmp(a, "--pos")) o->pos = strtoull(v, NULL, 0);
+        else if (!strcmp(a, "--capacity")) o->capacity = num(a, v);
+        else if (!strcmp(a, "--seed")) o->seed = num(a, v);
+        else if (!strcmp(a, "--count")) {
+            uint64_t c = num(a, v);
+            if (c > INT64_MAX)
+                usage2(a, v);
+            o->count = (int64_t)c;
+        }
+        else if (!strcmp(a, "--start")) o->start = num(a, v);
+        else if (!strcmp(a, "--max-size")) o->max_size = num(a, v);
+        else if (!strcmp(a, "--fixed-size")) o->fixed = num(a, v);
+        else if (!strcmp(a, "--hang-at")) o->hang_at = num(a, v);
+        else if (!strcmp(a, "--pause-at")) o->pause_at = num(a, v);
+        else if (!strcmp(a, "--pos")) o->pos = num(a, v);
         else if (!strcmp(a, "--progress")) o->progress = v;
-        else if (!strcmp(a, "--file")) o->file = v;
-        else if (!strcmp(a, "--end")) o->end = v;
-        else if (!strcmp(a, "--deadline")) o->deadline = strtod(v, NULL);
-        else if (!strcmp(a, "--mode")) {
+        else if (!strcmp(a, "--end")) {
+            if (strcmp(v, "EPIPE") && strcmp(v, "EOWNERDEAD"))
+                usage("--end is EPIPE or EOWNERDEAD");
+            o->end = v;
+        } else if (!strcmp(a, "--deadline")) {
+            char *end;
+            o->deadline = strtod(v, &end);
+            if (*end || !(o->deadline > 0 && o->deadline < 1e9))
+                usage2(a, v);
+        } else if (!strcmp(a, "--mode")) {
             if (!strcmp(v, "poll")) o->poll = 1;
             else if (strcmp(v, "block")) usage("--mode is block or poll");
         } else
-            usage(a);
+            usage2("unknown option", a);
     }
+    if (o->capacity < SHM_CHANNEL_MIN_CAPACITY || o->capacity > SHM_CHANNEL_MAX_CAPACITY ||
+        (o->capacity & (o->capacity - 1)))
+        usage("--capacity is a power of two from SHM_CHANNEL_MIN_CAPACITY to _MAX_CAPACITY");
+    uint64_t max = o->capacity / 2 - 8;
     if (o->max_size == UINT64_MAX)
-        o->max_size = o->capacity / 2 - 8;
+        o->max_size = max;
+    if (o->max_size > max || (o->fixed != UINT64_MAX && o->fixed > max))
+        usage("--max-size and --fixed-size are at most capacity/2 - 8");
+    int named = strcmp(o->cmd, "info") && strcmp(o->cmd, "locate");
+    if (named && !o->name)
+        usage("--name is required");
+    if (!strcmp(o->cmd, "produce") && o->count < 0)
+        usage("produce needs --count");
+    if (!strcmp(o->cmd, "locate") && o->pos == UINT64_MAX)
+        usage("locate needs --pos");
 }
 
 static double now_s(void)
@@ -320,8 +372,6 @@ static int64_t slice_ns(const struct opts *o, double deadline)
 
 static int cmd_produce(const struct opts *o)
 {
-    if (o->count < 0)
-        usage("produce needs --count");
     shm_channel_t *ch = open_role(o, SHM_CHANNEL_PRODUCER);
     struct gen g;
     gen_init(&g, o->seed, o->max_size, o->fixed);

@@ -135,13 +135,27 @@ class Gen:
 INT_OPTS = {"--capacity": "capacity", "--seed": "seed", "--count": "count", "--start": "start",
             "--max-size": "max_size", "--fixed-size": "fixed", "--hang-at": "hang_at",
             "--pause-at": "pause_at"}
+COMMANDS = ("info", "produce", "consume", "vector")
+MIN_CAPACITY, MAX_CAPACITY = 1 << 10, 1 << 40
+
+
+def number(opt, v):
+    """A whole unsigned decimal number, or usage."""
+    if not (v.isascii() and v.isdigit()):
+        usage("%s: %s" % (opt, v))
+    return int(v)
 
 
 class Opts:
+    """Every argument is checked before anything is opened or created (README: "Bad
+    arguments")."""
+
     def __init__(self, argv):
         if not argv:
             usage("no command")
         self.cmd = argv[0]
+        if self.cmd not in COMMANDS:
+            usage("unknown command: %s" % self.cmd)
         self.name = None
         self.capacity = 65536
         self.seed = 1
@@ -166,26 +180,43 @@ class Opts:
                 self.numpy = self.zero_copy = True
                 continue
             v = next(it, None)
-            if v is None:
-                usage("option without a value")
+            if v is None or v.startswith("--"):  # a missing value: the next word is an option
+                usage("option without a value: %s" % a)
             if a == "--name":
                 self.name = v
             elif a in INT_OPTS:
-                setattr(self, INT_OPTS[a], int(v, 0))
+                setattr(self, INT_OPTS[a], number(a, v))
             elif a == "--progress":
                 self.progress = v
             elif a == "--end":
+                if v not in ("EPIPE", "EOWNERDEAD"):
+                    usage("--end is EPIPE or EOWNERDEAD")
                 self.end = v
             elif a == "--deadline":
-                self.deadline = float(v)
+                try:
+                    self.deadline = float(v)
+                except ValueError:
+                    usage("%s: %s" % (a, v))
+                if not 0 < self.deadline < 1e9:  # also refuses nan and inf
+                    usage("%s: %s" % (a, v))
             elif a == "--mode":
                 if v not in ("block", "poll"):
                     usage("--mode is block or poll")
                 self.poll = v == "poll"
             else:
-                usage(a)
+                usage("unknown option: %s" % a)
+        cap = self.capacity
+        if not (MIN_CAPACITY <= cap <= MAX_CAPACITY and cap & (cap - 1) == 0):
+            usage("--capacity is a power of two from %d to %d" % (MIN_CAPACITY, MAX_CAPACITY))
+        top = cap // 2 - 8
         if self.max_size is None:
-            self.max_size = self.capacity // 2 - 8
+            self.max_size = top
+        if self.max_size > top or (self.fixed is not None and self.fixed > top):
+            usage("--max-size and --fixed-size are at most capacity/2 - 8")
+        if self.cmd != "info" and not self.name:
+            usage("--name is required")
+        if self.cmd == "produce" and self.count < 0:
+            usage("produce needs --count")
 
 
 def usage(msg):
@@ -481,10 +512,6 @@ def info(o: Opts) -> int:
 def main() -> int:
     o = Opts(sys.argv[1:])
     cmds = {"produce": produce, "consume": consume, "vector": vector, "info": info}
-    if o.cmd not in cmds:
-        usage("unknown command")
-    if o.cmd not in ("info",) and not o.name:
-        usage("--name is required")
     return cmds[o.cmd](o)
 
 

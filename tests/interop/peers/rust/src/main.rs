@@ -161,15 +161,23 @@ fn usage(msg: &str) -> ! {
     exit(2)
 }
 
-fn num<T: std::str::FromStr>(v: &str) -> T {
-    v.parse()
-        .unwrap_or_else(|_| usage(&format!("bad number {v}")))
+/// A whole unsigned decimal number, or usage.
+fn num(opt: &str, v: &str) -> u64 {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        usage(&format!("{opt}: {v}"));
+    }
+    v.parse().unwrap_or_else(|_| usage(&format!("{opt}: {v}")))
 }
 
+/// Every argument is checked before anything is opened or created (README: "Bad
+/// arguments").
 fn parse() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
         usage("no command");
+    }
+    if !["info", "produce", "consume", "vector"].contains(&args[0].as_str()) {
+        usage(&format!("unknown command: {}", args[0]));
     }
     let mut o = Opts {
         cmd: args[0].clone(),
@@ -194,30 +202,56 @@ fn parse() -> Opts {
             o.zero_copy = true;
             continue;
         }
-        let v = it.next().unwrap_or_else(|| usage("option without a value"));
+        // A missing value: the next word is another option.
+        let v = match it.next() {
+            Some(v) if !v.starts_with("--") => v,
+            _ => usage(&format!("option without a value: {a}")),
+        };
         match a.as_str() {
             "--name" => o.name = Some(v.clone()),
-            "--capacity" => o.capacity = num(v),
-            "--seed" => o.seed = num(v),
-            "--count" => o.count = num(v),
-            "--start" => o.start = num(v),
-            "--max-size" => o.max_size = num(v),
-            "--fixed-size" => o.fixed = Some(num(v)),
-            "--hang-at" => o.hang_at = Some(num(v)),
-            "--pause-at" => o.pause_at = Some(num(v)),
+            "--capacity" => o.capacity = num(a, v),
+            "--seed" => o.seed = num(a, v),
+            "--count" => {
+                o.count = i64::try_from(num(a, v)).unwrap_or_else(|_| usage(&format!("{a}: {v}")))
+            }
+            "--start" => o.start = num(a, v),
+            "--max-size" => o.max_size = num(a, v),
+            "--fixed-size" => o.fixed = Some(num(a, v)),
+            "--hang-at" => o.hang_at = Some(num(a, v)),
+            "--pause-at" => o.pause_at = Some(num(a, v)),
             "--progress" => o.progress = Some(v.clone()),
-            "--end" => o.end = v.clone(),
-            "--deadline" => o.deadline = num(v),
+            "--end" => match v.as_str() {
+                "EPIPE" | "EOWNERDEAD" => o.end = v.clone(),
+                _ => usage("--end is EPIPE or EOWNERDEAD"),
+            },
+            "--deadline" => match v.parse::<f64>() {
+                Ok(d) if d > 0.0 && d < 1e9 => o.deadline = d, // also refuses NaN and inf
+                _ => usage(&format!("{a}: {v}")),
+            },
             "--mode" => match v.as_str() {
                 "poll" => o.poll = true,
                 "block" => o.poll = false,
                 _ => usage("--mode is block or poll"),
             },
-            _ => usage(a),
+            _ => usage(&format!("unknown option: {a}")),
         }
     }
+    let cap = o.capacity;
+    if !cap.is_power_of_two() || !(shm_channel::MIN_CAPACITY as u64..=1 << 40).contains(&cap) {
+        usage("--capacity is a power of two from 1024 to 2^40");
+    }
+    let top = cap / 2 - 8;
     if o.max_size == u64::MAX {
-        o.max_size = o.capacity / 2 - 8;
+        o.max_size = top;
+    }
+    if o.max_size > top || o.fixed.is_some_and(|f| f > top) {
+        usage("--max-size and --fixed-size are at most capacity/2 - 8");
+    }
+    if o.cmd != "info" && o.name.is_none() {
+        usage("--name is required");
+    }
+    if o.cmd == "produce" && o.count < 0 {
+        usage("produce needs --count");
     }
     o
 }
@@ -609,7 +643,7 @@ fn main() {
         "consume" => consume(&o),
         "vector" => vector(&o),
         "info" => info(),
-        _ => usage("unknown command"),
+        _ => unreachable!("parse() accepts only these commands"),
     };
     exit(code)
 }
