@@ -10,6 +10,12 @@
 //!   channels: with the default spin (C's `shm_spin` row) and with spin 0, where every read
 //!   sleeps on the futex (C's `shm_block` row).
 //!
+//! - liveness: how long a reader blocked on an empty ring takes to report
+//!   [`Error::PeerDied`] after its producer process is SIGKILLed (bounded by the library's
+//!   liveness slice, 50 ms), and how long a read with a 10 ms timeout takes to time out.
+//!   These are the upper time bounds the tests do not assert (a loaded machine makes any
+//!   such bound flaky there); the tests assert the outcomes.
+//!
 //! The two processes are pinned to the first two CPUs this process may use, as bench/ does
 //! (set `SHM_RS_BENCH_NO_PIN=1` to leave them unpinned). A summary follows criterion's
 //! output: throughput as msgs/s and GB/s (from criterion's median), and round trips as
@@ -94,6 +100,11 @@ fn child(args: &[String]) {
                     Err(e) => panic!("bench echo: {e}"),
                 }
             }
+        }
+        "hold" => {
+            // Hold the producer role until killed (stdin ends only if the parent is gone).
+            let _tx = Producer::open(&args[1]).unwrap();
+            let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1]);
         }
         other => panic!("unknown bench child {other}"),
     }
@@ -324,6 +335,80 @@ fn round_trip(c: &mut Criterion) {
     g.finish();
 }
 
+fn liveness(c: &mut Criterion) {
+    let mut g = c.benchmark_group("liveness");
+    g.sample_size(10).measurement_time(Duration::from_secs(2));
+    let long = Duration::from_secs(20);
+    let wait_until = |what: &str, cond: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !cond() {
+            assert!(t.elapsed() < long, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    };
+    g.bench_function("peer_death_noticed", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let name = unique_name("death");
+                let mut rx = OpenOptions::new()
+                    .create_new(true)
+                    .capacity(64 << 10)
+                    .consumer(&name)
+                    .unwrap();
+                rx.set_spin(Duration::ZERO).unwrap();
+                let mut cmd = Command::new(env::current_exe().unwrap());
+                cmd.env(CHILD_ENV, format!("hold {name}"))
+                    .stdin(std::process::Stdio::piped());
+                if let Some([_, cpu]) = cpus() {
+                    cmd.env(CPU_ENV, cpu.to_string());
+                }
+                let mut child = cmd.spawn().unwrap();
+                wait_until("the producer", &|| rx.stat().unwrap().producer_alive);
+                let sleeps = rx.stat().unwrap().consumer_sleeps;
+                let obs = shm_channel::Observer::open(&name).unwrap();
+                let reader = std::thread::spawn(move || {
+                    rx.set_timeout(Some(long));
+                    let end = rx.read(&mut Vec::new());
+                    (Instant::now(), end)
+                });
+                wait_until("the reader to sleep", &|| {
+                    obs.stat().unwrap().consumer_sleeps > sleeps
+                });
+                let killed = Instant::now();
+                child.kill().unwrap();
+                let (noticed, end) = reader.join().unwrap();
+                assert!(matches!(end, Err(Error::PeerDied)), "{end:?}");
+                total += noticed - killed;
+                child.wait().unwrap();
+                drop(obs);
+                let _ = shm_channel::force_unlink(&name);
+            }
+            total
+        })
+    });
+    let name = unique_name("timeout");
+    let mut rx = OpenOptions::new()
+        .create_new(true)
+        .capacity(64 << 10)
+        .consumer(&name)
+        .unwrap();
+    let tx = Producer::open(&name).unwrap(); // alive and silent: only the timeout ends a read
+    rx.set_timeout(Some(Duration::from_millis(10)));
+    g.bench_function("timeout_10ms", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                assert!(matches!(rx.read(&mut Vec::new()), Err(Error::TimedOut)));
+            }
+            t.elapsed()
+        })
+    });
+    drop((tx, rx));
+    let _ = shm_channel::force_unlink(&name);
+    g.finish();
+}
+
 // ---- summary -------------------------------------------------------------------------
 
 /// The median time per iteration, in ns, of a criterion benchmark finished by this run.
@@ -371,6 +456,18 @@ fn summary(since: SystemTime) {
             println!("  round trip 64B {label:>8}: mean {:.0} ns (criterion)", ns);
         }
     }
+    if let Some(ns) = median_ns(&dir, "liveness/peer_death_noticed", since) {
+        println!(
+            "  producer SIGKILLed -> blocked reader told: {:.1} ms",
+            ns / 1e6
+        );
+    }
+    if let Some(ns) = median_ns(&dir, "liveness/timeout_10ms", since) {
+        println!(
+            "  read with a 10 ms timeout returns after:  {:.1} ms",
+            ns / 1e6
+        );
+    }
     for line in PERCENTILES.lock().unwrap().iter() {
         println!("{line}");
     }
@@ -393,6 +490,7 @@ fn main() {
         .configure_from_args();
     throughput(&mut c);
     round_trip(&mut c);
+    liveness(&mut c);
     c.final_summary();
     // Criterion measures only under `cargo bench` (which passes --bench); `cargo test
     // --benches` runs each benchmark once, with nothing to summarise.
