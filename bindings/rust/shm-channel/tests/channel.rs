@@ -186,7 +186,7 @@ fn a_writer_facing_a_full_ring_learns_the_consumer_closed() {
 }
 
 #[test]
-fn a_writer_asleep_on_a_full_ring_is_woken_by_the_consumer_closing() {
+fn a_writer_asleep_on_a_full_ring_learns_the_consumer_closed() {
     let (mut tx, rx, c) = pair("consumer-closes", 1024);
     tx.set_timeout(Some(Duration::ZERO));
     while tx.write(&[0; 64]).is_ok() {}
