@@ -137,9 +137,11 @@ static int in_small_tmpfs(void *arg)
     }
     close(fd);
     CHECK(statvfs(env->mnt, &vfs) == 0 && vfs.f_bavail == 0, "the tmpfs is full");
-    CHECK(filled >= TMPFS_SIZE / 2 - 2 * 4096 && filled < TMPFS_SIZE / 2,
-          "the filler took %llu bytes: the segment's pages were not all reserved",
-          (unsigned long long)filled);
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t seg_pages = (SHM_CHANNEL_HEADER_SIZE + cap + page - 1) / page;
+    CHECK(filled == TMPFS_SIZE - seg_pages * page,
+          "the filler took %llu bytes, not all but the segment's %llu pages: they were not "
+          "all reserved at creation", (unsigned long long)filled, (unsigned long long)seg_pages);
     shm_channel_t *x = NULL;
     rc = shm_channel_open(&x, "more", SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 1024, 0);
     CHECK(rc == -ENOSPC, "a small segment on a full tmpfs: %s", shm_channel_strerror(rc));

@@ -151,7 +151,7 @@ Test(randkill, producer_killed_at_random_moments)
     cr_assert_not_null(buf);
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
-    const uint64_t kills = ct_scaled(100, 20);
+    const uint64_t kills = ct_scaled(100, 30);
     unsigned at_phase[PH_COUNT] = {0};
     uint64_t seq = 0, extra = 0;
     for (uint64_t k = 0; k < kills; k++) {
