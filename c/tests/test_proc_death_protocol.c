@@ -109,6 +109,54 @@ static void wait_until_sleeping(shm_channel_t *watch, int producer_sleeps, pid_t
 
 /* ---- the final look ---------------------------------------------------------------- */
 
+#define NO_PTRACE 90
+
+/* In the child to be traced: stop until the parent, its tracer, lets it run. */
+static int become_tracee(void)
+{
+    if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0)
+        return -1;
+    raise(SIGSTOP);
+    return 0;
+}
+
+/* Run `tracee` (stopped in become_tracee) to the entry of its first fcntl(F_OFD_GETLK)
+ * system call and leave it stopped there. 0, or -1 if the tracee ended first (its status in
+ * *status). Skips the test if this system refuses ptrace. */
+static int run_to_first_getlk(pid_t tracee, int *status, pid_t other)
+{
+    int st;
+    cr_assert_eq(waitpid(tracee, &st, 0), tracee);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == NO_PTRACE) {
+        kill(other, SIGKILL);
+        ct_wait(other);
+        cr_skip_test("ptrace(PTRACE_TRACEME) refused here: the final look is untested");
+    }
+    cr_assert(WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP, "tracee stopped itself");
+    cr_assert_eq(ptrace(PTRACE_SETOPTIONS, tracee, NULL,
+                        (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)), 0);
+    int sig = 0;
+    for (;;) {
+        cr_assert_eq(ptrace(PTRACE_SYSCALL, tracee, NULL, (void *)(long)sig), 0);
+        sig = 0;
+        cr_assert_eq(waitpid(tracee, &st, 0), tracee);
+        if (WIFEXITED(st) || WIFSIGNALED(st)) {
+            *status = st;
+            return -1;
+        }
+        if (WSTOPSIG(st) != (SIGTRAP | 0x80)) {
+            sig = WSTOPSIG(st); /* a real signal: deliver it */
+            continue;
+        }
+        struct __ptrace_syscall_info info;
+        memset(&info, 0, sizeof info);
+        cr_assert_gt(ptrace(PTRACE_GET_SYSCALL_INFO, tracee, (void *)sizeof info, &info), 0);
+        if (info.op == PTRACE_SYSCALL_INFO_ENTRY && info.entry.nr == SYS_fcntl &&
+            info.entry.args[1] == F_OFD_GETLK)
+            return 0;
+    }
+}
+
 struct final_look {
     char name[64];
     int go[2];        /* parent -> producer: publish the last messages now */
@@ -147,9 +195,8 @@ static int final_look_producer(void *arg)
 static int final_look_consumer(void *arg)
 {
     const struct final_look *a = arg;
-    if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0)
-        return 90;
-    raise(SIGSTOP); /* the parent sets its options, then lets us run */
+    if (become_tracee() != 0)
+        return NO_PTRACE;
     shm_channel_t *ch;
     if (shm_channel_open(&ch, a->name, SHM_CHANNEL_CONSUMER, 0, 0, 0) != 0)
         return 91;
@@ -181,37 +228,6 @@ static int final_look_consumer(void *arg)
     return 0;
 }
 
-/* Run `tracee` to the entry of its first fcntl(F_OFD_GETLK) system call and leave it stopped
- * there. 0, or -1 if the tracee ended first (its status in *status). */
-static int run_to_first_getlk(pid_t tracee, int *status)
-{
-    int st;
-    cr_assert_eq(waitpid(tracee, &st, 0), tracee);
-    cr_assert(WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP, "tracee stopped itself");
-    cr_assert_eq(ptrace(PTRACE_SETOPTIONS, tracee, NULL,
-                        (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)), 0);
-    int sig = 0;
-    for (;;) {
-        cr_assert_eq(ptrace(PTRACE_SYSCALL, tracee, NULL, (void *)(long)sig), 0);
-        sig = 0;
-        cr_assert_eq(waitpid(tracee, &st, 0), tracee);
-        if (WIFEXITED(st) || WIFSIGNALED(st)) {
-            *status = st;
-            return -1;
-        }
-        if (WSTOPSIG(st) != (SIGTRAP | 0x80)) {
-            sig = WSTOPSIG(st); /* a real signal: deliver it */
-            continue;
-        }
-        struct __ptrace_syscall_info info;
-        memset(&info, 0, sizeof info);
-        cr_assert_gt(ptrace(PTRACE_GET_SYSCALL_INFO, tracee, (void *)sizeof info, &info), 0);
-        if (info.op == PTRACE_SYSCALL_INFO_ENTRY && info.entry.nr == SYS_fcntl &&
-            info.entry.args[1] == F_OFD_GETLK)
-            return 0;
-    }
-}
-
 static void final_look(int polling)
 {
     struct final_look a = {.first = 3, .last = 5, .polling = polling};
@@ -223,7 +239,7 @@ static void final_look(int polling)
     wait_byte(a.ready[0]);
     pid_t cons = ct_fork(final_look_consumer, &a);
     int st = 0;
-    if (run_to_first_getlk(cons, &st) != 0) {
+    if (run_to_first_getlk(cons, &st, prod) != 0) {
         kill(prod, SIGKILL);
         ct_wait(prod);
         cr_assert_fail("the consumer ended (status %#x) before any F_OFD_GETLK", st);
@@ -265,6 +281,121 @@ Test(protocol, final_look_blocking_reader_reads_what_a_dying_producer_published)
 Test(protocol, final_look_polling_reader_reads_what_a_dying_producer_published)
 {
     final_look(1);
+}
+
+/* The mirror image: a producer that found the ring full is stopped at its lock check while
+ * the consumer releases messages and dies. The room is there: the write succeeds (spec §5.7:
+ * while there is room, writes succeed whatever the consumer's state), and only a full ring
+ * later reports -EOWNERDEAD. */
+struct final_look_p {
+    char name[64];
+    int go[2], done[2], ready[2];
+    uint64_t release; /* messages the consumer releases before it dies */
+    int polling;
+};
+
+/* Fill the ring (untraced), then be traced and write on. Exit 0 if the writes end with
+ * -EOWNERDEAD; the parent checks how many were written. */
+static int final_look_full_producer(void *arg)
+{
+    const struct final_look_p *a = arg;
+    shm_channel_t *ch;
+    if (shm_channel_open(&ch, a->name, SHM_CHANNEL_PRODUCER, 0, 0, 0) != 0)
+        return 91;
+    shm_channel_set_spin(ch, 0);
+    uint64_t s = 0;
+    while (write_msg(ch, s, 0) == 0)
+        s++;
+    if (become_tracee() != 0)
+        return NO_PTRACE;
+    int rc;
+    for (;; s++) {
+        while ((rc = write_msg(ch, s, a->polling ? 0 : -1)) == -EAGAIN)
+            ;
+        if (rc)
+            break;
+    }
+    if (rc != -EOWNERDEAD) {
+        fprintf(stderr, "final look (producer): writes ended with %s\n", shm_channel_strerror(rc));
+        return 92;
+    }
+    shm_channel_close(ch);
+    return 0;
+}
+
+/* Hold the consumer role; on "go", release the first messages, say so, wait for SIGKILL. */
+static int final_look_dying_consumer(void *arg)
+{
+    const struct final_look_p *a = arg;
+    shm_channel_t *ch;
+    if (shm_channel_open(&ch, a->name, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, 1024, 0) != 0)
+        return 1;
+    char b;
+    if (write(a->ready[1], "r", 1) != 1 || read(a->go[0], &b, 1) != 1)
+        return 2;
+    for (uint64_t s = 0; s < a->release; s++)
+        if (read_msg(ch, s, 0) != 0)
+            return 3;
+    if (write(a->done[1], "d", 1) != 1)
+        return 4;
+    for (;;)
+        pause();
+}
+
+static void final_look_producer_side(int polling)
+{
+    struct final_look_p a = {.release = 2, .polling = polling};
+    ct_name(a.name, polling ? "plookpoll" : "plookblock");
+    pipe_or_die(a.go);
+    pipe_or_die(a.done);
+    pipe_or_die(a.ready);
+    pid_t cons = ct_fork(final_look_dying_consumer, &a);
+    wait_byte(a.ready[0]);
+    pid_t prod = ct_fork(final_look_full_producer, &a);
+    int st = 0;
+    if (run_to_first_getlk(prod, &st, cons) != 0) {
+        kill(cons, SIGKILL);
+        ct_wait(cons);
+        cr_assert_fail("the producer ended (status %#x) before any F_OFD_GETLK", st);
+    }
+    shm_channel_t *o;
+    cr_assert_eq(shm_channel_open(&o, a.name, SHM_CHANNEL_OBSERVER, 0, 0, 0), 0);
+    shm_channel_stat_t s;
+    cr_assert_eq(shm_channel_stat(o, &s), 0);
+    uint64_t full = s.msgs_written;
+    cr_assert_gt(full, a.release);
+    cr_assert_gt(s.full_events, 0, "the producer found the ring full");
+    send_byte(a.go[1]);
+    wait_byte(a.done[0]);
+    cr_assert_eq(kill(cons, SIGKILL), 0);
+    cr_assert_eq(ct_wait(cons), 128 + SIGKILL);
+    cr_assert_eq(shm_channel_stat(o, &s), 0);
+    cr_assert_eq(s.consumer_alive, 0);
+    cr_assert_eq(s.msgs_read, a.release);
+    cr_assert_eq(ptrace(PTRACE_DETACH, prod, NULL, NULL), 0);
+    int rc = ct_wait(prod);
+    cr_assert_eq(rc, 0, "%s producer: exit %d", polling ? "polling" : "blocking", rc);
+    cr_assert_eq(shm_channel_stat(o, &s), 0);
+    cr_assert_gt(s.msgs_written, full,
+                 "%s producer: the room the dying consumer made was used before -EOWNERDEAD",
+                 polling ? "polling" : "blocking");
+    cr_assert_lt(s.capacity - s.used, 8 + MAXLEN, "and the ring is full again");
+    shm_channel_close(o);
+    for (int i = 0; i < 2; i++) {
+        close(a.go[i]);
+        close(a.done[i]);
+        close(a.ready[i]);
+    }
+}
+
+Test(protocol, final_look_blocking_writer_uses_room_a_dying_consumer_made)
+{
+    final_look_producer_side(0);
+}
+
+Test(protocol, final_look_polling_writer_uses_room_a_dying_consumer_made)
+{
+    final_look_producer_side(1);
 }
 
 /* ---- -EOWNERDEAD is sticky for pollers --------------------------------------------- */
