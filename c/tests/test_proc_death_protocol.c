@@ -3,7 +3,9 @@
  * - the final look: a producer that publishes and dies between the consumer's "empty" and
  *   its lock check loses nothing: the consumer reads every committed message, then
  *   -EOWNERDEAD. Made deterministic by stopping the consumer (ptrace) at the entry of its
- *   F_OFD_GETLK, after it found the ring empty, while the producer publishes and is killed;
+ *   F_OFD_GETLK, after it found the ring empty, while the producer publishes and is killed.
+ *   (shm__hook_lock_check_delay_ns cannot open this window: it sleeps after the check.)
+ *   Mirrored for a producer on a full ring whose consumer releases and dies;
  * - -EOWNERDEAD is sticky for a caller polling without blocking (timeout 0): once a peer is
  *   known dead, never "empty/full for now" (-EAGAIN) in between, although the lock check is
  *   rate-limited;
