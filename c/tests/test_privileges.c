@@ -52,12 +52,16 @@ static int drop_and_run(void *arg)
     return t->fn(t->name);
 }
 
-/* Run fn(name) in a child without privileges; returns its exit status. */
+/* Run fn(name) in a child without privileges; returns its exit status. Skips the test
+ * where uid/gid 65534 cannot be taken (e.g. not mapped in a user namespace). */
 static int unprivileged(int (*fn)(const char *), const char *name)
 {
     struct task t = {.fn = fn};
     snprintf(t.name, sizeof t.name, "%s", name);
-    return ct_wait(ct_fork(drop_and_run, &t));
+    int rc = ct_wait(ct_fork(drop_and_run, &t));
+    if (rc == 100)
+        cr_skip_test("cannot switch to uid/gid %d here: root-bypassed checks untested", NOBODY);
+    return rc;
 }
 
 static int open_rc(const char *name, uint32_t role, uint32_t flags, uint32_t mode)
