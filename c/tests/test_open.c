@@ -3,6 +3,7 @@
  * initialised, and refusal of files that are not segments. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -374,12 +375,44 @@ Test(open, waits_for_a_segment_being_initialised)
     shm_channel_close(c);
 }
 
+/* How many of this process's descriptors are open on the file at `path` with access mode
+ * `accmode` (O_RDONLY, O_WRONLY, O_RDWR), found through /proc/self/fd and matched by inode
+ * (a creator's descriptor names an O_TMPFILE): what the kernel enforces, whoever we are
+ * (root ignores the file's mode bits, not a descriptor's access mode). */
+static int fds_on(const char *path, int accmode)
+{
+    struct stat want;
+    cr_assert_eq(stat(path, &want), 0);
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d, "/proc/self/fd: %s", strerror(errno));
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        struct stat st;
+        if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) != 0)
+            continue;
+        int fl = fcntl(fd, F_GETFL);
+        if (st.st_dev == want.st_dev && st.st_ino == want.st_ino && fl >= 0 &&
+            (fl & O_ACCMODE) == accmode)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
 Test(open, observer_is_read_only_and_claims_nothing)
 {
     char n[64];
     ct_name(n, "observer");
     shm_channel_t *c = must_open(n, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, 1024);
+    cr_assert_eq(fds_on(ct_path(n), O_RDWR), 1, "the consumer's descriptor");
+    cr_assert_eq(fds_on(ct_path(n), O_RDONLY), 0);
     shm_channel_t *o = must_open(n, SHM_CHANNEL_OBSERVER, 0, 0);
+    /* An observer's file is open read-only (checked on the descriptor: root would pass the
+     * chmod below whatever the access mode; test_privileges.c repeats it as non-root). */
+    cr_assert_eq(fds_on(ct_path(n), O_RDONLY), 1, "the observer's descriptor is read-only");
+    cr_assert_eq(fds_on(ct_path(n), O_RDWR), 1, "and it opened no writable one");
     /* The segment is still free for a producer, and an observer's file is read-only. */
     cr_assert_eq(chmod(ct_path(n), 0400), 0);
     shm_channel_t *o2 = must_open(n, SHM_CHANNEL_OBSERVER, 0, 0);

@@ -52,9 +52,10 @@ static int produce_all(void *arg)
         uint64_t len = msg_len(seq);
         ct_msg_fill(buf, SEED, seq, len);
         rc = shm_channel_write(ch, buf, len, WAIT);
-        if (rc == -EOWNERDEAD || rc == -EPIPE) {
-            /* ring full, consumer gone: messages wait for the next consumer */
-            __atomic_add_fetch(&sh->owner_dead, 1, __ATOMIC_RELAXED);
+        if (rc == -EOWNERDEAD) {
+            /* ring full, consumer dead (killed, never closed: never -EPIPE): messages
+             * wait for the next consumer */
+            __atomic_add_fetch(&sh->owner_dead, 1, __ATOMIC_SEQ_CST);
             ct_sleep_ms(1);
             continue;
         }
@@ -171,10 +172,22 @@ Test(restart, consumer_killed_and_restarted_loses_nothing)
             cr_assert_lt(ct_now_ns() - t0, (uint64_t)WAIT, "round %d: no progress", r);
             ct_sleep_ms(1);
         }
+        uint64_t dead_before = __atomic_load_n(&sh->owner_dead, __ATOMIC_SEQ_CST);
         cr_assert_eq(kill(c, SIGKILL), 0);
         cr_assert_eq(ct_wait(c), 128 + SIGKILL, "round %d", r);
-        if (r % 2)
-            ct_sleep_ms(100); /* no consumer for a while: the producer fills the ring */
+        if (r % 2) {
+            /* No consumer for a while: the producer fills the ring and must be told, with
+             * -EOWNERDEAD, that the consumer died (the header's promise). */
+            t0 = ct_now_ns();
+            while (__atomic_load_n(&sh->owner_dead, __ATOMIC_SEQ_CST) == dead_before) {
+                int st;
+                cr_assert_eq(waitpid(producer, &st, WNOHANG), 0,
+                             "round %d: producer exited (status %d)", r, st);
+                cr_assert_lt(ct_now_ns() - t0, (uint64_t)WAIT,
+                             "round %d: the producer, on a full ring, never got -EOWNERDEAD", r);
+                ct_sleep_ms(1);
+            }
+        }
         /* The next consumer resumes exactly after the last released message: the one this
          * consumer held peeked, delivered again (the spec's only duplicate), or the next. */
         uint64_t peeked = __atomic_load_n(&sh->peeked, __ATOMIC_SEQ_CST);
@@ -187,6 +200,8 @@ Test(restart, consumer_killed_and_restarted_loses_nothing)
     cr_assert_eq(rc, 0, "final consumer: %d", rc);
     cr_assert_eq(ct_wait(producer), 0, "producer exit");
     cr_assert(!ct_exists(sh->name), "the finished stream was removed by its last closer");
+    cr_assert_geq(sh->owner_dead, (uint64_t)rounds / 2,
+                  "every round without a consumer ended the producer's wait with -EOWNERDEAD");
     fprintf(stderr, "restart: %llu messages, %d kills, %llu redelivered, %llu producer "
             "EOWNERDEAD retries\n", (unsigned long long)sh->total, rounds,
             (unsigned long long)duplicates, (unsigned long long)sh->owner_dead);
