@@ -281,27 +281,46 @@ static int try_once(shm_channel_t *ch, struct op *op)
 }
 
 /* The peer's state, when the ring is full (producer) or empty (consumer): -EAGAIN while it
- * may still act, -EPIPE if it closed, -EOWNERDEAD if it died. The lock check is a system
- * call, so unless `force`, it runs at most every LIVENESS_POLL_NS. */
+ * may still act, -EPIPE if it closed, -EOWNERDEAD if it died (spec §5.7). The lock check is
+ * a system call, so unless `force`, it runs at most every LIVENESS_POLL_NS, except the
+ * first one of a handle, which runs at once. */
 static int peer_status(shm_channel_t *ch, int force)
 {
     struct shm__header *h = ch->ring.hdr;
     int producer = ch->role == SHM_CHANNEL_PRODUCER;
-    /* Acquire: pairs with the peer's release of its state, made after its last publish. */
-    uint32_t state = shm__load_acquire(producer ? &h->consumer_state : &h->producer_state);
+    const uint32_t *statep = producer ? &h->consumer_state : &h->producer_state;
+    const uint32_t *epochp = producer ? &h->consumer_epoch : &h->producer_epoch;
+    /* Acquire: pairs with the peer's release of its state, made after its last publish
+     * (and after its epoch, so the epoch we read is at least that attach's). */
+    uint32_t state = shm__load_acquire(statep);
+    uint32_t epoch = shm__load_relaxed(epochp);
     if (state == SHM_CHANNEL_PEER_CLOSED)
         return -EPIPE;
     if (state != SHM_CHANNEL_PEER_ATTACHED)
-        return -EAGAIN;
+        return -EAGAIN; /* 0, or a value this version does not know: no verdict */
     uint64_t now = shm__now_ns();
     /* Once the peer was found dead, check every time: a caller polling without blocking
      * must keep seeing -EOWNERDEAD, never "empty for now" (-EAGAIN) in between. */
     if (!force && !ch->peer_dead && now < ch->next_live_check_ns)
         return -EAGAIN;
     ch->next_live_check_ns = now + LIVENESS_POLL_NS;
-    int held = shm__lock_held(ch->fd, producer ? SHM__LOCK_CONSUMER : SHM__LOCK_PRODUCER);
-    ch->peer_dead = held == 0;
-    return ch->peer_dead ? -EOWNERDEAD : -EAGAIN;
+    ch->peer_dead = 0;
+    if (shm__lock_held(ch->fd, producer ? SHM__LOCK_CONSUMER : SHM__LOCK_PRODUCER) != 0)
+        return -EAGAIN; /* held (or the check failed): alive as far as we know */
+    /* The lock is free: the holder we read the state of either died, or closed cleanly
+     * after our first look. A closer stores state 2 before it releases its lock, and the
+     * kernel orders that release before our lock check, so a second look sees 2, or the
+     * state and a different epoch of a newer attach. Only the same attach, still 1,
+     * died. */
+    shm__fence_seq_cst();
+    uint32_t state2 = shm__load_acquire(statep);
+    uint32_t epoch2 = shm__load_relaxed(epochp);
+    if (state2 == SHM_CHANNEL_PEER_CLOSED)
+        return -EPIPE;
+    if (state2 != SHM_CHANNEL_PEER_ATTACHED || epoch2 != epoch)
+        return -EAGAIN; /* a newer attach: look again later */
+    ch->peer_dead = 1;
+    return -EOWNERDEAD;
 }
 
 /* After the ring looked full or empty: if the peer is gone, look once more (it may have

@@ -65,14 +65,15 @@ uint64_t shm__hook_lock_check_delay_ns = 0;
 
 int shm__lock_held(int fd, int byte)
 {
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
-    if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
-        return -errno;
     if (shm__hook_lock_check_delay_ns) {
+        /* Before the check: the caller read the peer's state just now. */
         struct timespec ts = {.tv_sec = (time_t)(shm__hook_lock_check_delay_ns / 1000000000u),
                               .tv_nsec = (long)(shm__hook_lock_check_delay_ns % 1000000000u)};
         nanosleep(&ts, NULL);
     }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+        return -errno;
     return fl.l_type != F_UNLCK;
 }
 
