@@ -14,6 +14,8 @@ static const char *state_name(uint32_t state, int alive)
         return alive ? "alive" : "dead";
     if (state == SHM_CHANNEL_PEER_CLOSED)
         return alive ? "alive" : "closed";
+    if (state != SHM_CHANNEL_PEER_NONE)
+        return alive ? "alive" : "unknown"; /* a value layout 1.0 does not define */
     return alive ? "alive" : "none";
 }
 

@@ -247,6 +247,11 @@ int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint3
      * segment is -EAGAIN at once. */
     if ((rc = validate_segment(ch->fd, role != SHM_CHANNEL_OBSERVER, &segment_size)) != 0)
         goto fail;
+    /* A capacity mismatch is refused before mapping (and populating) anything. */
+    if (capacity && segment_size - SHM_CHANNEL_HEADER_SIZE != capacity) {
+        rc = -EINVAL;
+        goto fail;
+    }
     int writable = role != SHM_CHANNEL_OBSERVER;
     ch->writable = writable;
     ch->map_len = writable ? segment_size : SHM_CHANNEL_HEADER_SIZE;
@@ -255,10 +260,6 @@ int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint3
         goto fail;
     }
     shm__ring_bind(&ch->ring, ch->base, segment_size - SHM_CHANNEL_HEADER_SIZE);
-    if (capacity && ch->ring.capacity != capacity) {
-        rc = -EINVAL;
-        goto fail;
-    }
     if ((rc = claim_role(ch)) != 0)
         goto fail;
     *out = ch;
@@ -800,15 +801,15 @@ const char *shm_channel_strerror(int err)
     case ENOENT: return "no such channel (open with SHM_CHANNEL_CREATE to create it)";
     case EEXIST: return "the channel already exists";
     case EBUSY: return "busy: the role is held by a live process, or a reservation is outstanding, or the channel is in use";
-    case EACCES: return "permission denied: the segment belongs to another user or is more permissive than requested";
+    case EACCES: return "permission denied: the segment belongs to another user or is more permissive than requested, or the name is not a regular file";
     case ENOSPC: return "not enough shared memory for the segment (is /dev/shm full or small?)";
     case ENOMEM: return "out of memory";
     case EPROTO: return "not a shm_channel segment (bad magic)";
     case EPROTONOSUPPORT: return "unsupported segment layout major version";
     case EPROTOTYPE: return "the segment is not a stream channel";
-    case EBADMSG: return "corrupt segment: a header field, position or record is out of range";
+    case EBADMSG: return "corrupt segment: a header field, position or record is out of range, or its pages are not all allocated";
     case ETIMEDOUT: return "timed out";
-    case EAGAIN: return "would block: the ring is full (writer) or empty (reader)";
+    case EAGAIN: return "would block: the ring is full (writer) or empty (reader), or the file is not yet a complete segment (observer)";
     case EINTR: return "interrupted by a signal";
     case EMSGSIZE: return "message too large for the channel, or buffer too small for the message";
     case EPIPE: return "end of stream: the peer closed the channel";
