@@ -106,7 +106,8 @@ Test(cli, ls_and_gc_do_not_wait_on_files_that_are_not_channels)
     run(&r, ls);
     cr_assert_eq(r.status, 0, "ls exit %d after %.1f s: %s", r.status, (double)r.ns / 1e9, r.err);
     cr_assert_lt(r.ns, 20 * CT_SEC, "ls over 1000 non-channels took %.1f s", (double)r.ns / 1e9);
-    cr_assert_eq(count_lines(r.out), 2, "the header and the one channel, nothing bogus:\n%s", r.out);
+    cr_assert_eq(count_lines(r.out), 2, "the header and the one channel, nothing bogus:\n%s",
+                 r.out);
     cr_assert(strstr(r.out, chan), "the channel is listed:\n%s", r.out);
 
     const char *gc[] = {CT_CLI, "gc", NULL};

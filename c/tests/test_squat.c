@@ -128,7 +128,10 @@ Test(squat, create_excl_on_a_directory_is_eexist) { check_excl_is_eexist("direct
 Test(squat, create_excl_on_a_unix_socket_is_eexist) { check_excl_is_eexist("unix socket"); }
 Test(squat, create_excl_on_a_fifo_is_eexist) { check_excl_is_eexist("fifo"); }
 Test(squat, create_excl_on_a_symlink_is_eexist) { check_excl_is_eexist("symlink to a segment"); }
-Test(squat, create_excl_on_a_dangling_symlink_is_eexist) { check_excl_is_eexist("dangling symlink"); }
+Test(squat, create_excl_on_a_dangling_symlink_is_eexist)
+{
+    check_excl_is_eexist("dangling symlink");
+}
 Test(squat, create_excl_on_a_foreign_segment_is_eexist)
 {
     check_excl_is_eexist("segment of another user");
