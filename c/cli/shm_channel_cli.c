@@ -14,6 +14,8 @@ static const char *state_name(uint32_t state, int alive)
         return alive ? "alive" : "dead";
     if (state == SHM_CHANNEL_PEER_CLOSED)
         return alive ? "alive" : "closed";
+    if (state != SHM_CHANNEL_PEER_NONE)
+        return alive ? "alive" : "unknown"; /* a value layout 1.0 does not define */
     return alive ? "alive" : "none";
 }
 
@@ -104,12 +106,20 @@ static int cmd_stat(const char *name)
 static int cmd_rm(const char *name, int force)
 {
     int rc = shm_channel_unlink(name, force ? SHM_CHANNEL_FORCE : 0);
-    if (rc) {
-        fprintf(stderr, "shm_channel: rm %s: %s%s\n", name, shm_channel_strerror(rc),
-                rc == -EBUSY ? " (use --force to remove it anyway)" : "");
-        return 1;
-    }
-    return 0;
+    if (rc == 0)
+        return 0;
+    const char *why = shm_channel_strerror(rc);
+    if (!force && rc == -EBUSY)
+        why = "in use by a live process";
+    else if (!force && rc == -EPROTO)
+        why = "not a shm_channel segment";
+    else if (!force && rc == -EACCES)
+        why = "permission denied, or not a regular file";
+    fprintf(stderr, "shm_channel: rm %s: %s; not removed%s\n", name, why,
+            !force && (rc == -EBUSY || rc == -EPROTO || rc == -EACCES)
+                ? " (--force removes any file under the name, used or not)"
+                : "");
+    return 1;
 }
 
 static int gc_one(const char *name, const shm_channel_stat_t *st)
@@ -127,33 +137,68 @@ static int usage(FILE *f)
 {
     fprintf(f, "usage: shm_channel ls                 list channels\n"
                "       shm_channel stat NAME          show a channel's header and counters\n"
-               "       shm_channel rm [--force] NAME  remove a channel (refused while in use)\n"
+               "       shm_channel rm [--force] NAME  remove a channel no live process uses\n"
+               "                                      (--force: any file, even in use)\n"
                "       shm_channel gc                 remove every channel no live process uses\n"
                "       shm_channel version\n"
-               "Channels live in $SHM_CHANNEL_DIR, or /dev/shm.\n");
+               "       shm_channel --help\n"
+               "A NAME starting with '-' goes after \"--\". Channels live in $SHM_CHANNEL_DIR, or\n"
+               "/dev/shm. Exit status: 0 done, 1 failed, 2 usage error.\n");
     return f == stderr ? 2 : 0;
+}
+
+/* "shm_channel: <what><arg><rest>", then the usage; exit status 2. */
+static int bad_usage(const char *what, const char *arg, const char *rest)
+{
+    fprintf(stderr, "shm_channel: %s%s%s\n", what, arg, rest);
+    return usage(stderr);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2)
-        return usage(stderr);
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "ls") && argc == 2)
-        return cmd_ls();
-    if (!strcmp(cmd, "stat") && argc == 3)
-        return cmd_stat(argv[2]);
-    if (!strcmp(cmd, "rm") && argc == 3)
-        return cmd_rm(argv[2], 0);
-    if (!strcmp(cmd, "rm") && argc == 4 && !strcmp(argv[2], "--force"))
-        return cmd_rm(argv[3], 1);
-    if (!strcmp(cmd, "gc") && argc == 2)
-        return each_channel(gc_one);
-    if (!strcmp(cmd, "version") && argc == 2) {
-        printf("%s\n", shm_channel_version_string());
-        return 0;
+    /* Options (anywhere before "--"): --help / -h, and rm's --force / -f. Everything else
+     * starting with '-' is an unknown option: nothing is done. */
+    const char *args[3];
+    int nargs = 0, force = 0, options = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options && (!strcmp(a, "-h") || !strcmp(a, "--help")))
+            return usage(stdout);
+        if (options && !strcmp(a, "--")) {
+            options = 0;
+            continue;
+        }
+        if (options && (!strcmp(a, "-f") || !strcmp(a, "--force"))) {
+            force = 1;
+            continue;
+        }
+        if (options && a[0] == '-' && a[1])
+            return bad_usage("unknown option ", a, "");
+        if (nargs == 2)
+            return bad_usage("too many arguments, at ", a, "");
+        args[nargs++] = a;
     }
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help"))
+    if (nargs == 0)
+        return usage(stderr);
+    const char *cmd = args[0];
+    if (!strcmp(cmd, "help") && nargs == 1)
         return usage(stdout);
-    return usage(stderr);
+    int want = !strcmp(cmd, "stat") || !strcmp(cmd, "rm") ? 2 : 1;
+    if (strcmp(cmd, "ls") && strcmp(cmd, "stat") && strcmp(cmd, "rm") && strcmp(cmd, "gc") &&
+        strcmp(cmd, "version"))
+        return bad_usage("unknown command ", cmd, "");
+    if (nargs != want)
+        return bad_usage("", cmd, want == 2 ? " needs one NAME" : " takes no arguments");
+    if (force && strcmp(cmd, "rm"))
+        return bad_usage("--force is an option of rm, not of ", cmd, "");
+    if (!strcmp(cmd, "ls"))
+        return cmd_ls();
+    if (!strcmp(cmd, "stat"))
+        return cmd_stat(args[1]);
+    if (!strcmp(cmd, "rm"))
+        return cmd_rm(args[1], force);
+    if (!strcmp(cmd, "gc"))
+        return each_channel(gc_one);
+    printf("%s\n", shm_channel_version_string());
+    return 0;
 }

@@ -9,7 +9,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "demo_args.h"
 #include "shm_channel.h"
+
+static const char usage[] =
+    "usage: demo_consumer [NAME [CAPACITY]]\n"
+    "  Read channel NAME (demo) until end-of-stream, creating it with CAPACITY bytes\n"
+    "  (32 MiB) if needed, and print the throughput. A NAME starting with '-' goes\n"
+    "  after \"--\".\n";
 
 static double now_s(void)
 {
@@ -20,8 +27,10 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    const char *name = argc > 1 ? argv[1] : "demo";
-    uint64_t cap = argc > 2 ? strtoull(argv[2], NULL, 0) : 32u << 20;
+    const char *pos[2];
+    int npos = demo_positional(argc, argv, usage, pos, 2);
+    const char *name = npos > 0 ? pos[0] : "demo";
+    uint64_t cap = npos > 1 ? demo_number(argv[0], "CAPACITY", pos[1], usage) : 32u << 20;
     shm_channel_t *ch;
     /* Either side may start first: create the channel if the producer has not yet. */
     int rc = shm_channel_open(&ch, name, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, cap, 0600);

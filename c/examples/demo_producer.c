@@ -9,7 +9,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "demo_args.h"
 #include "shm_channel.h"
+
+static const char usage[] =
+    "usage: demo_producer [NAME [COUNT [SIZE [CAPACITY]]]]\n"
+    "  Send COUNT (300) messages of SIZE bytes (1920*1080*3) on channel NAME (demo),\n"
+    "  creating it with CAPACITY bytes (32 MiB) if needed, then close (end-of-stream).\n"
+    "  A NAME starting with '-' goes after \"--\".\n";
 
 static double now_s(void)
 {
@@ -20,10 +27,12 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    const char *name = argc > 1 ? argv[1] : "demo";
-    uint64_t count = argc > 2 ? strtoull(argv[2], NULL, 0) : 300;
-    uint64_t size = argc > 3 ? strtoull(argv[3], NULL, 0) : 1920 * 1080 * 3;
-    uint64_t cap = argc > 4 ? strtoull(argv[4], NULL, 0) : 32u << 20;
+    const char *pos[4];
+    int npos = demo_positional(argc, argv, usage, pos, 4);
+    const char *name = npos > 0 ? pos[0] : "demo";
+    uint64_t count = npos > 1 ? demo_number(argv[0], "COUNT", pos[1], usage) : 300;
+    uint64_t size = npos > 2 ? demo_number(argv[0], "SIZE", pos[2], usage) : 1920 * 1080 * 3;
+    uint64_t cap = npos > 3 ? demo_number(argv[0], "CAPACITY", pos[3], usage) : 32u << 20;
 
     shm_channel_t *ch;
     int rc = shm_channel_open(&ch, name, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, cap, 0600);

@@ -132,15 +132,21 @@ typedef struct shm_channel_stat {
  *   existing segment's gives -EINVAL.
  * mode: permission bits for a new segment (0 means 0600); an existing segment with bits
  *   beyond `mode`, or owned by another user, is refused unless SHM_CHANNEL_ALLOW_FOREIGN.
- * Any role may create; either side may start first. Does not block, except for a bounded
- * wait (1 s) on a segment another implementation is still initialising.
+ * Producer and consumer may create (observers never do); either side may start first.
+ * Does not block, except that a producer or consumer waits (at most 1 s) for a segment
+ * another implementation is still initialising; an observer never waits.
  * Returns 0 and sets *out, or: -EINVAL (bad argument or name), -ENOENT (no such channel
- * and no CREATE), -EEXIST (EXCL and it exists), -EBUSY (role held by a live process),
- * -EACCES (foreign or over-permissive segment, or permission denied), -ENOSPC (not enough
+ * and no CREATE), -EEXIST (CREATE|EXCL and anything at all has the name: a channel, or a
+ * directory, socket, FIFO, symlink or file of any owner), -EBUSY (role held by a live
+ * process), -EACCES (foreign or over-permissive segment, permission denied, or the name
+ * is not a regular file: directory, socket, FIFO, symlink, device), -ENOSPC (not enough
  * shared memory for the segment), -EPROTO (not a shm_channel segment), -EPROTONOSUPPORT
  * (unsupported layout major version), -EPROTOTYPE (not a stream channel), -EBADMSG
- * (corrupt header or file shorter than its header says), -ETIMEDOUT (segment never
- * finished initialising), -ENOMEM, or another errno from the system.
+ * (corrupt header, file shorter than its header says, or a file whose pages are not all
+ * allocated: a sparse file is never mapped), -ETIMEDOUT (producer/consumer: the segment
+ * never finished initialising), -EAGAIN (observer: the file is not, or not yet, a
+ * complete segment; or the name kept being unlinked under us), -ENOMEM, or another errno
+ * from the system.
  */
 SHM_CHANNEL_API int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role,
                                      uint32_t flags, uint64_t capacity, uint32_t mode);
@@ -167,9 +173,13 @@ SHM_CHANNEL_API void shm_channel_close(shm_channel_t *ch);
 SHM_CHANNEL_API int shm_channel_detach(shm_channel_t *ch);
 
 /*
- * Remove the channel's name. Without SHM_CHANNEL_FORCE, only when no live handle is
- * attached (-EBUSY otherwise). Live handles keep working on the unlinked segment.
- * Returns 0, -EINVAL (bad name), -ENOENT, -EBUSY, -EACCES, or another errno.
+ * Remove the channel's name. Without SHM_CHANNEL_FORCE, only a channel segment (a
+ * regular file with the shm_channel magic, of any kind or layout version) that no live
+ * handle is attached to: -EBUSY while one is, -EPROTO if the file is not a channel, -EACCES
+ * if it is not a regular file or we may not open it for writing. With SHM_CHANNEL_FORCE,
+ * any file under the name is removed, in use or not. Live handles keep working on the
+ * unlinked segment. Returns 0, -EINVAL (bad name or flags), -ENOENT, -EBUSY, -EPROTO,
+ * -EACCES, or another errno.
  */
 SHM_CHANNEL_API int shm_channel_unlink(const char *name, uint32_t flags);
 

@@ -12,6 +12,8 @@
 #define shm__fetch_add_release(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELEASE)
 /* Full fence: orders an earlier store before a later load (the sleep/wake handshake). */
 #define shm__fence_seq_cst() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+/* Acquire fence: orders an earlier load (of a flag) before later loads. */
+#define shm__fence_acquire() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 
 /* Counter bump by the side that owns the counter: a relaxed load and store, not an
  * atomic RMW, since only one process writes it; readers may see a slightly old value. */

@@ -75,30 +75,52 @@ static int check_open_args(uint32_t role, uint32_t flags, uint64_t capacity, uin
     return 0;
 }
 
-/* Wait (bounded) until the segment's header is complete, and validate it. */
-static int validate_segment(int fd, uint64_t *segment_size)
+/* Validate the segment's header (spec §5.2 steps 4-5): the header is copied with pread,
+ * never mapped, so no file makes this fault. While the creator is still at work (file
+ * shorter than the header, magic zero), wait up to OPEN_WAIT_NS if `wait`, else -EAGAIN.
+ * Then refuse a file with unallocated pages (spec §5.2 step 6). */
+static int validate_segment(int fd, int wait, uint64_t *segment_size)
 {
     uint64_t deadline = shm__now_ns() + OPEN_WAIT_NS;
+    struct shm__header hdr;
+    int rc;
     for (;;) {
         uint64_t size, nlink;
-        int rc = shm__segment_size(fd, &size, &nlink);
+        rc = shm__segment_size(fd, &size, &nlink);
         if (rc)
             return rc;
-        if (size >= SHM_CHANNEL_HEADER_SIZE) {
-            void *hdr;
-            if ((rc = shm__map(fd, SHM_CHANNEL_HEADER_SIZE, 0, &hdr)) != 0)
-                return rc;
-            rc = shm__ring_validate(hdr, size, segment_size);
-            shm__unmap(hdr, SHM_CHANNEL_HEADER_SIZE);
-        } else {
-            rc = -EAGAIN;
+        rc = -EAGAIN;
+        if (size >= SHM_CHANNEL_HEADER_SIZE &&
+            (rc = shm__segment_read_header(fd, &hdr, sizeof hdr)) == 0) {
+            static const uint8_t zero[8];
+            rc = memcmp(hdr.magic, zero, 8) == 0 ? -EAGAIN : 0;
+        }
+        if (rc == 0) {
+            /* The magic is set: read the header again, after it (acquire), so every
+             * field the creator wrote before its release of the magic is in the copy. */
+            shm__fence_acquire();
+            if ((rc = shm__segment_read_header(fd, &hdr, sizeof hdr)) == 0)
+                rc = shm__ring_validate(&hdr, size, segment_size);
         }
         if (rc != -EAGAIN)
-            return rc;
+            break;
+        if (!wait)
+            return -EAGAIN;
         if (shm__now_ns() >= deadline)
             return -ETIMEDOUT;
         usleep(1000);
     }
+    if (rc)
+        return rc;
+    uint64_t allocated, size;
+    if ((rc = shm__segment_allocated(fd, &allocated, &size)) != 0)
+        return rc;
+    /* A creator allocates every page before it links the file (spec §5.1 step 2). A file
+     * with holes would make mapping it allocate (MAP_POPULATE) or fault (SIGBUS, in a full
+     * tmpfs) later: refuse it now. */
+    if (allocated < size || allocated < *segment_size)
+        return -EBADMSG;
+    return 0;
 }
 
 /* Find or create the segment file and take this role's locks. 0 and ch->fd, or -errno. */
@@ -114,7 +136,11 @@ static int attach_file(shm_channel_t *ch, uint32_t flags, uint64_t capacity, uin
 
     for (int attempt = 0; attempt < 1000; attempt++) {
         int fd = -1;
-        int rc = shm__segment_open(ch->dirfd, ch->name, writable, &fd);
+        /* Exclusive creation goes straight to creating: whatever holds the name (a
+         * segment, or a squatter: directory, socket, FIFO, symlink, another user's file)
+         * is EEXIST. Otherwise open first, and create only on ENOENT. */
+        int rc = (flags & SHM_CHANNEL_EXCL) ? -ENOENT
+                                            : shm__segment_open(ch->dirfd, ch->name, writable, &fd);
         if (rc == -ENOENT && (flags & SHM_CHANNEL_CREATE)) {
             struct format_args a = {capacity ? capacity : SHM_CHANNEL_DEFAULT_CAPACITY};
             rc = shm__segment_create(ch->dirfd, ch->name, SHM_CHANNEL_HEADER_SIZE + a.capacity,
@@ -129,10 +155,6 @@ static int attach_file(shm_channel_t *ch, uint32_t flags, uint64_t capacity, uin
         }
         if (rc)
             return rc;
-        if (flags & SHM_CHANNEL_EXCL) {
-            close(fd);
-            return -EEXIST;
-        }
         if (!(flags & SHM_CHANNEL_ALLOW_FOREIGN) && (rc = shm__segment_check_owner(fd, mode))) {
             close(fd);
             return rc;
@@ -221,8 +243,15 @@ int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint3
     if ((rc = attach_file(ch, flags, capacity, mode, &created)) != 0)
         goto fail;
     uint64_t segment_size;
-    if ((rc = validate_segment(ch->fd, &segment_size)) != 0)
+    /* Observers (ls, stat, monitoring) never wait: a file that is not (yet) a complete
+     * segment is -EAGAIN at once. */
+    if ((rc = validate_segment(ch->fd, role != SHM_CHANNEL_OBSERVER, &segment_size)) != 0)
         goto fail;
+    /* A capacity mismatch is refused before mapping (and populating) anything. */
+    if (capacity && segment_size - SHM_CHANNEL_HEADER_SIZE != capacity) {
+        rc = -EINVAL;
+        goto fail;
+    }
     int writable = role != SHM_CHANNEL_OBSERVER;
     ch->writable = writable;
     ch->map_len = writable ? segment_size : SHM_CHANNEL_HEADER_SIZE;
@@ -231,10 +260,6 @@ int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint3
         goto fail;
     }
     shm__ring_bind(&ch->ring, ch->base, segment_size - SHM_CHANNEL_HEADER_SIZE);
-    if (capacity && ch->ring.capacity != capacity) {
-        rc = -EINVAL;
-        goto fail;
-    }
     if ((rc = claim_role(ch)) != 0)
         goto fail;
     *out = ch;
@@ -281,27 +306,46 @@ static int try_once(shm_channel_t *ch, struct op *op)
 }
 
 /* The peer's state, when the ring is full (producer) or empty (consumer): -EAGAIN while it
- * may still act, -EPIPE if it closed, -EOWNERDEAD if it died. The lock check is a system
- * call, so unless `force`, it runs at most every LIVENESS_POLL_NS. */
+ * may still act, -EPIPE if it closed, -EOWNERDEAD if it died (spec §5.7). The lock check is
+ * a system call, so unless `force`, it runs at most every LIVENESS_POLL_NS, except the
+ * first one of a handle, which runs at once. */
 static int peer_status(shm_channel_t *ch, int force)
 {
     struct shm__header *h = ch->ring.hdr;
     int producer = ch->role == SHM_CHANNEL_PRODUCER;
-    /* Acquire: pairs with the peer's release of its state, made after its last publish. */
-    uint32_t state = shm__load_acquire(producer ? &h->consumer_state : &h->producer_state);
+    const uint32_t *statep = producer ? &h->consumer_state : &h->producer_state;
+    const uint32_t *epochp = producer ? &h->consumer_epoch : &h->producer_epoch;
+    /* Acquire: pairs with the peer's release of its state, made after its last publish
+     * (and after its epoch, so the epoch we read is at least that attach's). */
+    uint32_t state = shm__load_acquire(statep);
+    uint32_t epoch = shm__load_relaxed(epochp);
     if (state == SHM_CHANNEL_PEER_CLOSED)
         return -EPIPE;
     if (state != SHM_CHANNEL_PEER_ATTACHED)
-        return -EAGAIN;
+        return -EAGAIN; /* 0, or a value this version does not know: no verdict */
     uint64_t now = shm__now_ns();
     /* Once the peer was found dead, check every time: a caller polling without blocking
      * must keep seeing -EOWNERDEAD, never "empty for now" (-EAGAIN) in between. */
     if (!force && !ch->peer_dead && now < ch->next_live_check_ns)
         return -EAGAIN;
     ch->next_live_check_ns = now + LIVENESS_POLL_NS;
-    int held = shm__lock_held(ch->fd, producer ? SHM__LOCK_CONSUMER : SHM__LOCK_PRODUCER);
-    ch->peer_dead = held == 0;
-    return ch->peer_dead ? -EOWNERDEAD : -EAGAIN;
+    ch->peer_dead = 0;
+    if (shm__lock_held(ch->fd, producer ? SHM__LOCK_CONSUMER : SHM__LOCK_PRODUCER) != 0)
+        return -EAGAIN; /* held (or the check failed): alive as far as we know */
+    /* The lock is free: the holder we read the state of either died, or closed cleanly
+     * after our first look. A closer stores state 2 before it releases its lock, and the
+     * kernel orders that release before our lock check, so a second look sees 2, or the
+     * state and a different epoch of a newer attach. Only the same attach, still 1,
+     * died. */
+    shm__fence_seq_cst();
+    uint32_t state2 = shm__load_acquire(statep);
+    uint32_t epoch2 = shm__load_relaxed(epochp);
+    if (state2 == SHM_CHANNEL_PEER_CLOSED)
+        return -EPIPE;
+    if (state2 != SHM_CHANNEL_PEER_ATTACHED || epoch2 != epoch)
+        return -EAGAIN; /* a newer attach: look again later */
+    ch->peer_dead = 1;
+    return -EOWNERDEAD;
 }
 
 /* After the ring looked full or empty: if the peer is gone, look once more (it may have
@@ -650,6 +694,14 @@ int shm_channel_unlink(const char *name, uint32_t flags)
     rc = shm__segment_open(dirfd, clean, 1, &fd);
     if (rc == 0 && !(flags & SHM_CHANNEL_FORCE))
         rc = shm__lock_try(fd, SHM__LOCK_ATTACH, 1);
+    if (rc == 0 && !(flags & SHM_CHANNEL_FORCE)) {
+        /* Only a channel segment is removed without FORCE (spec §5.9): its magic is set
+         * (while we hold byte 2 exclusively no creator is at work, so zero is not one). */
+        uint8_t magic[8];
+        rc = shm__segment_read_header(fd, magic, sizeof magic);
+        if (rc == -EAGAIN || (rc == 0 && memcmp(magic, SHM__MAGIC, 8) != 0))
+            rc = -EPROTO;
+    }
     if (rc == -EACCES && (flags & SHM_CHANNEL_FORCE))
         rc = 0; /* unreadable to us, but the directory may still let us remove it */
     if (rc == 0 && unlinkat(dirfd, clean, 0) != 0)
@@ -749,15 +801,15 @@ const char *shm_channel_strerror(int err)
     case ENOENT: return "no such channel (open with SHM_CHANNEL_CREATE to create it)";
     case EEXIST: return "the channel already exists";
     case EBUSY: return "busy: the role is held by a live process, or a reservation is outstanding, or the channel is in use";
-    case EACCES: return "permission denied: the segment belongs to another user or is more permissive than requested";
+    case EACCES: return "permission denied: the segment belongs to another user or is more permissive than requested, or the name is not a regular file";
     case ENOSPC: return "not enough shared memory for the segment (is /dev/shm full or small?)";
     case ENOMEM: return "out of memory";
     case EPROTO: return "not a shm_channel segment (bad magic)";
     case EPROTONOSUPPORT: return "unsupported segment layout major version";
     case EPROTOTYPE: return "the segment is not a stream channel";
-    case EBADMSG: return "corrupt segment: a header field, position or record is out of range";
+    case EBADMSG: return "corrupt segment: a header field, position or record is out of range, or its pages are not all allocated";
     case ETIMEDOUT: return "timed out";
-    case EAGAIN: return "would block: the ring is full (writer) or empty (reader)";
+    case EAGAIN: return "would block: the ring is full (writer) or empty (reader), or the file is not yet a complete segment (observer)";
     case EINTR: return "interrupted by a signal";
     case EMSGSIZE: return "message too large for the channel, or buffer too small for the message";
     case EPIPE: return "end of stream: the peer closed the channel";

@@ -14,7 +14,7 @@
  * wake-up into a timeout it can see. */
 extern uint64_t shm__hook_liveness_slice_ns;
 
-/* Sleep this long after every F_OFD_GETLK liveness check (default 0): widens the window
+/* Sleep this long before every F_OFD_GETLK liveness check (default 0): widens the window
  * between reading a peer's state and finding its lock free. */
 extern uint64_t shm__hook_lock_check_delay_ns;
 

@@ -15,19 +15,29 @@ int shm__dir_open(void);
 
 /* Create a segment of `size` bytes under `name`, initialised by `init(base, arg)` and with
  * the lock bytes in `locks` (bit i: take lock i; bit SHM__LOCK_ATTACH shared, others
- * exclusive) held before it becomes visible. 0 and *fd, -EEXIST, -ENOSPC, or -errno. */
+ * exclusive) held before it becomes visible. 0 and *fd, -EEXIST (anything at all has the
+ * name), -ENOSPC, or -errno. */
 int shm__segment_create(int dirfd, const char *name, uint64_t size, uint32_t mode,
                         void (*init)(void *base, void *arg), void *arg, unsigned locks,
                         int *fd);
 
-/* Open an existing segment. 0 and *fd, or -ENOENT / -EACCES / -errno. */
+/* Open an existing segment, without blocking (O_NONBLOCK, O_NOFOLLOW). 0 and *fd, or
+ * -ENOENT, -EACCES (permission denied, or not a regular file: symlink, directory, socket,
+ * FIFO, device), or -errno. */
 int shm__segment_open(int dirfd, const char *name, int writable, int *fd);
+
+/* Copy the first `len` bytes of the file into buf (pread: no mapping, so no SIGBUS
+ * whatever the file is). 0, -EAGAIN if the file is shorter, or -errno. */
+int shm__segment_read_header(int fd, void *buf, uint64_t len);
 
 /* Refuse a segment owned by another user or with mode bits beyond `mode`. 0 or -EACCES. */
 int shm__segment_check_owner(int fd, uint32_t mode);
 
 /* Size and link count of the open segment. 0 or -errno. */
 int shm__segment_size(int fd, uint64_t *size, uint64_t *nlink);
+
+/* Bytes of the file really allocated (st_blocks * 512) and its length. 0 or -errno. */
+int shm__segment_allocated(int fd, uint64_t *allocated, uint64_t *size);
 
 /* Map `len` bytes of the segment, shared. 0 and *base, or -errno. */
 int shm__map(int fd, uint64_t len, int writable, void **base);

@@ -65,14 +65,15 @@ uint64_t shm__hook_lock_check_delay_ns = 0;
 
 int shm__lock_held(int fd, int byte)
 {
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
-    if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
-        return -errno;
     if (shm__hook_lock_check_delay_ns) {
+        /* Before the check: the caller read the peer's state just now. */
         struct timespec ts = {.tv_sec = (time_t)(shm__hook_lock_check_delay_ns / 1000000000u),
                               .tv_nsec = (long)(shm__hook_lock_check_delay_ns % 1000000000u)};
         nanosleep(&ts, NULL);
     }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+        return -errno;
     return fl.l_type != F_UNLCK;
 }
 
@@ -122,6 +123,12 @@ int shm__segment_create(int dirfd, const char *name, uint64_t size, uint32_t mod
                         int *out)
 {
     int rc;
+    /* Any entry under the name (a segment, or a squatter: a directory, socket, FIFO,
+     * symlink, another user's file) is EEXIST, without first allocating a segment that
+     * would be thrown away (and could fail with ENOSPC). linkat decides in the end. */
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return -EEXIST;
     /* Preferred: an unnamed file, initialised, then linked under its name in one step;
      * nobody can see it half-made and a crash leaves nothing behind. */
     int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode & 0777);
@@ -164,14 +171,37 @@ int shm__segment_open(int dirfd, const char *name, int writable, int *out)
     /* O_NONBLOCK: a FIFO squatting on the name must not block the open (refused below). */
     int fd = openat(dirfd, name,
                     (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0)
-        return errno == ELOOP ? -EACCES : -errno;
     struct stat st;
+    if (fd < 0) {
+        int err = errno;
+        /* A name that is not a regular file (symlink: ELOOP, directory: EISDIR, socket:
+         * ENXIO, ...) is refused as EACCES, whichever way open() failed on it. */
+        if (err != ENOENT && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            !S_ISREG(st.st_mode))
+            return -EACCES;
+        return -err;
+    }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return -EACCES;
     }
     *out = fd;
+    return 0;
+}
+
+int shm__segment_read_header(int fd, void *buf, uint64_t len)
+{
+    uint64_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, (size_t)(len - done), (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EAGAIN; /* shorter than it was a moment ago */
+        done += (uint64_t)n;
+    }
     return 0;
 }
 
@@ -194,6 +224,16 @@ int shm__segment_size(int fd, uint64_t *size, uint64_t *nlink)
         return -errno;
     *size = (uint64_t)st.st_size;
     *nlink = (uint64_t)st.st_nlink;
+    return 0;
+}
+
+int shm__segment_allocated(int fd, uint64_t *allocated, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    *allocated = (uint64_t)st.st_blocks * 512u;
+    *size = (uint64_t)st.st_size;
     return 0;
 }
 
