@@ -409,7 +409,7 @@ void shm__bcast_sub_leave(struct shm__bcast *b, struct shm__bcast_sub *s)
 static int load_pub(const struct shm__bcast *b, struct shm__bcast_sub *s, uint64_t *out)
 {
     uint64_t p = shm__load_acquire(&b->hdr->pub_seq);
-    if (p < s->pub_seen)
+    if (p < s->pub_seen || p > SHM__BCAST_MAX_SEQ)
         return -EBADMSG;
     s->pub_seen = p;
     *out = p;

@@ -80,6 +80,8 @@
 /* How many slots one read may try before giving up with -EAGAIN because the publisher
  * kept overwriting what it was reading (only when it laps the reader within one copy). */
 #define SHM__BCAST_MAX_TRIES 64
+/* Largest message number: 2m + 1 fits in a stamp. */
+#define SHM__BCAST_MAX_SEQ ((1ull << 63) - 2)
 
 /* The 4096-byte header of a kind-2 segment (spec/broadcast.md §3). */
 struct shm__bcast_header {
