@@ -228,15 +228,18 @@ static uint8_t *payload_of(struct shm__bcast_slot *sl)
 
 /* ---- publisher ---------------------------------------------------------------------- */
 
-void shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p)
+int shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p)
 {
     struct shm__bcast_header *h = b->hdr;
     memset(p, 0, sizeof(*p));
     /* Continue after the last published message. A message a dead predecessor was
      * writing (or had committed but not published) is written again under its number. */
     p->seq = shm__load_acquire(&h->pub_seq);
+    if (p->seq > SHM__BCAST_MAX_SEQ)
+        return -EBADMSG;
     shm__store_relaxed(&h->publisher_epoch, shm__load_relaxed(&h->publisher_epoch) + 1);
     shm__store_release(&h->publisher_state, (uint32_t)SHM_CHANNEL_PEER_ATTACHED);
+    return 0;
 }
 
 int shm__bcast_reserve(struct shm__bcast *b, struct shm__bcast_pub *p, uint64_t len,
@@ -246,6 +249,8 @@ int shm__bcast_reserve(struct shm__bcast *b, struct shm__bcast_pub *p, uint64_t 
         return -EBUSY;
     if (len > b->g.max_payload)
         return -EMSGSIZE;
+    if (p->seq >= SHM__BCAST_MAX_SEQ)
+        return -EOVERFLOW; /* 2^63 - 2 messages: never in practice */
     uint64_t m = p->seq + 1;
     struct shm__bcast_slot *sl = slot_of(b, m);
     /* Release: a reader that sees this stamp also sees pub_seq = m - 1 (spec §5.3 step 2).

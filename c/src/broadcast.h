@@ -251,11 +251,11 @@ void shm__bcast_bind(struct shm__bcast *b, void *base, const struct shm__bcast_g
 /* ---- publisher ---------------------------------------------------------------------- */
 
 /* Take over the publisher role (the caller holds lock byte 0): continue after pub_seq,
- * increment the epoch, state = attached. */
-void shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p);
+ * increment the epoch, state = attached. 0, or -EBADMSG (pub_seq out of range). */
+int shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p);
 /* Slot space for the next message: 0 and *ptr (8-byte aligned, max_payload bytes),
- * -EMSGSIZE, -EBUSY (a reservation or an unpublished commit is outstanding). The oldest
- * message is overwritten from here on. */
+ * -EMSGSIZE, -EBUSY (a reservation or an unpublished commit is outstanding), -EOVERFLOW
+ * (message number 2^63 - 2 reached). The oldest message is overwritten from here on. */
 int shm__bcast_reserve(struct shm__bcast *b, struct shm__bcast_pub *p, uint64_t len,
                        void **ptr);
 /* Complete the reserved message with its final length (<= reserved). 0 or -EINVAL. */

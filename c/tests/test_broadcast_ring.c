@@ -33,7 +33,7 @@ static void setup(struct t *t, uint64_t max_payload, uint32_t depth, uint32_t su
     cr_assert_eq(shm__bcast_validate(t->mem, t->g.segment_size, &g2), 0);
     cr_assert_eq(memcmp(&g2, &t->g, sizeof g2), 0, "validate reads back the geometry");
     shm__bcast_bind(&t->b, t->mem, &g2);
-    shm__bcast_pub_attach(&t->b, &t->p);
+    cr_assert_eq(shm__bcast_pub_attach(&t->b, &t->p), 0);
 }
 
 static void done(struct t *t)
@@ -481,7 +481,7 @@ Test(bcast_pub, takeover_after_death_mid_write)
     cr_assert_eq(shm__bcast_reserve(&t.b, &t.p, 20, &ptr), 0);
     memset(ptr, 0xAB, 10);
     struct shm__bcast_pub p2;
-    shm__bcast_pub_attach(&t.b, &p2);
+    cr_assert_eq(shm__bcast_pub_attach(&t.b, &p2), 0);
     cr_assert_eq(p2.seq, 6);
     cr_assert_eq(H(&t)->publisher_epoch, 2);
     expect_next(&t, &s, 4, 3); /* 3 is gone (7 was begun over it) */
@@ -500,7 +500,7 @@ Test(bcast_pub, free_running_numbers_near_2_to_62)
     struct t t;
     setup(&t, 64, 4, 4, NULL);
     H(&t)->pub_seq = (1ull << 62) - 3;
-    shm__bcast_pub_attach(&t.b, &t.p);
+    cr_assert_eq(shm__bcast_pub_attach(&t.b, &t.p), 0);
     struct shm__bcast_sub s;
     shm__bcast_sub_join(&t.b, &s, 0, 1);
     put_n(&t, 9);
@@ -508,6 +508,15 @@ Test(bcast_pub, free_running_numbers_near_2_to_62)
     expect_next(&t, &s, (1ull << 62) + 3, 6);
     expect_next(&t, &s, (1ull << 62) + 4, 0);
     cr_assert_eq(s.delivered + s.missed, 8);
+    /* the last number a stamp can hold */
+    H(&t)->pub_seq = SHM__BCAST_MAX_SEQ - 1;
+    cr_assert_eq(shm__bcast_pub_attach(&t.b, &t.p), 0);
+    put(&t);
+    cr_assert_eq(slot(&t, SHM__BCAST_MAX_SEQ)->stamp, 2 * SHM__BCAST_MAX_SEQ);
+    void *ptr;
+    cr_assert_eq(shm__bcast_reserve(&t.b, &t.p, 8, &ptr), -EOVERFLOW);
+    H(&t)->pub_seq = SHM__BCAST_MAX_SEQ + 1;
+    cr_assert_eq(shm__bcast_pub_attach(&t.b, &t.p), -EBADMSG);
     done(&t);
 }
 

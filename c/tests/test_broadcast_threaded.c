@@ -66,7 +66,8 @@ static void *publisher(void *arg)
     struct shared *sh = arg;
     struct shm__bcast_pub p;
     uint8_t buf[MAXP];
-    shm__bcast_pub_attach(&sh->b, &p);
+    if (shm__bcast_pub_attach(&sh->b, &p) != 0)
+        abort();
     for (uint64_t m = 1; m <= sh->count; m++) {
         uint64_t len = msg_len(m);
         /* Pacing, for the test only (the algorithm never waits): every 2000 messages, let
