@@ -471,7 +471,9 @@ static int read_slot(const struct shm__bcast *b, struct shm__bcast_sub *s, uint6
     /* Acquire fence, then the stamp again: if any byte we read came from a later write,
      * the stamp that write began with is visible now (spec §5.4 step 4). */
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    uint64_t st2 = shm__load_relaxed(&sl->stamp);
+    /* Acquire here too: if st2 names a later message, classify's load of pub_seq must see
+     * what preceded that stamp (spec §6 (c)). */
+    uint64_t st2 = shm__load_acquire(&sl->stamp);
     if (st2 != st1)
         return classify(b, s, m, st2, lap);
     if (l > b->g.max_payload)

@@ -29,7 +29,7 @@ TestSuite(bcast_threads, .timeout = 500);
 #define MAXP 256u
 #define SEED 0xB40ADCA57ull
 
-enum habit { FAST, SLOW, LATEST, VIEW };
+enum habit { FAST, SLOW, LATEST, VIEW, CHURN };
 
 struct subr;
 
@@ -46,7 +46,7 @@ struct subr {
     struct shm__bcast_sub s;
     enum habit habit;
     /* results */
-    uint64_t delivered, missed, torn, order, stale, timeouts, laps, sleeps, stalls;
+    uint64_t delivered, missed, torn, order, stale, timeouts, laps, sleeps, stalls, sessions;
     int rc;
     int finished;
 };
@@ -76,7 +76,7 @@ static void *publisher(void *arg)
         uint64_t slack = sh->lockstep ? sh->b.g.depth - 1 : 1000;
         if (sh->lockstep || m % 2000 == 0)
             for (int i = 0; i < sh->n; i++)
-                while (__atomic_load_n(&sh->subs[i].s.entry->next_seq, __ATOMIC_RELAXED) +
+                while (__atomic_load_n(&sh->b.subs[i].next_seq, __ATOMIC_RELAXED) +
                                slack < m &&
                        !__atomic_load_n(&sh->subs[i].finished, __ATOMIC_ACQUIRE))
                     sched_yield();
@@ -164,6 +164,44 @@ static void *subscriber_loop(struct subr *r)
     struct shm__bcast *b = &r->sh->b;
     uint8_t buf[MAXP];
     uint64_t len, missed;
+    if (r->habit == CHURN) {
+        /* join, read 50 messages, leave, again, until end-of-stream; every session's
+         * messages are intact and in order, and add up */
+        for (;;) {
+            uint64_t s0 = r->s.next, prev = s0 - 1;
+            for (int k = 0; k < 50;) {
+                int closed = done_reading(r);
+                int rc = shm__bcast_next(b, &r->s, buf, MAXP, &len, &missed);
+                if (rc == -EAGAIN) {
+                    if (closed) {
+                        shm__bcast_sub_leave(b, &r->s);
+                        return NULL;
+                    }
+                    sched_yield();
+                    continue;
+                }
+                if (rc) {
+                    r->rc = rc;
+                    return NULL;
+                }
+                uint64_t m = r->s.next - 1;
+                if (len < 16 || ct_msg_seq(buf) != m || m != prev + missed + 1)
+                    r->order++;
+                else if (ct_msg_verify(buf, len, SEED, m, msg_len(m)) != 0)
+                    r->torn++;
+                prev = m;
+                k++;
+            }
+            if (r->s.delivered + r->s.missed != r->s.next - s0)
+                r->order++;
+            r->sessions++;
+            shm__bcast_sub_leave(b, &r->s);
+            if (shm__bcast_sub_join(b, &r->s, r->s.index, 1) != 0) {
+                r->rc = -1000;
+                return NULL;
+            }
+        }
+    }
     if (r->habit == LATEST) {
         uint64_t last = 0;
         for (;;) {
@@ -283,15 +321,19 @@ static void run(uint32_t depth, uint64_t count, const enum habit *habits, int n,
         struct subr *x = &r[i];
         fprintf(stderr,
                 "  subscriber %d (habit %d): delivered %lu missed %lu stale %lu laps %lu "
-                "sleeps %lu stalls %lu\n",
+                "sleeps %lu stalls %lu sessions %lu\n",
                 i, (int)x->habit, (unsigned long)x->delivered, (unsigned long)x->missed,
                 (unsigned long)x->stale, (unsigned long)x->laps, (unsigned long)x->sleeps,
-                (unsigned long)x->stalls);
+                (unsigned long)x->stalls, (unsigned long)x->sessions);
         cr_assert_eq(x->rc, 0, "subscriber %d: error %d", i, x->rc);
         cr_assert_eq(x->torn, 0, "subscriber %d: %lu torn deliveries", i, (unsigned long)x->torn);
         cr_assert_eq(x->order, 0, "subscriber %d: %lu out of order", i, (unsigned long)x->order);
         cr_assert_eq(x->timeouts, 0, "subscriber %d: %lu lost wake-ups", i,
                      (unsigned long)x->timeouts);
+        if (x->habit == CHURN) {
+            cr_assert(x->sessions >= 1, "subscriber %d: no join/leave session completed", i);
+            continue;
+        }
         cr_assert_eq(x->delivered + x->missed + x->stale, count,
                      "subscriber %d: delivered + missed == published", i);
         cr_assert_eq(x->s.delivered, x->delivered, "subscriber %d: handle's total", i);
@@ -307,6 +349,10 @@ static void run(uint32_t depth, uint64_t count, const enum habit *habits, int n,
     }
     cr_assert_eq(sh.b.hdr->pub_seq, count);
     cr_assert_eq(sh.b.hdr->sleepers, 0);
+    uint32_t left = 0;
+    for (int i = 0; i < n; i++)
+        left += r[i].habit == CHURN;
+    cr_assert_eq(sh.b.hdr->subscribers, (uint32_t)n - left, "attached count after churn");
     free(r);
     free(th);
     free(mem);
@@ -314,8 +360,8 @@ static void run(uint32_t depth, uint64_t count, const enum habit *habits, int n,
 
 Test(bcast_threads, four_habits_small_depth)
 {
-    static const enum habit h[] = {FAST, SLOW, LATEST, VIEW, FAST, SLOW};
-    run(4, ct_scaled(1000000, 20000), h, 6, 0);
+    static const enum habit h[] = {FAST, SLOW, LATEST, VIEW, FAST, SLOW, CHURN};
+    run(4, ct_scaled(1000000, 20000), h, 7, 0);
 }
 
 Test(bcast_threads, depth_three_many_blocking_readers)
