@@ -748,7 +748,10 @@ Test(bcast_subs, dead_subscriber_is_reclaimed)
     cr_assert_eq(c.entry->epoch, 2);
     cr_assert_eq(c.entry->pid, 102);
     cr_assert_eq(put(&t), 0, "no wake call for the dead sleeper");
+    shm__bcast_wait_prepare(&t.b, &b); /* b leaves while counted as a sleeper */
+    cr_assert_eq(H(&t)->sleepers, 1);
     shm__bcast_sub_leave(&t.b, &b);
+    cr_assert_eq(H(&t)->sleepers, 0);
     cr_assert_eq(H(&t)->subscribers, 1);
     cr_assert_eq(b.entry->state, 2);
     cr_assert_eq(shm__bcast_sub_join(&t.b, &b, 8, 1), -EINVAL);
