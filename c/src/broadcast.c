@@ -583,10 +583,10 @@ int shm__bcast_latest(struct shm__bcast *b, struct shm__bcast_sub *s, void *buf,
 int shm__bcast_peek(struct shm__bcast *b, struct shm__bcast_sub *s, int latest,
                     const void **ptr, uint64_t *len, uint64_t *missed, int *is_new)
 {
-    if (s->peeking) {
+    if (s->peeking) { /* the same view, with the same report */
         *ptr = s->peek_ptr;
         *len = s->peek_len;
-        *missed = 0;
+        *missed = s->peek_missed;
         if (is_new)
             *is_new = s->peek_seq >= s->next;
         return 0;
@@ -610,6 +610,7 @@ int shm__bcast_peek(struct shm__bcast *b, struct shm__bcast_sub *s, int latest,
     if (is_new)
         *is_new = fresh;
     s->peeking = 1;
+    s->peek_missed = *missed;
     s->peek_seq = m;
     s->peek_len = *len;
     s->peek_ptr = view;

@@ -224,6 +224,7 @@ struct shm__bcast_sub {
     int peeking;
     uint64_t peek_seq;
     uint64_t peek_len;
+    uint64_t peek_missed;
     const uint8_t *peek_ptr;
     struct shm__bcast_sub_entry *entry;
 };
@@ -298,7 +299,8 @@ int shm__bcast_latest(struct shm__bcast *b, struct shm__bcast_sub *s, void *buf,
                       uint64_t *len, int *is_new, uint64_t *missed);
 /* Zero-copy: the next (latest = 0) or the newest (latest = 1) message in place. 0 with
  * *ptr (8-byte aligned), *len, *missed, and *is_new if not NULL; errors as next/latest.
- * Peeking again returns the same view. */
+ * Peeking again before release returns the same view and the same *missed and *is_new
+ * (the skipped messages are counted once, in the running total). */
 int shm__bcast_peek(struct shm__bcast *b, struct shm__bcast_sub *s, int latest,
                     const void **ptr, uint64_t *len, uint64_t *missed, int *is_new);
 /* End the view: 0 if the message was intact for the whole time it was held (delivered),

@@ -677,6 +677,12 @@ Test(bcast_view, peek_latest)
     cr_assert_eq(mcheck(p, len, 6), 0);
     cr_assert_eq(is_new, 1);
     cr_assert_eq(missed, 5);
+    const void *p2;
+    uint64_t len2, missed2 = 0;
+    int is_new2 = 0;
+    cr_assert_eq(shm__bcast_peek(&t.b, &s, 1, &p2, &len2, &missed2, &is_new2), 0);
+    cr_assert(p2 == p && len2 == len && missed2 == 5 && is_new2 == 1, "peek again: same report");
+    cr_assert_eq(s.missed, 5, "counted once");
     cr_assert_eq(shm__bcast_release(&t.b, &s), 0);
     cr_assert_eq(shm__bcast_peek(&t.b, &s, 1, &p, &len, &missed, &is_new), 0);
     cr_assert_eq(is_new, 0);

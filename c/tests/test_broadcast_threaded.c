@@ -239,9 +239,12 @@ static void *subscriber_loop(struct subr *r)
             const void *p;
             int rc = shm__bcast_peek(b, &r->s, 0, &p, &len, &missed, NULL);
             if (rc == -EAGAIN) {
-                if (done_reading(r) && shm__bcast_peek(b, &r->s, 0, &p, &len, &missed, NULL) == -EAGAIN)
+                if (!done_reading(r))
+                    continue;
+                /* end-of-stream: drain (this peek's result is processed below) */
+                rc = shm__bcast_peek(b, &r->s, 0, &p, &len, &missed, NULL);
+                if (rc == -EAGAIN)
                     return NULL;
-                continue;
             }
             if (rc) {
                 r->rc = rc;
