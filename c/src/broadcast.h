@@ -46,7 +46,9 @@
  *   int shm_channel_peek_latest(shm_channel_t *ch, const void **ptr, uint64_t *len,
  *                               int32_t *is_new, uint64_t *missed);
  *   int shm_channel_sub_stat(shm_channel_t *ch, uint64_t *delivered, uint64_t *missed,
- *                            uint64_t *lag);       running totals of this subscriber
+ *                            uint64_t *lag, uint64_t *last_missed);
+ *       running totals of this subscriber, and the skip reported with the last message
+ *       read or peeked (so shm_channel_peek needs no new out-parameter)
  *   shm_channel_stat_t gains (from its reserved words): depth, max_subscribers,
  *   subscribers (live), published seq; shm_channel ls/stat print them for kind 2.
  */
