@@ -209,7 +209,12 @@ static void major2(struct shm__bcast_header *h) { h->layout_major = 2; }
 static void kind1(struct shm__bcast_header *h) { h->kind = 1; }
 static void kind3(struct shm__bcast_header *h) { h->kind = 3; }
 static void hdrsize(struct shm__bcast_header *h) { h->header_size = 8192; }
-static void depth1(struct shm__bcast_header *h) { h->depth = 1; h->capacity = h->slot_stride; h->segment_size -= 3 * h->slot_stride; }
+static void depth1(struct shm__bcast_header *h)
+{
+    h->depth = 1;
+    h->capacity = h->slot_stride;
+    h->segment_size -= 3 * h->slot_stride;
+}
 static void depth5(struct shm__bcast_header *h) { h->depth = 5; }
 static void stride(struct shm__bcast_header *h) { h->slot_stride = 64; }
 static void maxp0(struct shm__bcast_header *h) { h->max_payload = 0; }
@@ -221,7 +226,12 @@ static void capacity(struct shm__bcast_header *h) { h->capacity += 64; }
 static void segsize(struct shm__bcast_header *h) { h->segment_size += 4096; }
 static void tag_long(struct shm__bcast_header *h) { h->type_len = 121; }
 static void tag_ctrl(struct shm__bcast_header *h) { h->type_tag[1] = 7; }
-static void reserved(struct shm__bcast_header *h) { h->reserved2[3] = 9; h->flags = 1; h->reserved9[5] = 1; }
+static void reserved(struct shm__bcast_header *h)
+{
+    h->reserved2[3] = 9;
+    h->flags = 1;
+    h->reserved9[5] = 1;
+}
 
 Test(bcast_format, validate_refuses_every_bad_field)
 {
