@@ -149,6 +149,8 @@ static void refresh_maps(void)
         if (nl)
             *nl = 0;
         size_t n = strlen(line), w = strlen(want);
+        if (n > 10 && strcmp(line + n - 10, " (deleted)") == 0) /* unlinked by a closer */
+            line[n -= 10] = 0;
         if (n < w || strcmp(line + n - w, want) != 0)
             continue;
         unsigned long a, b;
