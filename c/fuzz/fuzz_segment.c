@@ -84,6 +84,30 @@ static void save_seed(const char *dst, const char *file)
         fwrite(buf, 1, n, out);
     fclose(in);
     fclose(out);
+    /* The same image with a script: every operation, arguments from a fixed sequence. */
+    snprintf(to, sizeof to, "%s/%s-script", dst, file);
+    in = fopen(from, "rb");
+    out = fopen(to, "wb");
+    if (!in || !out) {
+        perror("fuzz_segment: seed");
+        abort();
+    }
+    while ((n = fread(buf, 1, BUF, in)) > 0)
+        fwrite(buf, 1, n, out);
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int op = 0; op < 66; op++) {
+        uint8_t step[10];
+        step[0] = (uint8_t)(op % 11);
+        for (int i = 1; i < 10; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            step[i] = (uint8_t)x;
+        }
+        fwrite(step, 1, sizeof step, out);
+    }
+    fclose(in);
+    fclose(out);
 }
 
 /* Seeds the vectors lack: real segments (made by the library) whose data area ends on a
@@ -300,6 +324,18 @@ static void op_stat(struct ctx *c)
     if (c->prod) {
         int rc = shm_channel_stat(c->prod, &st);
         EXPECT("stat", rc, rc == 0);
+    }
+    if (memcmp(c->map, "\0\0\0\0\0\0\0\0", 8) == 0)
+        return; /* open would wait its bounded second for the creator */
+    shm_channel_t *ob;
+    int rc = shm_channel_open(&ob, NAME, SHM_CHANNEL_OBSERVER, SHM_CHANNEL_ALLOW_FOREIGN, 0, 0);
+    EXPECT("open observer", rc,
+           rc == 0 || rc == -EPROTO || rc == -EPROTONOSUPPORT || rc == -EPROTOTYPE ||
+               rc == -EBADMSG || rc == -ENOENT);
+    if (rc == 0) {
+        rc = shm_channel_stat(ob, &st);
+        EXPECT("stat (observer)", rc, rc == 0);
+        shm_channel_close(ob);
     }
 }
 
