@@ -668,6 +668,7 @@ class Producer(_Channel):
         size = _int_arg(size, "size")
         if size < 0:
             raise ValueError(f"size must be >= 0, not {size}")
+        _timeout_ns(timeout)  # checked now, not at the with statement
         return _Reservation(self, size, timeout)
 
     @_in_call
@@ -939,6 +940,7 @@ class Consumer(_Channel):
         of the block; arrays made from it (``numpy.frombuffer(view, ...)``) must not be
         used afterwards, as the producer reuses the space.
         """
+        _timeout_ns(timeout)  # checked now, not at the with statement
         return _Peek(self, timeout)
 
     @_in_call
@@ -983,6 +985,7 @@ class Consumer(_Channel):
         `dtype` and `shape` as in :meth:`read_array`. The array must not be used after the
         block (copy what you keep: ``a.copy()``).
         """
+        _timeout_ns(timeout)
         return _PeekArray(self, timeout, dtype, shape)
 
     @_in_call
