@@ -118,8 +118,9 @@ def test_timeouts_that_wait_forever(pair, forever: object) -> None:
     sleeps = c.stat().consumer_sleeps
     t = threading.Thread(target=lambda: got.append(c.read(timeout=forever)))
     t.start()
-    # Blocked (asleep on the futex, at least once): a wait of forever is a real wait.
-    wait_until(lambda: c.stat().consumer_sleeps > sleeps)
+    # Asleep on the futex again and again (each 0.1 s slice sleeps anew): still waiting.
+    wait_until(lambda: p.stat().consumer_sleeps > sleeps + 3)
+    assert t.is_alive()
     p.write(b"late")
     t.join(30)
     assert got == [b"late"]

@@ -85,7 +85,7 @@ def test_timeouts(pair) -> None:
     t = time.monotonic()
     with pytest.raises(TimeoutError) as e:
         c.read(timeout=0.25)
-    assert 0.2 < time.monotonic() - t < 2
+    assert 0.25 <= time.monotonic() - t < 30  # never early; the upper bound guards a hang
     assert "0.25 s" in str(e.value)
     with pytest.raises(BlockingIOError):
         c.read(timeout=0)
@@ -105,7 +105,7 @@ def test_timeouts(pair) -> None:
     t = time.monotonic()
     with pytest.raises(TimeoutError):  # longer than one 0.1 s slice
         p.write(b"y" * 1000, timeout=0.3)
-    assert 0.25 < time.monotonic() - t < 2
+    assert 0.3 <= time.monotonic() - t < 30
 
 
 def test_read_into(pair) -> None:
