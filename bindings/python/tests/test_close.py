@@ -6,6 +6,7 @@ ChannelBusy, and a finished segment stayed."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -220,3 +221,29 @@ def test_close_never_detaches_during_another_threads_call(
             sc.unlink(name, force=True)
     assert len(at_detach) >= 40
     assert set(at_detach) == {0}
+
+
+def test_exit_with_a_daemon_thread_blocked_in_write_ends_the_stream(name: str) -> None:
+    code = """
+import sys, threading, shm_channel
+p = shm_channel.Producer(sys.argv[1], 4096)
+p.set_spin(0)
+while True:
+    try:
+        p.write(b"f" * 500, timeout=0)
+    except BlockingIOError:
+        break
+threading.Thread(target=lambda: p.write(b"never"), daemon=True).start()
+print("ready", flush=True)
+sys.stdin.readline()  # exit (no close()) once the writer is blocked
+"""
+    with sc.Consumer(name, CAP) as c:
+        child = python_child(code, name, stdin=subprocess.PIPE)
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "ready"
+        wait_until(lambda: c.stat().producer_sleeps > 0)  # the daemon thread is blocked
+        child.stdin.close()
+        assert child.wait(30) == 0, child.stderr.read() if child.stderr else ""
+        assert len(c.read_many(100, timeout=10)) == CAP // 508
+        with pytest.raises(sc.EndOfStream):  # ended cleanly at exit, not PeerDied
+            c.read(timeout=10)

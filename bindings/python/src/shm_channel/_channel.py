@@ -246,8 +246,15 @@ def _after_fork_in_child() -> None:
 def _close_all_at_exit() -> None:
     # Producers still open at exit end their streams cleanly, rather than leaving the
     # consumer to find the producer dead.
-    for channel in list(_live_channels):
+    channels = list(_live_channels)
+    for channel in channels:
         channel.close()
+    # A call blocked in a (daemon) thread ends its role as it returns, within one wait
+    # slice: give it that time before the interpreter stops running threads.
+    deadline = _monotonic_ns() + 5 * _SLICE_NS
+    for channel in channels:
+        while channel._claim and _monotonic_ns() < deadline:
+            time.sleep(0.001)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
