@@ -555,9 +555,12 @@ class Producer(_Channel):
     - ``spin``: seconds a blocking call spins before sleeping (see :meth:`set_spin`).
 
     Only one live producer may hold a channel (:class:`ChannelBusy` otherwise). Closing it
-    (or leaving its ``with`` block) marks end-of-stream. Timeouts are in seconds: ``None``
-    waits forever and ``0`` never waits. An object may be shared by threads, but one
-    thread at a time must use it.
+    (or leaving its ``with`` block) marks end-of-stream. Timeouts are in seconds (any real
+    number): ``None`` or ``math.inf`` waits forever and ``0`` never waits; a negative one or
+    NaN raises :class:`ValueError`, a non-number (``bool`` too) :class:`TypeError`. Whole
+    numbers (``capacity``, ``mode``, sizes) must be ints or have ``__index__`` (numpy
+    integers): :class:`TypeError` otherwise, :class:`ValueError` out of range. An object
+    may be shared by threads, but one thread at a time must use it (:meth:`close` excepted).
     """
 
     _role = _PRODUCER
@@ -778,8 +781,9 @@ class Consumer(_Channel):
 
     Only one live consumer may hold a channel; a new one resumes after the last message
     the previous one released. Iterating over a consumer yields each message as bytes
-    until end-of-stream. Timeouts are in seconds: ``None`` waits forever and ``0`` never
-    waits. Reads raise :class:`EndOfStream` (a :class:`BrokenPipeError`) once the producer
+    until end-of-stream. Timeouts and whole numbers are checked as :class:`Producer` says:
+    ``None`` or ``math.inf`` waits forever and ``0`` never waits. Reads raise
+    :class:`EndOfStream` (a :class:`BrokenPipeError`) once the producer
     closed and everything was read, :class:`PeerDied` once the producer died and
     everything it committed was read, :class:`BlockingIOError` (timeout 0) or
     :class:`TimeoutError` when nothing came in time.
