@@ -210,10 +210,13 @@ uint32_t shm__svc_server_attach(struct shm__svc *s, struct shm__svc_server *v,
     struct shm__svc_header *h = s->hdr;
     memset(v, 0, sizeof(*v));
     /* A predecessor that died holding requests in place: free them (its answers will never
-     * come; the clients see its death, §5.7). Queued requests stay: they are addressed to
-     * it and this server drops them when it meets them (§5.4 step 4). */
+     * come; the clients see its death, §5.7). Queued requests are marked pending, since a
+     * dead predecessor may have collected their ready bits: they are addressed to it, and
+     * this server drops them when it meets them (§5.4 step 4), freeing their slots. */
     for (uint32_t i = 0; i < s->g.max_clients; i++) {
         uint64_t w = shm__load_acquire(&shm__svc_req(s, i)->req);
+        if ((w & 3) == SHM__SVC_QUEUED)
+            v->pending[i / 64] |= 1ull << (i % 64);
         if ((w & 3) == SHM__SVC_TAKEN && free_taken(s, i, w >> 2) && wake)
             wake(&shm__svc_resp(s, i)->resp_wake, arg);
     }
