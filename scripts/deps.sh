@@ -10,6 +10,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs=(build-essential cmake ninja-build pkg-config libcriterion-dev)
 if [ "$what" = all ]; then
   pkgs+=(python3 python3-venv python3-pip)
+  pkgs+=(abigail-tools dpkg-dev file unzip)   # packaging: abidw/abidiff, CPack's DEB helpers
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -23,4 +24,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# packaging: the Rust MSRV (rust-version in bindings/rust/Cargo.toml), which
+# tests/packaging/test-rust.sh builds the packaged crates with.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../bindings/rust/Cargo.toml")
+if [ "$what" = all ] && PATH="$HOME/.cargo/bin:$PATH" command -v rustup >/dev/null &&
+   ! PATH="$HOME/.cargo/bin:$PATH" rustup run "$msrv" rustc --version >/dev/null 2>&1; then
+  echo "deps: installing the Rust $msrv toolchain (the MSRV)"
+  PATH="$HOME/.cargo/bin:$PATH" rustup toolchain install "$msrv" --profile minimal
 fi
