@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The ABI check itself: scripts/abi-check.sh passes on the library as built, and on a library
-# with one more function; it fails on one with a function removed and on one whose public
-# struct (shm_channel_stat_t) grew. The variants are linked from the same sources and flags.
+# The ABI check itself: scripts/abi-check.sh passes on the library as built, on a library
+# with one more function and on one whose shm_channel_stat_t took a field from reserved[]; it
+# fails on one with a function removed and on ones whose shm_channel_stat_t grew (a field at
+# the end; a field before reserved[] left whole). Variants: same sources and flags.
 #
 #   tests/packaging/test-abi.sh [LIB]     (default: build-pkg/libshm_channel.so.1)
 set -euo pipefail
@@ -9,7 +10,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 lib=$(realpath "${1:-build-pkg/libshm_channel.so.1}")
 work=$(mktemp -d "${TMPDIR:-/tmp}/shm-channel-abi.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 fail() { echo "abi: FAILED: $*" >&2; exit 1; }
 
 echo "--- abi: the library as built"
@@ -50,4 +51,18 @@ sed 's/^} shm_channel_stat_t;/    uint64_t added_field;\n&/' c/include/shm_chann
 grep -q added_field "$work/inc/shm_channel.h" || fail "cannot edit the header"
 link struct_grown "$work/inc" c/src/shm_channel.map
 expect fail struct_grown
+# A field taken from reserved[]: compatible (the suppression), reserved[] shrinks to match.
+mkdir -p "$work/inc_reserved"
+sed 's/^    uint64_t reserved\[8\];/    uint64_t new_counter;\n    uint64_t reserved[7];/' \
+  c/include/shm_channel.h > "$work/inc_reserved/shm_channel.h"
+grep -q new_counter "$work/inc_reserved/shm_channel.h" || fail "cannot edit the header"
+link reserved_used "$work/inc_reserved" c/src/shm_channel.map
+expect pass reserved_used
+
+# The same field, but reserved[] kept its length: the struct grew, so not compatible.
+mkdir -p "$work/inc_reserved_grown"
+sed 's/^    uint64_t reserved\[8\];/    uint64_t new_counter;\n&/' \
+  c/include/shm_channel.h > "$work/inc_reserved_grown/shm_channel.h"
+link reserved_grown "$work/inc_reserved_grown" c/src/shm_channel.map
+expect fail reserved_grown
 echo "abi: ok"
