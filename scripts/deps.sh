@@ -11,6 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs=(build-essential cmake ninja-build pkg-config libcriterion-dev clang)
 if [ "$what" = all ]; then
   pkgs+=(python3 python3-venv python3-pip)
+  pkgs+=(abigail-tools dpkg-dev file unzip)   # packaging: abidw/abidiff, CPack's DEB helpers
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -39,4 +40,13 @@ if command -v clang >/dev/null 2>&1 && ! fuzz_links; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "libclang-rt-$major-dev" >/dev/null
   fuzz_links || { echo "deps: clang -fsanitize=fuzzer still does not link"; exit 1; }
+fi
+
+# packaging: the Rust MSRV (rust-version in bindings/rust/Cargo.toml), which
+# tests/packaging/test-rust.sh builds the packaged crates with.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../bindings/rust/Cargo.toml")
+if [ "$what" = all ] && PATH="$HOME/.cargo/bin:$PATH" command -v rustup >/dev/null &&
+   ! PATH="$HOME/.cargo/bin:$PATH" rustup run "$msrv" rustc --version >/dev/null 2>&1; then
+  echo "deps: installing the Rust $msrv toolchain (the MSRV)"
+  PATH="$HOME/.cargo/bin:$PATH" rustup toolchain install "$msrv" --profile minimal
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, then runs the C tests (plain, ASan+UBSan, TSan),
-# the Python and Rust bindings' tests, and the cross-language interop suite.
+# the Python and Rust bindings' tests, the cross-language interop suite, and the packages
+# (Debian, Python wheel and sdist, Rust crates) with the C ABI check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -22,6 +23,7 @@ run "C (plain, ASan+UBSan, TSan)" scripts/test-c.sh
 [ -x bindings/python/run-tests.sh ] && run "Python binding" bindings/python/run-tests.sh
 [ -x bindings/rust/run-tests.sh ] && run "Rust binding" bindings/rust/run-tests.sh
 [ -x tests/interop/run.sh ] && run "Interop" tests/interop/run.sh
+[ -x tests/packaging/run.sh ] && run "Packaging (deb, wheel, crates, ABI)" tests/packaging/run.sh
 echo
 echo "total: $((SECONDS - start)) s"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -6,7 +6,9 @@
 #   bindings/python/run-tests.sh [pytest args...]
 #
 # Environment: PYTHON (default python3), SHM_CHANNEL_VENV (default: a new temporary
-# directory, removed afterwards). Needs a C compiler, CMake >= 3.16 and PyPI access
+# directory, removed afterwards), SHM_CHANNEL_WHEEL (a built wheel to install instead of
+# building bindings/python: tests/packaging/test-python.sh). Needs a C compiler (not with
+# SHM_CHANNEL_WHEEL), CMake >= 3.16 and PyPI access
 # (scikit-build-core, cffi, pytest, numpy, ruff). Exits non-zero on any failure.
 set -euo pipefail
 
@@ -24,8 +26,8 @@ fi
 echo "== fresh virtual environment in $venv"
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-echo "== pip install bindings/python (builds libshm_channel with scikit-build-core)"
-"$venv/bin/python" -m pip install --quiet "$here"
+echo "== pip install ${SHM_CHANNEL_WHEEL:-bindings/python (builds libshm_channel with scikit-build-core)}"
+"$venv/bin/python" -m pip install --quiet "${SHM_CHANNEL_WHEEL:-$here}"
 "$venv/bin/python" -m pip install --quiet pytest numpy ruff
 
 echo "== ruff (the package and its tests; examples/python and bench/python/bench.py)"

@@ -1,7 +1,9 @@
 //! Builds or finds the shm_channel C library.
 //!
-//! By default the C sources in `../../../c` (the repository's `c/` folder) are compiled with
-//! the `cc` crate into a static library, with the same flags as the CMake build.
+//! By default the C sources in `c/` are compiled with the `cc` crate into a static library,
+//! with the same flags as the CMake build: every `c/src/*.c` file, as the library is exactly
+//! the files of that folder. In the repository `c/` is a link to the top-level `c/` folder; in
+//! the packaged crate it is a copy of `c/include` and `c/src`, so the crate builds on its own.
 //!
 //! When `SHM_CHANNEL_LIB_DIR` names a folder, the prebuilt `libshm_channel.so` found there is
 //! linked instead (set `SHM_CHANNEL_STATIC=1` to link `libshm_channel.a` from that folder).
@@ -18,7 +20,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SHM_CHANNEL_INCLUDE_DIR");
 
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let c_dir = manifest_dir.join("../../../c");
+    let c_dir = manifest_dir.join("c");
     let include_dir = env::var_os("SHM_CHANNEL_INCLUDE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| c_dir.join("include"));
@@ -57,21 +59,20 @@ fn link_prebuilt(dir: &Path) {
 
 fn build_from_source(c_dir: &Path, include_dir: &Path) {
     let src = c_dir.join("src");
-    let sources = ["channel.c", "ring.c", "os_linux.c"];
-    for f in &sources {
-        println!("cargo:rerun-if-changed={}", src.join(f).display());
-    }
-    for f in ["atomics.h", "layout.h", "os.h", "ring.h"] {
-        println!("cargo:rerun-if-changed={}", src.join(f).display());
-    }
-    println!(
-        "cargo:rerun-if-changed={}",
-        include_dir.join("shm_channel.h").display()
-    );
+    // A change to any file of the folders (a new source too) builds again.
+    println!("cargo:rerun-if-changed={}", src.display());
+    println!("cargo:rerun-if-changed={}", include_dir.display());
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&src)
+        .unwrap_or_else(|e| panic!("{}: {e}", src.display()))
+        .map(|entry| entry.expect("readable folder").path())
+        .filter(|p| p.extension().is_some_and(|ext| ext == "c"))
+        .collect();
+    sources.sort();
+    assert!(!sources.is_empty(), "no C sources in {}", src.display());
 
     let mut build = cc::Build::new();
     build
-        .files(sources.iter().map(|f| src.join(f)))
+        .files(&sources)
         .include(include_dir)
         .include(&src)
         .define("SHM_CHANNEL_BUILDING", None)

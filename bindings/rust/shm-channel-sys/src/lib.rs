@@ -12,8 +12,8 @@
 //!
 //! # Linking
 //!
-//! The build script compiles the C sources of the repository with the `cc` crate. When the
-//! environment variable `SHM_CHANNEL_LIB_DIR` names a folder, it links the prebuilt
+//! The build script compiles the C sources this crate carries (`c/`) with the `cc` crate.
+//! When the environment variable `SHM_CHANNEL_LIB_DIR` names a folder, it links the prebuilt
 //! `libshm_channel.so` found there instead (`SHM_CHANNEL_STATIC=1`: `libshm_channel.a`).
 //!
 //! # Example

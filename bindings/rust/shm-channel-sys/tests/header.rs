@@ -25,7 +25,7 @@ fn manifest_dir() -> PathBuf {
 fn include_dir() -> PathBuf {
     match std::env::var_os("SHM_CHANNEL_INCLUDE_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => manifest_dir().join("../../../c/include"),
+        _ => manifest_dir().join("c/include"),
     }
 }
 
