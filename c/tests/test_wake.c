@@ -45,15 +45,16 @@
 TestSuite(wake, .init = ct_setup, .fini = ct_teardown, .timeout = 300);
 
 #define SLICE_NS (30 * CT_SEC) /* a lost wake-up would cost this */
-#define LATENCY_BOUND (5 * CT_SEC) /* generous, and far below the slice */
-#define CALL_TIMEOUT (20 * CT_SEC) /* a lost wake-up fails the round after this */
-#define WAIT_STATE (20 * CT_SEC) /* bound on waiting for a peer's state */
+#define LATENCY_BOUND (10 * CT_SEC) /* generous (a loaded VM stalls a process for seconds) */
+#define CALL_TIMEOUT (25 * CT_SEC) /* a lost wake-up ends the call only at this deadline */
+#define WAIT_STATE (40 * CT_SEC) /* bound on waiting for a peer's state (> CALL_TIMEOUT) */
 
 /* Shared by the test and its peer (MAP_SHARED anonymous, so across fork() too). */
 struct side {
     uint64_t round;   /* the waiter: k + 1 when it is about to wait in round k */
     uint64_t base;    /* the waiter's own counter just before that wait */
-    uint64_t t_ns;    /* the waker: when it published, released or closed */
+    uint64_t t_ns;    /* the waker: when its publish, release or close returned */
+    uint64_t t_round; /* ... in round t_round - 1 */
     uint64_t go;      /* phase control */
     uint64_t max_lat; /* the waiter's slowest wake-up */
     char msg[200];    /* the peer's failure */
@@ -130,6 +131,24 @@ static void note_latency(uint64_t lat)
         side->max_lat = lat;
 }
 
+/* The waker: its call of round k (publish, release or close, wake included) has returned. */
+static void waker_done(uint64_t k)
+{
+    st(&side->t_ns, ct_now_ns());
+    st(&side->t_round, k + 1);
+}
+
+/* The waiter, whose call of round k returned at t_ret: how long after the waker's call
+ * returned (0 if before). Measured from the end of the waker's call, so that a waker that is
+ * descheduled between its publish and its stamp cannot pass for a lost wake-up. */
+static uint64_t wake_latency(uint64_t k, uint64_t t_ret)
+{
+    if (WAIT_GEQ(&side->t_round, k + 1, 0) != 0)
+        return UINT64_MAX;
+    uint64_t t = ld(&side->t_ns);
+    return t_ret > t ? t_ret - t : 0;
+}
+
 /* ---- peers: processes or threads ---------------------------------------------------- */
 
 #ifdef CT_WAKE_THREADS
@@ -204,7 +223,7 @@ static int slow_reader(void *arg)
         uint8_t buf[16];
         uint64_t len = 0;
         rc = shm_channel_read(c, buf, sizeof buf, &len, CALL_TIMEOUT);
-        uint64_t lat = ct_now_ns() - ld(&side->t_ns);
+        uint64_t lat = wake_latency(k, ct_now_ns());
         int last = k == a->rounds;
         if (last ? rc != -EPIPE : (rc != 0 || len != 8 || ct_msg_seq(buf) != k))
             return note(2, "round %lu: read: %s", (unsigned long)k, shm_channel_strerror(rc));
@@ -240,11 +259,11 @@ Test(wake, blocked_reader_is_woken_by_each_publish_and_by_close)
         /* the reader is asleep in this round: its sleep counter moved */
         cr_assert_eq(WAIT_GEQ(&h->consumer_sleeps, base + 1, 0), 0,
                      "round %lu: the reader never slept (%s)", k, side->msg);
-        st(&side->t_ns, ct_now_ns());
         if (k < a.rounds)
             cr_assert_eq(shm_channel_write(p, &k, 8, 0), 0);
         else
             shm_channel_close(p);
+        waker_done(k);
     }
     int rc = peer_join(&peer);
     cr_assert_eq(rc, 0, "reader: %s", side->msg);
@@ -284,7 +303,7 @@ static int slow_writer(void *arg)
         st(&side->base, shm__load_relaxed(&h->producer_sleeps));
         st(&side->round, k + 1);
         rc = shm_channel_write(p, buf, WMSG, CALL_TIMEOUT);
-        uint64_t lat = ct_now_ns() - ld(&side->t_ns);
+        uint64_t lat = wake_latency(k, ct_now_ns());
         int last = k == a->rounds;
         if (last ? rc != -EPIPE : rc != 0)
             return note(2, "round %lu: write: %s", (unsigned long)k, shm_channel_strerror(rc));
@@ -320,7 +339,6 @@ Test(wake, blocked_writer_is_woken_by_each_release_and_by_close)
         uint64_t base = ld(&side->base);
         cr_assert_eq(WAIT_GEQ(&h->producer_sleeps, base + 1, 0), 0,
                      "round %lu: the writer never slept (%s)", k, side->msg);
-        st(&side->t_ns, ct_now_ns());
         if (k < a.rounds) {
             uint8_t buf[WMSG];
             uint64_t len;
@@ -328,6 +346,7 @@ Test(wake, blocked_writer_is_woken_by_each_release_and_by_close)
         } else {
             shm_channel_close(c);
         }
+        waker_done(k);
     }
     int rc = peer_join(&peer);
     cr_assert_eq(rc, 0, "writer: %s", side->msg);
@@ -373,7 +392,7 @@ static int racing_reader(void *arg)
         uint8_t buf[16];
         uint64_t len = 0;
         rc = shm_channel_read(c, buf, sizeof buf, &len, CALL_TIMEOUT);
-        uint64_t lat = ct_now_ns() - ld(&side->t_ns);
+        uint64_t lat = wake_latency(k, ct_now_ns());
         if (rc != 0 || len != 8 || ct_msg_seq(buf) != k)
             return note(2, "round %lu: read: %s", (unsigned long)k, shm_channel_strerror(rc));
         if (lat > LATENCY_BOUND)
@@ -424,8 +443,8 @@ Test(wake, publish_racing_the_readers_way_to_sleep_is_never_lost)
             for (unsigned i = 0; i < d; i++)
                 (void)shm__load_relaxed(&h->consumer_waiting);
         }
-        st(&side->t_ns, ct_now_ns());
         cr_assert_eq(shm_channel_write(p, &k, 8, 0), 0);
+        waker_done(k);
     }
     int rc = peer_join(&peer);
     cr_assert_eq(rc, 0, "reader: %s", side->msg);

@@ -217,6 +217,11 @@ def main():
                 for t in tests:
                     status, dt, out = run_test(t, cap, env)
                     if status != "passed":
+                        logdir = os.path.join(scratch, "logs")
+                        os.makedirs(logdir, exist_ok=True)
+                        with open(os.path.join(logdir, f"{m['id']}.{name}.{t['name']}.log"),
+                                  "w") as f:
+                            f.write(out)
                         killers.append(f"{name}:{t['name'][2:] if t['name'].startswith('c_') else t['name']}"
                                        + (" (timeout)" if status == "timeout" else ""))
                         first = [ln for ln in out.splitlines()
