@@ -93,7 +93,9 @@ def copy_tree(dst):
             continue
         out = os.path.join(dst, f.decode())
         os.makedirs(os.path.dirname(out), exist_ok=True)
-        shutil.copy2(src, out)
+        # A fresh mtime: a reused scratch directory must never keep objects of a mutant
+        # (the original, copied with its old mtime, would look older than them to ninja).
+        shutil.copy(src, out)
 
 
 def configure(src, build, sanitize, scale):
