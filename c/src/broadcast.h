@@ -222,7 +222,8 @@ struct shm__bcast_sub {
     uint64_t delivered;     /* running totals, also mirrored in the entry */
     uint64_t missed;
     uint64_t delivered_bytes;
-    uint64_t last_missed;   /* skipped just before the last delivered message */
+    uint64_t last_missed;   /* skipped since the last delivery, not yet reported */
+    uint64_t last_reported; /* the skip reported with the last message read or peeked */
     int peeking;
     uint64_t peek_seq;
     uint64_t peek_len;
