@@ -72,8 +72,10 @@ enum shm_channel_role {
 enum shm_channel_open_flags {
     SHM_CHANNEL_CREATE = 1,        /* create the segment if it does not exist */
     SHM_CHANNEL_EXCL = 2,          /* with CREATE: fail with -EEXIST if it exists */
-    SHM_CHANNEL_ALLOW_FOREIGN = 4  /* accept a segment owned by another user, or with
+    SHM_CHANNEL_ALLOW_FOREIGN = 4, /* accept a segment owned by another user, or with
                                       more permissive mode bits than requested */
+    SHM_CHANNEL_FROM_OLDEST = 8    /* broadcast subscriber: start at the oldest message
+                                      still held, not the newest (history on join) */
 };
 
 /* Flags for shm_channel_unlink(). */
@@ -213,7 +215,9 @@ SHM_CHANNEL_API int shm_channel_open(shm_channel_t **out, const char *name, uint
  * Either side may create and start first. One live publisher: a second gets -EBUSY; after
  * the first closes or dies, a new one takes over and continues the numbering. Up to
  * max_subscribers subscribers at once; a subscriber starts at the newest message (so a
- * first read returns it at once), or at the first if none was published yet.
+ * first read returns it at once), or at the first if none was published yet, or with
+ * SHM_CHANNEL_FROM_OLDEST at the oldest message still held. Its delivered and missed
+ * counts start at that message.
  * Blocks as shm_channel_open() (at most 1 s while another process initialises the segment).
  * Returns 0 and sets *out, or the errors of shm_channel_open() (-EPROTOTYPE: the segment is
  * a stream, and shm_channel_open() as producer or consumer gets -EPROTOTYPE on a broadcast

@@ -387,6 +387,13 @@ int shm__bcast_sub_join(struct shm__bcast *b, struct shm__bcast_sub *s, uint32_t
     return reclaimed;
 }
 
+void shm__bcast_sub_rewind(struct shm__bcast *b, struct shm__bcast_sub *s)
+{
+    uint64_t p = s->pub_seen;
+    s->next = p >= b->g.depth ? p - b->g.depth + 1 : 1;
+    sync_entry(s);
+}
+
 void shm__bcast_sub_leave(struct shm__bcast *b, struct shm__bcast_sub *s)
 {
     struct shm__bcast_header *h = b->hdr;

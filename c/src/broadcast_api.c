@@ -55,7 +55,7 @@ static int join(shm_channel_t *ch)
     return -EUSERS;
 }
 
-int shm__bc_attach(shm_channel_t *ch, const shm_channel_broadcast_config_t *cfg,
+int shm__bc_attach(shm_channel_t *ch, uint32_t flags, const shm_channel_broadcast_config_t *cfg,
                    const struct shm__seg_info *info)
 {
     const struct shm__bcast_geom *g = &info->bcast;
@@ -78,8 +78,11 @@ int shm__bc_attach(shm_channel_t *ch, const shm_channel_broadcast_config_t *cfg,
             return rc;
         return shm__bcast_pub_attach(&ch->bc, &ch->pub);
     }
-    if (ch->role == SHM_CHANNEL_SUBSCRIBER)
-        return join(ch);
+    if (ch->role == SHM_CHANNEL_SUBSCRIBER) {
+        if ((rc = join(ch)) == 0 && (flags & SHM_CHANNEL_FROM_OLDEST))
+            shm__bcast_sub_rewind(&ch->bc, &ch->sub);
+        return rc;
+    }
     return 0;
 }
 

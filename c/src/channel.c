@@ -47,7 +47,10 @@ static int check_open_args(uint32_t role, uint32_t flags, uint64_t capacity, uin
 {
     if (role < SHM_CHANNEL_PRODUCER || role > SHM_CHANNEL_SUBSCRIBER)
         return -EINVAL;
-    if (flags & ~(uint32_t)(SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL | SHM_CHANNEL_ALLOW_FOREIGN))
+    if (flags & ~(uint32_t)(SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL | SHM_CHANNEL_ALLOW_FOREIGN |
+                            SHM_CHANNEL_FROM_OLDEST))
+        return -EINVAL;
+    if ((flags & SHM_CHANNEL_FROM_OLDEST) && role != SHM_CHANNEL_SUBSCRIBER)
         return -EINVAL;
     if ((flags & SHM_CHANNEL_EXCL) && !(flags & SHM_CHANNEL_CREATE))
         return -EINVAL;
@@ -152,7 +155,7 @@ static int open_handle(shm_channel_t **out, const char *name, uint32_t role, uin
     if ((rc = shm__seg_validate(ch->seg.fd, role != SHM_CHANNEL_OBSERVER, want_kind, &info)) != 0)
         goto fail;
     ch->kind = info.kind;
-    rc = ch->kind == SHM_CHANNEL_KIND_BROADCAST ? shm__bc_attach(ch, cfg, &info)
+    rc = ch->kind == SHM_CHANNEL_KIND_BROADCAST ? shm__bc_attach(ch, flags, cfg, &info)
                                                : open_stream(ch, capacity, &info);
     if (rc)
         goto fail;

@@ -33,7 +33,7 @@ struct shm_channel {
 int shm__bc_config(const shm_channel_broadcast_config_t *cfg, struct shm__bcast_geom *g);
 /* The rest of an open whose kind-2 segment was validated: parameters and type tag against
  * the segment's, mapping, role (publisher lock, or a subscriber entry). */
-int shm__bc_attach(shm_channel_t *ch, const shm_channel_broadcast_config_t *cfg,
+int shm__bc_attach(shm_channel_t *ch, uint32_t flags, const shm_channel_broadcast_config_t *cfg,
                    const struct shm__seg_info *info);
 void shm__bc_end_role(shm_channel_t *ch);
 int shm__bc_write(shm_channel_t *ch, const void *data, uint64_t len);

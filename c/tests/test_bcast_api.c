@@ -224,6 +224,17 @@ Test(bcast_api, latest_value_and_is_new)
     cr_assert_eq(missed, 0);
     uint64_t missed2;
     cr_assert_eq(get(late, &v, &missed2), -EAGAIN); /* and continues after it */
+    /* FROM_OLDEST: history on join, from the oldest message held (depth 8: all five). */
+    shm_channel_t *hist = NULL;
+    cr_assert_eq(shm_channel_open_broadcast(&hist, n, SHM_CHANNEL_SUBSCRIBER,
+                                            SHM_CHANNEL_FROM_OLDEST, NULL, 0), 0);
+    for (uint64_t i = 1; i <= 5; i++) {
+        cr_assert_eq(get(hist, &v, &missed2), 0);
+        cr_assert_eq(v, i);
+    }
+    shm_channel_close(hist);
+    cr_assert_eq(shm_channel_open_broadcast(&hist, n, SHM_CHANNEL_PUBLISHER,
+                                            SHM_CHANNEL_FROM_OLDEST, NULL, 0), -EINVAL);
     /* peek_latest: a view, the same view again before release, counted once. */
     put(pub, 6);
     const void *p1, *p2;
