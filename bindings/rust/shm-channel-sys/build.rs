@@ -57,7 +57,14 @@ fn link_prebuilt(dir: &Path) {
 
 fn build_from_source(c_dir: &Path, include_dir: &Path) {
     let src = c_dir.join("src");
-    let sources = ["channel.c", "ring.c", "os_linux.c"];
+    let sources = [
+        "channel.c",
+        "segment.c",
+        "ring.c",
+        "os_linux.c",
+        "broadcast.c",
+        "broadcast_api.c",
+    ];
     for f in &sources {
         println!("cargo:rerun-if-changed={}", src.join(f).display());
     }
