@@ -7,7 +7,8 @@ what=${1:-all}
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-pkgs=(build-essential cmake ninja-build pkg-config libcriterion-dev)
+# clang: the libFuzzer target (c/fuzz); its runtime comes in libclang-rt-N-dev (below).
+pkgs=(build-essential cmake ninja-build pkg-config libcriterion-dev clang)
 if [ "$what" = all ]; then
   pkgs+=(python3 python3-venv python3-pip)
 fi
@@ -23,4 +24,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# libFuzzer's runtime (and the sanitizers' for clang) is a separate package on Debian, named
+# after clang's major version (bookworm: clang 14, libclang-rt-14-dev).
+fuzz_links() {
+  printf 'int LLVMFuzzerTestOneInput(const char *d, long n) { (void)d; (void)n; return 0; }\n' |
+    clang -fsanitize=fuzzer,address,undefined -x c - -o /dev/null >/dev/null 2>&1
+}
+if command -v clang >/dev/null 2>&1 && ! fuzz_links; then
+  major=$(clang -dumpversion | cut -d. -f1)
+  echo "deps: installing libclang-rt-$major-dev"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "libclang-rt-$major-dev" >/dev/null
+  fuzz_links || { echo "deps: clang -fsanitize=fuzzer still does not link"; exit 1; }
 fi

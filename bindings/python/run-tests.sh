@@ -30,8 +30,8 @@ echo "== pip install bindings/python (builds libshm_channel with scikit-build-co
 
 echo "== ruff (the package and its tests; examples/python and bench/python/bench.py)"
 (cd "$here" && "$venv/bin/ruff" check . && "$venv/bin/ruff" format --check .)
-(cd "$repo" && "$venv/bin/ruff" check --config "$here/pyproject.toml" examples/python bench/python/bench.py &&
-    "$venv/bin/ruff" format --config "$here/pyproject.toml" --check examples/python bench/python/bench.py)
+(cd "$repo" && "$venv/bin/ruff" check --config "$here/pyproject.toml" examples/python bench/python/bench.py bench/python/latency.py &&
+    "$venv/bin/ruff" format --config "$here/pyproject.toml" --check examples/python bench/python/bench.py bench/python/latency.py)
 
 echo "== pytest against the installed package"
 cd "$here"

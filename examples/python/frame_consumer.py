@@ -4,7 +4,8 @@
     c/examples/demo_producer frames 300 &        # build/demo_producer after the CMake build
     python examples/python/frame_consumer.py frames
 
-Arguments: NAME [--capacity BYTES] [--copy]. By default each frame is a read-only numpy view
+Arguments: NAME [--capacity BYTES] [--copy] (--help says more; bad arguments print the usage
+and create nothing). By default each frame is a read-only numpy view
 of the shared ring, with no copy at all (``peek_array``); with ``--copy`` it is copied once
 into a preallocated array (``read_into``), which the program may keep. Each frame's first 8
 bytes are its sequence number (little-endian), which is checked. Either side may start first;
@@ -23,18 +24,41 @@ import shm_channel
 SHAPE = (1080, 1920, 3)  # what demo_producer sends by default: 6,220,800 bytes
 
 
+def capacity(text: str) -> int:
+    """--capacity: a power of two from 1 KiB to 1 TiB, in bytes (0x... accepted)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of bytes: {text!r}") from None
+    if not shm_channel.MIN_CAPACITY <= value <= shm_channel.MAX_CAPACITY or value & (value - 1):
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a power of two from {shm_channel.MIN_CAPACITY} to "
+            f"{shm_channel.MAX_CAPACITY}"
+        )
+    return value
+
+
 def main() -> int:
-    """Receive frames until end-of-stream; 0 on success."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("name", nargs="?", default="demo", help="channel name (default: demo)")
-    ap.add_argument("--capacity", type=int, default=32 << 20, help="ring bytes (32 MiB)")
+    """Receive frames until end-of-stream; 0 on success, 1 on a bad stream, 2 on bad usage."""
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Start c/examples/demo_producer NAME (before or after this program) to send frames.",
+    )
+    ap.add_argument("name", help="channel name: 1-200 characters from [A-Za-z0-9._-]")
+    ap.add_argument(
+        "--capacity", type=capacity, default=32 << 20, help="ring bytes (default 32 MiB)"
+    )
     ap.add_argument("--copy", action="store_true", help="copy each frame into an array")
     args = ap.parse_args()
 
     frames = 0
     t0 = None
     frame = np.empty(SHAPE, np.uint8)
-    with shm_channel.Consumer(args.name, args.capacity) as c:
+    try:
+        c = shm_channel.Consumer(args.name, args.capacity)
+    except ValueError as e:  # checked before anything is created
+        ap.error(str(e))
+    with c:
         while True:
             try:
                 if args.copy:

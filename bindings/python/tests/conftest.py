@@ -9,7 +9,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,12 @@ def c_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         )
         progs[prog] = exe
     return progs
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30, what: str = "") -> None:
+    """Poll until `condition()` is true: for a state (a peer blocked, a file gone), never
+    a fixed sleep. Fails after `timeout` seconds, so a broken state fails, not hangs."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        time.sleep(0.002)

@@ -99,6 +99,15 @@ def test_version_mismatch_is_refused(monkeypatch) -> None:
         _lib._load()
 
 
+def test_library_lacking_a_required_function_is_refused(monkeypatch) -> None:
+    # A 1.0 library from before shm_channel_detach: close() could not end the role.
+    monkeypatch.setattr(_lib, "REQUIRED_FUNCTIONS", ("shm_channel_detach", "shm_channel_nope"))
+    monkeypatch.setattr(_lib, "_candidates", lambda: [("bundled copy", shm_channel.library_path)])
+    with pytest.raises(OSError, match=r"too old, lacks shm_channel_nope\n"):
+        _lib._load()
+    assert "shm_channel_detach" in _lib.REQUIRED_FUNCTIONS
+
+
 def test_import_failure_message_in_a_fresh_interpreter(tmp_path: Path) -> None:
     # A copy of the package without its bundled library, and nothing on the loader's path.
     pkg = Path(shm_channel.__file__).parent

@@ -85,7 +85,7 @@ def test_timeouts(pair) -> None:
     t = time.monotonic()
     with pytest.raises(TimeoutError) as e:
         c.read(timeout=0.25)
-    assert 0.2 < time.monotonic() - t < 2
+    assert 0.25 <= time.monotonic() - t < 30  # never early; the upper bound guards a hang
     assert "0.25 s" in str(e.value)
     with pytest.raises(BlockingIOError):
         c.read(timeout=0)
@@ -105,7 +105,7 @@ def test_timeouts(pair) -> None:
     t = time.monotonic()
     with pytest.raises(TimeoutError):  # longer than one 0.1 s slice
         p.write(b"y" * 1000, timeout=0.3)
-    assert 0.25 < time.monotonic() - t < 2
+    assert 0.3 <= time.monotonic() - t < 30
 
 
 def test_read_into(pair) -> None:
@@ -398,21 +398,42 @@ def test_close_inside_blocks(name: str) -> None:
         assert list(c2) == [b"m"]
 
 
-def test_leaked_view_keeps_mapping_alive(name: str) -> None:
+def test_leaked_view_stays_readable_after_close(name: str) -> None:
     np = pytest.importorskip("numpy")
     with sc.Producer(name, CAP) as p:
         p.write(np.arange(1000, dtype=np.int64))
+        p.write(b"next")
         c = sc.Consumer(name, CAP)
         with c.peek() as view:
             kept = np.frombuffer(view, np.int64)  # against the rules: outlives the block
         with pytest.warns(ResourceWarning, match="still referenced"):
             c.close()
-        assert kept.sum() == sum(range(1000))  # no crash: the mapping is still there
-        with pytest.raises(sc.ChannelBusy):
-            sc.Consumer(name, CAP)  # the C handle is still open
+        assert kept.sum() == sum(range(1000))  # no crash: the memory is still mapped
+        # The role ended at once all the same: a new consumer takes over.
+        with sc.Consumer(name, CAP) as c2:
+            assert c2.read(timeout=0) == b"next"
+            for i in range(3 * CAP // 1000):  # the producer reuses the ring several times
+                p.write(bytes([i & 0xFF]) * 1000)
+                assert c2.read(timeout=10) == bytes([i & 0xFF]) * 1000
+        # The old view is a private copy now: still readable, whatever it shows.
+        assert len(kept.copy()) == 1000
         del kept, view
         gc.collect()
-        sc.Consumer(name, CAP).close()  # now it is closed
+
+
+def test_array_from_a_peek_view_kept_past_close_inside_the_block(name: str) -> None:
+    np = pytest.importorskip("numpy")
+    with sc.Producer(name, CAP) as p:
+        p.write(np.full(4096, 7, np.uint8))
+        c = sc.Consumer(name, CAP)
+        with c.peek() as view:
+            a = np.frombuffer(view, np.uint8)
+            with pytest.warns(ResourceWarning):
+                c.close()
+            assert a.sum() == 7 * 4096  # readable after close, inside the block
+        assert a[-1] == 7 and a.sum() == 7 * 4096  # and after it
+        with sc.Consumer(name, CAP) as c2:  # close() did not release the message
+            assert c2.read(timeout=0) == bytes([7]) * 4096
 
 
 def test_not_picklable(pair) -> None:

@@ -7,6 +7,9 @@ import contextlib
 import ctypes
 import dataclasses
 import errno as _errno
+import functools
+import numbers
+import operator
 import os
 import re
 import struct
@@ -16,7 +19,7 @@ import warnings
 import weakref
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -45,7 +48,10 @@ __all__ = [
 # A blocking call is made of C calls that each wait at most this long, so that Python can
 # run signal handlers (Ctrl-C) and notice close() from another thread in between.
 _SLICE_NS = 100_000_000
-_MAX_TIMEOUT_NS = (1 << 63) - 1
+# Timeouts from this many seconds up (about 292 years, the most an int64 of ns holds), and
+# math.inf, wait forever, as None does.
+_FOREVER_S = ((1 << 63) - 1) // 1_000_000_000
+_MAX_SPIN_S = 10
 _ETIMEDOUT = -_errno.ETIMEDOUT
 _EINTR = -_errno.EINTR
 _EMSGSIZE = -_errno.EMSGSIZE
@@ -71,6 +77,7 @@ _c_release = lib.shm_channel_release
 _c_reserve = lib.shm_channel_reserve
 _c_commit = lib.shm_channel_commit
 _c_abort = lib.shm_channel_abort
+_c_detach = lib.shm_channel_detach
 _from_buffer = ffi.from_buffer
 _unpack = ffi.unpack
 _struct_unpack_from = struct.unpack_from
@@ -78,25 +85,61 @@ _cbuffer = ffi.buffer
 _monotonic_ns = time.monotonic_ns
 
 _T = TypeVar("_T", bound=ctypes.Structure)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _seconds(value: float, what: str) -> float:
+    """`value` if it is a real number (int, float, numpy floating...); TypeError for
+    anything else, bool and numeric strings included.
+    """
+    t = type(value)
+    if t is float or t is int:
+        return value
+    if t is bool or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a number of seconds, not {t.__name__}")
+    return float(value)
 
 
 def _timeout_ns(timeout: float | None) -> int:
-    """Seconds (None: forever) to the C library's nanoseconds (negative: forever)."""
+    """A timeout in seconds to the C library's nanoseconds, -1 meaning forever.
+
+    None, math.inf and anything from _FOREVER_S up wait forever; 0 never waits. Negative
+    numbers and NaN raise ValueError, anything but a real number TypeError.
+    """
     if timeout is None:
         return -1
-    if not timeout >= 0:  # also catches NaN
-        raise ValueError(f"timeout must be None or a number of seconds >= 0, not {timeout!r}")
-    ns = timeout * 1e9
-    return _MAX_TIMEOUT_NS if ns >= _MAX_TIMEOUT_NS else int(ns)
+    timeout = _seconds(timeout, "timeout")
+    if not timeout >= 0:  # also NaN
+        raise ValueError(
+            f"timeout must be None (or math.inf) to wait forever, or a number of seconds "
+            f">= 0, not {timeout!r}"
+        )
+    if timeout >= _FOREVER_S:
+        return -1
+    return int(timeout * 1e9)
 
 
 def _first_wait(timeout: float | None) -> tuple[int, int | None]:
     """(ns for the first C call, deadline for the rest or None) of a blocking call."""
-    if timeout is None:
-        return _SLICE_NS, None
     ns = _timeout_ns(timeout)
+    if ns < 0:
+        return _SLICE_NS, None
     start = _monotonic_ns()
     return (ns if ns < _SLICE_NS else _SLICE_NS), start + ns
+
+
+def _int_arg(value: int, what: str) -> int:
+    """`value` as an int: ints and what has __index__ (numpy integers); TypeError for
+    anything else, floats, numeric strings and bool included.
+    """
+    if type(value) is int:
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
 
 
 def _check_name(name: str) -> bytes:
@@ -112,7 +155,7 @@ def _check_name(name: str) -> bytes:
 
 
 def _check_capacity(capacity: int) -> int:
-    capacity = int(capacity)
+    capacity = _int_arg(capacity, "capacity")
     if capacity and (
         capacity < lib.SHM_CHANNEL_MIN_CAPACITY
         or capacity > lib.SHM_CHANNEL_MAX_CAPACITY
@@ -153,6 +196,35 @@ class _Keep:
         self._live[0] -= 1
 
 
+def _detach(claim: list[Any]) -> None:
+    """End the role of the handle in `claim`, if nobody did yet (list.pop is atomic)."""
+    try:
+        h = claim.pop()
+    except IndexError:
+        return
+    _c_detach(h)
+    if sys.getrefcount(h) <= 2:  # only `h` here and getrefcount's argument
+        ffi.release(h)  # nothing refers to the mapping any more: unmap it now
+
+
+def _in_call(method: _F) -> _F:
+    """Mark a method as making C calls on the handle (see _Channel.close()): the method
+    must take the handle (self._handle()) inside, after the mark is set.
+    """
+
+    @functools.wraps(method)
+    def marked(self: _Channel, *args: Any, **kwargs: Any) -> Any:
+        try:
+            self._busy = True
+            return method(self, *args, **kwargs)
+        finally:
+            self._busy = False
+            if self._closing:
+                _detach(self._claim)
+
+    return marked  # type: ignore[return-value]
+
+
 def _make_finalizer(pid: int) -> Any:
     def close_handle(handle: Any) -> None:
         # A forked child shares the parent's locks through the inherited descriptor:
@@ -174,8 +246,15 @@ def _after_fork_in_child() -> None:
 def _close_all_at_exit() -> None:
     # Producers still open at exit end their streams cleanly, rather than leaving the
     # consumer to find the producer dead.
-    for channel in list(_live_channels):
+    channels = list(_live_channels)
+    for channel in channels:
         channel.close()
+    # A call blocked in a (daemon) thread ends its role as it returns, within one wait
+    # slice: give it that time before the interpreter stops running threads.
+    deadline = _monotonic_ns() + 5 * _SLICE_NS
+    for channel in channels:
+        while channel._claim and _monotonic_ns() < deadline:
+            time.sleep(0.001)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -240,6 +319,9 @@ class _Channel:
     _role = 0
     _h: Any = None
     _read_state: Any = None
+    _closing = False
+    _busy = False
+    _claim: list[Any] = []  # noqa: RUF012 (replaced per instance)
 
     def __init__(
         self,
@@ -256,7 +338,8 @@ class _Channel:
         capacity = _check_capacity(capacity)
         if exclusive and not create:
             raise ValueError("exclusive=True needs create=True")
-        if not isinstance(mode, int) or mode & ~0o777 or not mode:
+        mode = _int_arg(mode, "mode")
+        if not 0 < mode <= 0o777:
             raise ValueError(f"mode must be permission bits such as 0o600, not {mode!r}")
         self._name = name
         self._closing = False
@@ -276,6 +359,8 @@ class _Channel:
         # close(), but later if a call in another thread, or a view of a message that
         # the user kept, still holds it; so no C call ever runs on a closed handle.
         self._h = ffi.gc(out[0], _make_finalizer(os.getpid()))
+        # Whoever takes the handle out of this list detaches it (ends the role), once.
+        self._claim = [self._h]
         self._capacity = int(lib.shm_channel_capacity(self._h))
         self._max_payload = int(lib.shm_channel_max_payload(self._h))
         _live_channels.add(self)
@@ -287,38 +372,46 @@ class _Channel:
     def close(self) -> None:
         """Close the channel; calling it again does nothing.
 
-        A producer's close marks end-of-stream: its consumer reads what is left, then
-        sees :class:`EndOfStream`. The last handle to close a finished stream removes its
-        name. A call blocked in another thread stops within 0.1 s with
-        :class:`ChannelClosedError`. If a view of a peeked or reserved message is still
-        referenced (say a numpy array made from it), the C handle, and so the memory the
-        view points to, stays open until that view is freed, and a :class:`ResourceWarning`
-        says so.
+        The role ends at once, whatever else still refers to the channel (an exception's
+        traceback, say): a producer's close marks end-of-stream (its consumer reads what is
+        left, then sees :class:`EndOfStream`), a new producer or consumer may open, and the
+        last handle to close a finished stream removes its name. A call blocked in another
+        thread stops within 0.1 s with :class:`ChannelClosedError`, and the role ends when
+        it does (the C handle is used by one thread at a time, and that thread ends it).
+
+        A view of a peeked or reserved message still referenced (a numpy array made from
+        one, say) stays readable and never crashes, but no longer shows the channel: it
+        sees a private copy-on-write image of the ring, whose memory stays mapped until the
+        view is freed (a :class:`ResourceWarning` says so).
         """
-        h = self._h
-        if h is None:
+        if self._h is None:
             return
+        # Announce the close before looking for a call in flight; a call announces itself
+        # (_busy) before looking at the handle. Under the GIL one of the two sees the
+        # other, so the handle is detached either here (no call in flight, and none starts)
+        # or by the calling thread when its C call returns; never while one runs.
         self._closing = True
         self._h = None
         self._read_state = None
+        if not self._busy:
+            _detach(self._claim)
         if self._live_views[0] > 0:
             warnings.warn(
                 f"{type(self).__name__} {self._name!r} closed while {self._live_views[0]} "
                 "view(s) of a peeked or reserved message are still referenced (a numpy "
-                "array made from one, say); the channel stays open until they are freed. "
-                "Copy what you keep inside the with block",
+                "array made from one, say); they stay readable, but see a private copy of "
+                "the ring, kept in memory until they are freed. Copy what you keep inside "
+                "the with block",
                 ResourceWarning,
                 stacklevel=2,
             )
-        elif sys.getrefcount(h) <= 2:  # only `h` here and getrefcount's argument
-            ffi.release(h)  # close now, deterministically
-        # Otherwise a call in another thread holds `h`: it closes when that call returns.
-        del h
 
     def _forget_after_fork(self) -> None:
+        # The child shares the parent's locks: it must neither detach nor close.
         self._closing = True
         self._h = None
         self._read_state = None
+        self._claim = []
 
     @property
     def closed(self) -> bool:
@@ -365,21 +458,36 @@ class _Channel:
 
     def stat(self) -> Stat:
         """A snapshot of the channel's counters and peer states."""
-        h = self._handle()
         st = ffi.new("shm_channel_stat_t *")
-        rc = lib.shm_channel_stat(h, st)
+        try:
+            self._busy = True
+            rc = lib.shm_channel_stat(self._handle(), st)
+        finally:
+            self._busy = False
+            if self._closing:
+                _detach(self._claim)
         if rc:
-            _errors.raise_error(rc, self._name, self._role, "stat")
+            raise self._error(rc, "stat")
         return _stat_from_c(st)
 
     def set_spin(self, seconds: float) -> None:
-        """Set how long a blocking call spins before sleeping (default 20 µs; 0 sleeps
-        at once). Spinning costs CPU but wakes in well under a microsecond.
+        """Set how long a blocking call spins before sleeping: a number of seconds from 0
+        to 10 (default 20 µs; 0 sleeps at once). Spinning costs CPU but wakes in well
+        under a microsecond.
         """
-        ns = _timeout_ns(seconds)
-        rc = lib.shm_channel_set_spin(self._handle(), ns)
+        value = _seconds(seconds, "spin")
+        if not 0 <= value <= _MAX_SPIN_S:  # also NaN
+            raise ValueError(f"spin must be from 0 to {_MAX_SPIN_S} seconds, not {seconds!r}")
+        ns = int(value * 1e9)
+        try:
+            self._busy = True
+            rc = lib.shm_channel_set_spin(self._handle(), ns)
+        finally:
+            self._busy = False
+            if self._closing:
+                _detach(self._claim)
         if rc:
-            raise ValueError(f"spin must be from 0 to 10 seconds, not {seconds!r}")
+            raise self._error(rc, "set_spin")
 
     # ---- internals ----------------------------------------------------------------------
 
@@ -393,6 +501,9 @@ class _Channel:
         return ChannelClosedError(f"{type(self).__name__} {self._name!r} is closed")
 
     def _error(self, rc: int, op: str, **extra: object) -> Exception:
+        if self._closing:
+            # close() in another thread won the race: the handle answered -EBADF.
+            return self._closed_error()
         return _errors.error(
             rc, self._name, self._role, op, timeout=extra.pop("timeout", None), **extra
         )
@@ -444,9 +555,12 @@ class Producer(_Channel):
     - ``spin``: seconds a blocking call spins before sleeping (see :meth:`set_spin`).
 
     Only one live producer may hold a channel (:class:`ChannelBusy` otherwise). Closing it
-    (or leaving its ``with`` block) marks end-of-stream. Timeouts are in seconds: ``None``
-    waits forever and ``0`` never waits. An object may be shared by threads, but one
-    thread at a time must use it.
+    (or leaving its ``with`` block) marks end-of-stream. Timeouts are in seconds (any real
+    number): ``None`` or ``math.inf`` waits forever and ``0`` never waits; a negative one or
+    NaN raises :class:`ValueError`, a non-number (``bool`` too) :class:`TypeError`. Whole
+    numbers (``capacity``, ``mode``, sizes) must be ints or have ``__index__`` (numpy
+    integers): :class:`TypeError` otherwise, :class:`ValueError` out of range. An object
+    may be shared by threads, but one thread at a time must use it (:meth:`close` excepted).
     """
 
     _role = _PRODUCER
@@ -459,26 +573,35 @@ class Producer(_Channel):
         :class:`MessageTooLarge`, :class:`BrokenPipeError` (the consumer closed and the ring
         is full) or :class:`PeerDied` (the consumer died and the ring is full).
         """
-        h = self._h
-        if h is None:
-            raise self._closed_error()
-        if type(data) is not bytes:
-            data = _from_buffer(data)
-        size = len(data)  # type: ignore[arg-type]
-        if timeout is None:
-            rc = _c_write(h, data, size, _SLICE_NS)
-            if rc == 0:
-                return
-            if rc == _ETIMEDOUT or rc == _EINTR:
-                rc = self._wait(lambda ns: _c_write(h, data, size, ns), None, rc)
-        else:
-            first, deadline = _first_wait(timeout)
-            rc = _c_write(h, data, size, first)
-            if rc == _ETIMEDOUT or rc == _EINTR:
-                rc = self._wait(lambda ns: _c_write(h, data, size, ns), deadline, rc)
+        try:
+            # Every C call on the handle is made between `_busy = True` and the finally
+            # clause, and looks at the handle only after setting it (see close()).
+            self._busy = True
+            h = self._h
+            if h is None:
+                raise self._closed_error()
+            if type(data) is not bytes:
+                data = _from_buffer(data)
+            size = len(data)  # type: ignore[arg-type]
+            if timeout is None:
+                rc = _c_write(h, data, size, _SLICE_NS)
+                if rc == 0:
+                    return
+                if rc == _ETIMEDOUT or rc == _EINTR:
+                    rc = self._wait(lambda ns: _c_write(h, data, size, ns), None, rc)
+            else:
+                first, deadline = _first_wait(timeout)
+                rc = _c_write(h, data, size, first)
+                if rc == _ETIMEDOUT or rc == _EINTR:
+                    rc = self._wait(lambda ns: _c_write(h, data, size, ns), deadline, rc)
+        finally:
+            self._busy = False
+            if self._closing:
+                _detach(self._claim)
         if rc:
             raise self._error(rc, "write", size=size, limit=self._max_payload, timeout=timeout)
 
+    @_in_call
     def write_many(self, messages: Iterable[Buffer], timeout: float | None = None) -> int:
         """Write several messages in order, with few C calls (about one per 64 KiB).
 
@@ -552,8 +675,13 @@ class Producer(_Channel):
         The view is released at the end of the block. Anything made from it (a numpy
         array, say) must not be used afterwards: it would write into the ring.
         """
+        size = _int_arg(size, "size")
+        if size < 0:
+            raise ValueError(f"size must be >= 0, not {size}")
+        _timeout_ns(timeout)  # checked now, not at the with statement
         return _Reservation(self, size, timeout)
 
+    @_in_call
     def write_array(self, array: npt.ArrayLike, timeout: float | None = None) -> None:
         """Write a numpy array as one message: a ``.npy`` header (dtype, shape, order)
         followed by its data, copied once, straight into the ring.
@@ -580,8 +708,9 @@ class Producer(_Channel):
             raise self._error(rc, "commit")
 
     def _reserve_ptr(self, h: Any, size: int, timeout: float | None) -> Any:
-        if size < 0:
-            raise ValueError(f"size must be >= 0, not {size}")
+        # The caller marks the call (_busy).
+        if size > self._max_payload:
+            raise self._error(_EMSGSIZE, "reserve", size=size, limit=self._max_payload)
         pp = ffi.new("void **")
         first, deadline = _first_wait(timeout)
         rc = _c_reserve(h, size, pp, first)
@@ -599,15 +728,21 @@ class _Reservation:
 
     def __init__(self, channel: Producer, size: int, timeout: float | None) -> None:
         self._channel = channel
-        self._size = int(size)
+        self._size = size
         self._timeout = timeout
         self._views: list[memoryview] = []
 
     def __enter__(self) -> memoryview:
         ch = self._channel
-        h = self._h = ch._handle()
-        ptr = ch._reserve_ptr(h, self._size, self._timeout)
-        self._views = ch._view(h, ptr, self._size, readonly=False)
+        try:
+            ch._busy = True
+            h = ch._handle()
+            ptr = ch._reserve_ptr(h, self._size, self._timeout)
+            self._views = ch._view(h, ptr, self._size, readonly=False)
+        finally:
+            ch._busy = False
+            if ch._closing:
+                _detach(ch._claim)
         return self._views[0]
 
     def __exit__(
@@ -619,15 +754,21 @@ class _Reservation:
         ch = self._channel
         _release_views(self._views)
         self._views = []
-        h = ch._h
-        if h is None:
-            if exc_type is None:
-                raise ch._closed_error()  # close() dropped the reservation
-            return
-        if exc_type is not None:
-            _c_abort(h)
-            return
-        rc = _c_commit(h, self._size)
+        try:
+            ch._busy = True
+            h = ch._h
+            if h is None:
+                if exc_type is None:
+                    raise ch._closed_error()  # close() dropped the reservation
+                return
+            if exc_type is not None:
+                _c_abort(h)
+                return
+            rc = _c_commit(h, self._size)
+        finally:
+            ch._busy = False
+            if ch._closing:
+                _detach(ch._claim)
         if rc:
             raise ch._error(rc, "commit")
 
@@ -640,8 +781,9 @@ class Consumer(_Channel):
 
     Only one live consumer may hold a channel; a new one resumes after the last message
     the previous one released. Iterating over a consumer yields each message as bytes
-    until end-of-stream. Timeouts are in seconds: ``None`` waits forever and ``0`` never
-    waits. Reads raise :class:`EndOfStream` (a :class:`BrokenPipeError`) once the producer
+    until end-of-stream. Timeouts and whole numbers are checked as :class:`Producer` says:
+    ``None`` or ``math.inf`` waits forever and ``0`` never waits. Reads raise
+    :class:`EndOfStream` (a :class:`BrokenPipeError`) once the producer
     closed and everything was read, :class:`PeerDied` once the producer died and
     everything it committed was read, :class:`BlockingIOError` (timeout 0) or
     :class:`TimeoutError` when nothing came in time.
@@ -690,33 +832,40 @@ class Consumer(_Channel):
 
     def read(self, timeout: float | None = None) -> bytes:
         """The next message, as bytes (one copy out of the ring)."""
-        state = self._read_state
-        if state is None:
-            raise self._closed_error()
-        h, buf, cap, lenp, data, size = state
-        if timeout is None:
-            rc = _c_read(h, buf, cap, lenp, _SLICE_NS)
+        try:
+            self._busy = True  # see Producer.write
+            state = self._read_state
+            if state is None:
+                raise self._closed_error()
+            h, buf, cap, lenp, data, size = state
+            if timeout is None:
+                rc = _c_read(h, buf, cap, lenp, _SLICE_NS)
+                if rc == 0:
+                    return data[: size[0]]  # type: ignore[no-any-return]
+                deadline = None
+            else:
+                first, deadline = _first_wait(timeout)
+                rc = _c_read(h, buf, cap, lenp, first)
+            if rc == _ETIMEDOUT or rc == _EINTR:
+                rc = self._wait(lambda ns: _c_read(h, buf, cap, lenp, ns), deadline, rc)
             if rc == 0:
                 return data[: size[0]]  # type: ignore[no-any-return]
-            deadline = None
-        else:
-            first, deadline = _first_wait(timeout)
-            rc = _c_read(h, buf, cap, lenp, first)
-        if rc == _ETIMEDOUT or rc == _EINTR:
-            rc = self._wait(lambda ns: _c_read(h, buf, cap, lenp, ns), deadline, rc)
-        if rc == 0:
-            return data[: size[0]]  # type: ignore[no-any-return]
-        if rc == _EMSGSIZE:
-            # Larger than the scratch buffer: it is peeked now; copy it out directly.
-            ptrp = self._ptrp
-            rc = _c_peek(h, ptrp, lenp, 0)
-            if rc == 0:
-                whole: bytes = _cbuffer(ptrp[0], lenp[0])[:]
-                rc = _c_release(h)
+            if rc == _EMSGSIZE:
+                # Larger than the scratch buffer: it is peeked now; copy it out directly.
+                ptrp = self._ptrp
+                rc = _c_peek(h, ptrp, lenp, 0)
                 if rc == 0:
-                    return whole
+                    whole: bytes = _cbuffer(ptrp[0], lenp[0])[:]
+                    rc = _c_release(h)
+                    if rc == 0:
+                        return whole
+        finally:
+            self._busy = False
+            if self._closing:
+                _detach(self._claim)
         raise self._error(rc, "read", timeout=timeout)
 
+    @_in_call
     def read_into(self, buffer: Buffer, timeout: float | None = None) -> int:
         """Copy the next message into `buffer` (any writable contiguous buffer: bytearray,
         memoryview, numpy array, ctypes object) and return its size in bytes.
@@ -736,6 +885,7 @@ class Consumer(_Channel):
             raise self._error(rc, "read", size=lenp[0], limit=cap, timeout=timeout)
         return int(lenp[0])
 
+    @_in_call
     def read_many(self, max_count: int = 1024, timeout: float | None = None) -> list[bytes]:
         """Up to `max_count` messages, as a list of bytes, in one C call.
 
@@ -744,6 +894,7 @@ class Consumer(_Channel):
         Raises as :meth:`read` does when there is none.
         """
         h = self._handle()
+        max_count = _int_arg(max_count, "max_count")
         if max_count <= 0:
             if max_count == 0:
                 return []
@@ -800,8 +951,10 @@ class Consumer(_Channel):
         of the block; arrays made from it (``numpy.frombuffer(view, ...)``) must not be
         used afterwards, as the producer reuses the space.
         """
+        _timeout_ns(timeout)  # checked now, not at the with statement
         return _Peek(self, timeout)
 
+    @_in_call
     def read_array(
         self,
         dtype: npt.DTypeLike | None = None,
@@ -843,8 +996,10 @@ class Consumer(_Channel):
         `dtype` and `shape` as in :meth:`read_array`. The array must not be used after the
         block (copy what you keep: ``a.copy()``).
         """
+        _timeout_ns(timeout)
         return _PeekArray(self, timeout, dtype, shape)
 
+    @_in_call
     def read_struct(self, cls: type[_T], timeout: float | None = None) -> _T:
         """The next message as a new instance of the ctypes type `cls` (a Structure, an
         array type...), which must be exactly as large as the message; a message of another
@@ -876,6 +1031,7 @@ class Consumer(_Channel):
             yield data
 
     def _peek_ptr(self, h: Any, timeout: float | None) -> tuple[Any, int]:
+        # The caller marks the call (_busy).
         ptrp, lenp = self._ptrp, self._lenp
         first, deadline = _first_wait(timeout)
         rc = _c_peek(h, ptrp, lenp, first)
@@ -898,9 +1054,15 @@ class _Peek:
 
     def __enter__(self) -> memoryview:
         ch = self._channel
-        h = ch._handle()
-        ptr, size = ch._peek_ptr(h, self._timeout)
-        self._views = ch._view(h, ptr, size, readonly=True)
+        try:
+            ch._busy = True
+            h = ch._handle()
+            ptr, size = ch._peek_ptr(h, self._timeout)
+            self._views = ch._view(h, ptr, size, readonly=True)
+        finally:
+            ch._busy = False
+            if ch._closing:
+                _detach(ch._claim)
         return self._views[0]
 
     def __exit__(
@@ -912,10 +1074,18 @@ class _Peek:
         ch = self._channel
         _release_views(self._views)
         self._views = []
-        h = ch._h
-        if h is None or exc_type is not None:
+        if exc_type is not None:
             return  # the message stays for the next read
-        rc = _c_release(h)
+        try:
+            ch._busy = True
+            h = ch._h
+            if h is None:
+                return  # closed: the message stays for the next consumer
+            rc = _c_release(h)
+        finally:
+            ch._busy = False
+            if ch._closing:
+                _detach(ch._claim)
         if rc:
             raise ch._error(rc, "release")
 

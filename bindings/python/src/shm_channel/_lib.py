@@ -39,6 +39,8 @@ SONAME = "libshm_channel.so.1"
 NOT_FOUND = "(found nothing)"
 #: Oldest library version (major, minor) whose API matches :data:`CDEF`.
 REQUIRED_VERSION = (1, 0)
+#: Functions added during 1.0 that the binding cannot work without (close() needs detach).
+REQUIRED_FUNCTIONS = ("shm_channel_detach",)
 
 # A literal subset of c/include/shm_channel.h (tests/test_cdef.py compares the two).
 # Only the SHM_CHANNEL_API prefix and the comments are left out.
@@ -160,6 +162,7 @@ typedef struct shm_channel_sub_stat {
 int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role,
     uint32_t flags, uint64_t capacity, uint32_t mode);
 void shm_channel_close(shm_channel_t *ch);
+int shm_channel_detach(shm_channel_t *ch);
 int shm_channel_unlink(const char *name, uint32_t flags);
 int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len,
     int64_t timeout_ns);
@@ -240,6 +243,10 @@ def _load() -> tuple[Any, str]:
             version = _version_tuple(candidate.shm_channel_version())
         except AttributeError as e:  # a library of the same name, but not ours
             tried.append(f"  {where}: {path}: not libshm_channel ({e})")
+            continue
+        missing = [f for f in REQUIRED_FUNCTIONS if not hasattr(candidate, f)]
+        if missing:
+            tried.append(f"  {where}: {path}: too old, lacks {', '.join(missing)}")
             continue
         if version[0] != REQUIRED_VERSION[0] or version[:2] < REQUIRED_VERSION:
             need = ".".join(map(str, REQUIRED_VERSION))

@@ -114,6 +114,25 @@ def _parse(message: Any, name: str) -> tuple[numpy.dtype[Any], tuple[int, ...], 
     return result
 
 
+def _shape(shape: Any) -> tuple[int, ...]:
+    """`shape` (an int or a sequence of ints, numpy integers included) as a tuple of ints
+    >= 0; TypeError for anything else (floats, strings, bool), ValueError if negative.
+    """
+    dims = (shape,) if isinstance(shape, (int, numpy.integer)) else shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise TypeError(f"shape must be an int or a tuple of ints, not {shape!r}") from None
+    out = []
+    for n in dims:
+        if isinstance(n, (bool, numpy.bool_)) or not isinstance(n, (int, numpy.integer)):
+            raise TypeError(f"shape must be an int or a tuple of ints, not {shape!r}")
+        if n < 0:
+            raise ValueError(f"shape must not be negative: {shape!r}")
+        out.append(int(n))
+    return tuple(out)
+
+
 def describe(
     message: Any, dtype: Any, shape: Any, name: str
 ) -> tuple[numpy.dtype[Any], tuple[int, ...], str, int]:
@@ -121,7 +140,7 @@ def describe(
     size = memoryview(message).nbytes
     if dtype is None:
         dt, shp, order, offset = _parse(message, name)
-        if shape is not None and tuple(numpy.atleast_1d(shape)) != shp:
+        if shape is not None and _shape(shape) != shp:
             raise ValueError(f"the array on {name!r} has shape {shp}, not {shape}")
     else:
         dt = numpy.dtype(dtype)
@@ -136,7 +155,7 @@ def describe(
                 )
             shp = (size // dt.itemsize,)
         else:
-            shp = tuple(int(n) for n in numpy.atleast_1d(shape))
+            shp = _shape(shape)
     want = math.prod(shp) * dt.itemsize
     if offset + want != size:
         raise ValueError(
