@@ -321,7 +321,8 @@ SHM_CHANNEL_API int shm_channel_abort(shm_channel_t *ch);
  * held (shm_channel_recv() says how many were skipped). A copy that raced with an overwrite
  * is never returned. Waits as above (spin, then futex); -EPIPE / -EOWNERDEAD once every
  * held message was read and the publisher closed / died; -EAGAIN also when the publisher
- * overwrote the message 64 times in a row during the copy.
+ * overwrote the message 64 times in a row during the copy; -EBUSY while a view from
+ * shm_channel_peek() or shm_channel_peek_latest() is held (release it first).
  */
 SHM_CHANNEL_API int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
                                      int64_t timeout_ns);
