@@ -28,9 +28,12 @@ static void usage(FILE *f)
             "  --time S           seconds per run (approximate)\n"
             "  --sizes LIST       throughput message sizes, e.g. 64,4096,6220800\n"
             "  --only LIST        shm_channel cases to run (ids: shm_copy, shm_zerocopy,\n"
-            "                     shm_batch, shm_spin, shm_zerocopy_spin, shm_block);\n"
+            "                     shm_batch, shm_spin, shm_zerocopy_spin, shm_block,\n"
+            "                     bcast_pub0, bcast_pub1, bcast_pub8, bcast_pub64,\n"
+            "                     bcast_latest, bcast_frames4);\n"
             "                     the baselines always run\n"
             "  --throughput       throughput only      --roundtrip   round trips only\n"
+            "  --no-broadcast     leave out the broadcast (kind 2) cases\n"
             "  --batch N          messages per *_batch call (default 32)\n"
             "  --capacity BYTES   ring capacity for every size (default: 4 MiB, more for\n"
             "                     messages over 1 MiB)\n"
@@ -255,7 +258,7 @@ static struct result *add(struct result *res, int *n, const struct bench_transpo
 int main(int argc, char **argv)
 {
     struct cfg c = {.reps = 7, .rep_s = 0.25, .batch = 32};
-    int do_tp = 1, do_rtt = 1, pin = 1, cpu_a = -1, cpu_b = -1;
+    int do_tp = 1, do_rtt = 1, do_bcast = 1, pin = 1, cpu_a = -1, cpu_b = -1;
     const char *json = NULL, *csv = NULL;
     uint64_t sizes[32];
     int nsizes = 0;
@@ -292,6 +295,8 @@ int main(int argc, char **argv)
             do_rtt = 0;
         } else if (!strcmp(a, "--roundtrip")) {
             do_tp = 0;
+        } else if (!strcmp(a, "--no-broadcast")) {
+            do_bcast = 0;
         } else if (!strcmp(a, "--batch") && v) {
             c.batch = (uint32_t)atoi(v);
             i++;
@@ -364,6 +369,20 @@ int main(int argc, char **argv)
                 add(res, &nres, &bench_shm_zerocopy, size, cap, "spsc_ring");
             if (size == 64 && has_id(c.only, "shm_batch"))
                 add(res, &nres, &bench_shm_batch, size, cap, "spsc_ring");
+            if (size == 64 && do_bcast) {
+                /* Broadcast: publish cost with 0/1/8/64 subscribers vs the stream write,
+                 * and the latest-value read vs a bare seqlock read. */
+                static const struct bench_transport *const pubs[] = {
+                    &bench_bcast_pub0, &bench_bcast_pub1, &bench_bcast_pub8, &bench_bcast_pub64};
+                for (size_t k = 0; k < sizeof pubs / sizeof pubs[0]; k++)
+                    if (has_id(c.only, pubs[k]->id))
+                        add(res, &nres, pubs[k], size, cap, "shm_copy");
+                add(res, &nres, &bench_seqlock_read, size, cap, NULL);
+                if (has_id(c.only, "bcast_latest"))
+                    add(res, &nres, &bench_bcast_latest, size, cap, "seqlock_read");
+            }
+            if (size == 6220800 && do_bcast && has_id(c.only, "bcast_frames4"))
+                add(res, &nres, &bench_bcast_frames4, size, cap, "memcpy");
             measure(&c, res + first, nres - first);
             fprintf(stderr, "\n");
         }

@@ -19,15 +19,43 @@ static const char *state_name(uint32_t state, int alive)
     return alive ? "alive" : "none";
 }
 
+/* An observer of any kind, with its stat (and, for a broadcast channel, *bs). */
+static int observe_open(const char *name, shm_channel_t **ch, shm_channel_stat_t *st,
+                        shm_channel_broadcast_stat_t *bs)
+{
+    int rc = shm_channel_open(ch, name, SHM_CHANNEL_OBSERVER, SHM_CHANNEL_ALLOW_FOREIGN, 0, 0);
+    if (rc)
+        return rc;
+    rc = shm_channel_stat(*ch, st);
+    memset(bs, 0, sizeof(*bs));
+    if (rc == 0 && st->kind == SHM_CHANNEL_KIND_BROADCAST)
+        rc = shm_channel_broadcast_stat(*ch, bs);
+    if (rc) {
+        shm_channel_close(*ch);
+        *ch = NULL;
+    }
+    return rc;
+}
+
 static int observe(const char *name, shm_channel_stat_t *st)
 {
     shm_channel_t *ch;
-    int rc = shm_channel_open(&ch, name, SHM_CHANNEL_OBSERVER, SHM_CHANNEL_ALLOW_FOREIGN, 0, 0);
-    if (rc)
-        return rc;
-    rc = shm_channel_stat(ch, st);
+    shm_channel_broadcast_stat_t bs;
+    int rc = observe_open(name, &ch, st, &bs);
     shm_channel_close(ch);
     return rc;
+}
+
+/* Subscriber entries held by a live process. */
+static uint32_t live_subscribers(shm_channel_t *ch, const shm_channel_broadcast_stat_t *bs)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < bs->max_subscribers; i++) {
+        shm_channel_sub_stat_t ss;
+        if (shm_channel_sub_stat(ch, i, &ss) == 0 && ss.alive)
+            n++;
+    }
+    return n;
 }
 
 /* Call fn for every shm_channel segment in the directory. */
@@ -54,8 +82,23 @@ static int each_channel(int (*fn)(const char *name, const shm_channel_stat_t *st
 
 static int print_row(const char *name, const shm_channel_stat_t *st)
 {
-    printf("%-32s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %-8s %-8s\n", name,
-           st->capacity, st->used, st->msgs_written, st->msgs_read,
+    if (st->kind == SHM_CHANNEL_KIND_BROADCAST) {
+        /* USED: the depth; READ: -; CONSUMER: live subscribers. */
+        shm_channel_t *ch;
+        shm_channel_stat_t s2;
+        shm_channel_broadcast_stat_t bs;
+        if (observe_open(name, &ch, &s2, &bs) != 0)
+            return 0;
+        char subs[32];
+        snprintf(subs, sizeof subs, "%u subs", live_subscribers(ch, &bs));
+        printf("%-32s %-9s %12" PRIu64 " %12s %12" PRIu64 " %12s %-8s %-8s\n", name, "broadcast",
+               s2.capacity, "-", s2.msgs_written, "-",
+               state_name(s2.producer_state, s2.producer_alive), subs);
+        shm_channel_close(ch);
+        return 0;
+    }
+    printf("%-32s %-9s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %-8s %-8s\n", name,
+           "stream", st->capacity, st->used, st->msgs_written, st->msgs_read,
            state_name(st->producer_state, st->producer_alive),
            state_name(st->consumer_state, st->consumer_alive));
     return 0;
@@ -63,21 +106,66 @@ static int print_row(const char *name, const shm_channel_stat_t *st)
 
 static int cmd_ls(void)
 {
-    printf("%-32s %12s %12s %12s %12s %-8s %-8s\n", "NAME", "CAPACITY", "USED", "WRITTEN", "READ",
-           "PRODUCER", "CONSUMER");
+    printf("%-32s %-9s %12s %12s %12s %12s %-8s %-8s\n", "NAME", "KIND", "CAPACITY", "USED",
+           "WRITTEN", "READ", "PRODUCER", "CONSUMER");
     return each_channel(print_row);
+}
+
+/* The broadcast part of stat: parameters, publisher, subscribers, one line per entry. */
+static void stat_broadcast(shm_channel_t *ch, const shm_channel_stat_t *st,
+                           const shm_channel_broadcast_stat_t *bs)
+{
+    printf("depth           %u\n", bs->depth);
+    printf("max_payload     %" PRIu64 "\n", st->max_payload);
+    printf("max_subscribers %u\n", bs->max_subscribers);
+    printf("type_tag        %s\n", bs->type_len ? bs->type_tag : "(untyped)");
+    printf("slot_area       %" PRIu64 "\n", st->capacity);
+    printf("published       %" PRIu64 "\n", bs->pub_seq);
+    printf("msgs_written    %" PRIu64 "\n", st->msgs_written);
+    printf("bytes_written   %" PRIu64 "\n", st->bytes_written);
+    printf("publisher_wakes %" PRIu64 "\n", st->producer_wakes);
+    printf("publisher       %s (epoch %u)\n", state_name(st->producer_state, st->producer_alive),
+           st->producer_epoch);
+    printf("subscribers     %u live (%u recorded, %" PRIu64 " joins, %" PRIu64 " reclaimed)\n",
+           live_subscribers(ch, bs), bs->subscribers, bs->joins, bs->reclaims);
+    printf("sleepers        %u\n", bs->sleepers);
+    printf("in_use          %s\n", st->in_use ? "yes" : "no");
+    printf("creator_pid     %u\n", st->creator_pid);
+    int header = 0;
+    for (uint32_t i = 0; i < bs->max_subscribers; i++) {
+        shm_channel_sub_stat_t ss;
+        if (shm_channel_sub_stat(ch, i, &ss) != 0)
+            continue;
+        if (!header++)
+            printf("%-5s %-8s %-8s %12s %12s %12s %12s %8s\n", "SUB", "PID", "STATE", "NEXT",
+                   "DELIVERED", "MISSED", "LAG", "SLEEPS");
+        printf("%-5u %-8u %-8s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %8" PRIu64
+               "\n", ss.index, ss.pid, state_name(ss.state, ss.alive), ss.next_seq, ss.delivered,
+               ss.missed, ss.alive ? ss.lag : 0, ss.sleeps);
+    }
 }
 
 static int cmd_stat(const char *name)
 {
     shm_channel_stat_t st;
-    int rc = observe(name, &st);
+    shm_channel_broadcast_stat_t bs;
+    shm_channel_t *ch;
+    int rc = observe_open(name, &ch, &st, &bs);
     if (rc) {
         fprintf(stderr, "shm_channel: %s: %s\n", name, shm_channel_strerror(rc));
         return 1;
     }
     printf("name            %s\n", name);
-    printf("kind            %s\n", st.kind == SHM_CHANNEL_KIND_STREAM ? "stream" : "?");
+    printf("kind            %s\n", st.kind == SHM_CHANNEL_KIND_STREAM      ? "stream"
+                                   : st.kind == SHM_CHANNEL_KIND_BROADCAST ? "broadcast"
+                                                                           : "?");
+    printf("layout          %u.%u\n", st.layout_major, st.layout_minor);
+    if (st.kind == SHM_CHANNEL_KIND_BROADCAST) {
+        stat_broadcast(ch, &st, &bs);
+        shm_channel_close(ch);
+        return 0;
+    }
+    shm_channel_close(ch);
     printf("layout          %u.%u\n", st.layout_major, st.layout_minor);
     printf("capacity        %" PRIu64 "\n", st.capacity);
     printf("max_payload     %" PRIu64 "\n", st.max_payload);

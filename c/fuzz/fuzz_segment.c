@@ -1,5 +1,6 @@
-/* libFuzzer target: a segment file with arbitrary bytes, opened as consumer and as producer,
- * driven by every call until they fail, while the input also scribbles on the live mapping.
+/* libFuzzer target: a segment file with arbitrary bytes, opened as consumer and as producer
+ * (or, when its kind field says broadcast, as subscriber and publisher), driven by every
+ * call until they fail, while the input also scribbles on the live mapping.
  *
  * Input = segment image [+ script]. When the image's segment_size field (offset 40) is a
  * plausible size below the input's length, the bytes past it are a script of operations
@@ -34,6 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define BUF (1u << 17)
 
 static char dir[64];
+/* The image is a broadcast segment (kind 2): the handles are a subscriber and a publisher,
+ * and the data area (the slots) starts at data_off. */
+static int bcast;
+static uint64_t data_off = HDR;
 static uint8_t buf[BUF];
 static uint8_t payload[BUF];
 
@@ -192,7 +197,7 @@ static void check_in_data(const char *call, const void *p, uint64_t len, uint64_
 {
     uintptr_t a = (uintptr_t)p;
     for (int i = 0; i < nmaps; i++) {
-        uintptr_t lo = maps[i].start + HDR, hi = maps[i].start + HDR + capacity;
+        uintptr_t lo = maps[i].start + data_off, hi = maps[i].start + data_off + capacity;
         if (a >= lo && a <= hi && len <= hi - a)
             return;
     }
@@ -204,6 +209,13 @@ static void check_in_data(const char *call, const void *p, uint64_t len, uint64_
 static int is_end(int rc)
 {
     return rc == -EAGAIN || rc == -EPIPE || rc == -EOWNERDEAD || rc == -EBADMSG;
+}
+
+/* A subscriber's release says -ESTALE when the publisher (or a scribble) overwrote the
+ * view's slot while it was held. */
+static int release_ok(int rc)
+{
+    return rc == 0 || (bcast && rc == -ESTALE);
 }
 
 struct ctx {
@@ -219,13 +231,14 @@ static int op_read(struct ctx *c, uint64_t cap)
 {
     uint64_t len = 0;
     int rc = shm_channel_read(c->cons, buf, cap, &len, 0);
-    EXPECT("read", rc, rc == 0 || is_end(rc) || rc == -EMSGSIZE);
+    EXPECT("read", rc,
+           rc == 0 || is_end(rc) || rc == -EMSGSIZE || (bcast && c->peeked && rc == -EBUSY));
     if (rc == 0 && (len > cap || len > shm_channel_max_payload(c->cons)))
         EXPECT("read (length)", rc, 0);
     if (rc == 0)
         c->peeked = 0;
-    if (rc == -EMSGSIZE)
-        c->peeked = 1; /* the message stays peeked */
+    if (rc == -EMSGSIZE && !bcast)
+        c->peeked = 1; /* the message stays peeked (a subscriber's stays next, unpeeked) */
     return rc;
 }
 
@@ -243,8 +256,9 @@ static int op_peek(struct ctx *c, int release)
         c->peeked = 1;
         if (release) {
             rc = shm_channel_release(c->cons);
-            EXPECT("release", rc, rc == 0);
+            EXPECT("release", rc, release_ok(rc));
             c->peeked = 0;
+            rc = 0;
         }
     }
     return rc;
@@ -256,7 +270,9 @@ static int op_read_batch(struct ctx *c, uint64_t cap, uint32_t max)
     if (max > 64)
         max = 64;
     int rc = shm_channel_read_batch(c->cons, buf, cap, lens, max, 0);
-    EXPECT("read_batch", rc, (rc >= 0 && (uint32_t)rc <= max) || is_end(rc) || rc == -EMSGSIZE);
+    EXPECT("read_batch", rc,
+           (rc >= 0 && (uint32_t)rc <= max) || is_end(rc) || rc == -EMSGSIZE ||
+               (bcast && c->peeked && rc == -EBUSY));
     if (rc > 0) {
         uint64_t sum = 0;
         for (int i = 0; i < rc; i++)
@@ -314,16 +330,65 @@ static int op_reserve(struct ctx *c, uint64_t len, int commit_len, int abort_it)
     return 0;
 }
 
+/* Subscriber: the newest message, copied (view = 0) or in place. */
+static int op_latest(struct ctx *c, int view)
+{
+    uint64_t len = 0, missed = 0;
+    int32_t is_new = -1;
+    int rc;
+    if (view) {
+        const void *p;
+        rc = shm_channel_peek_latest(c->cons, &p, &len, &is_new, &missed);
+        EXPECT("peek_latest", rc, rc == 0 || rc == -EAGAIN || rc == -EBADMSG);
+        if (rc == 0) {
+            if (len > shm_channel_max_payload(c->cons) || ((uintptr_t)p & 7))
+                EXPECT("peek_latest (length or alignment)", rc, 0);
+            check_in_data("peek_latest", p, len, shm_channel_capacity(c->cons));
+            memcpy(buf, p, len);
+            c->peeked = 1;
+        }
+    } else {
+        rc = shm_channel_read_latest(c->cons, buf, BUF, &len, &is_new, &missed);
+        EXPECT("read_latest", rc,
+               rc == 0 || rc == -EAGAIN || rc == -EBADMSG || rc == -EMSGSIZE ||
+                   (rc == -EBUSY && c->peeked));
+    }
+    if (rc == 0 && (is_new < 0 || is_new > 1 || (!is_new && missed)))
+        EXPECT("latest (is_new, missed)", rc, 0);
+    return rc;
+}
+
+/* The broadcast counters of every handle, and of the whole subscriber table. */
+static void bcast_stat(shm_channel_t *ch)
+{
+    shm_channel_broadcast_stat_t bs;
+    int rc = shm_channel_broadcast_stat(ch, &bs);
+    EXPECT("broadcast_stat", rc, rc == 0);
+    if (bs.type_tag[sizeof bs.type_tag - 1] != 0 || strlen(bs.type_tag) != bs.type_len)
+        EXPECT("broadcast_stat (type tag)", rc, 0);
+    shm_channel_sub_stat_t ss;
+    for (uint32_t i = 0; i < bs.max_subscribers && i < 64; i++) {
+        rc = shm_channel_sub_stat(ch, i, &ss);
+        EXPECT("sub_stat", rc, rc == 0 || rc == -ENOENT);
+    }
+    rc = shm_channel_sub_stat(ch, -1, &ss);
+    EXPECT("sub_stat (own)", rc, rc == 0 || rc == -EINVAL);
+}
+
 static void op_stat(struct ctx *c)
 {
     shm_channel_stat_t st;
     if (c->cons) {
         int rc = shm_channel_stat(c->cons, &st);
         EXPECT("stat", rc, rc == 0);
+        if (bcast)
+            bcast_stat(c->cons);
     }
     if (c->prod) {
         int rc = shm_channel_stat(c->prod, &st);
         EXPECT("stat", rc, rc == 0);
+        if (bcast)
+            bcast_stat(c->prod);
     }
     if (memcmp(c->map, "\0\0\0\0\0\0\0\0", 8) == 0)
         return; /* open would wait its bounded second for the creator */
@@ -335,6 +400,8 @@ static void op_stat(struct ctx *c)
     if (rc == 0) {
         rc = shm_channel_stat(ob, &st);
         EXPECT("stat (observer)", rc, rc == 0);
+        if (st.kind == SHM_CHANNEL_KIND_BROADCAST)
+            bcast_stat(ob);
         shm_channel_close(ob);
     }
 }
@@ -418,6 +485,26 @@ static int open_ok(int rc)
            rc == -EBADMSG || rc == -ENOENT;
 }
 
+/* Open the reading (consumer / subscriber) or writing (producer / publisher) side. */
+static int open_side(shm_channel_t **ch, int writer)
+{
+    uint32_t role = bcast ? (writer ? SHM_CHANNEL_PUBLISHER : SHM_CHANNEL_SUBSCRIBER)
+                          : (writer ? SHM_CHANNEL_PRODUCER : SHM_CHANNEL_CONSUMER);
+    uint32_t flags = SHM_CHANNEL_ALLOW_FOREIGN;
+    if (bcast && !writer)
+        flags |= SHM_CHANNEL_FROM_OLDEST; /* every held message, not just the newest */
+    int rc = bcast ? shm_channel_open_broadcast(ch, NAME, role, flags, NULL, 0)
+                   : shm_channel_open(ch, NAME, role, flags, 0, 0);
+    if (rc)
+        *ch = NULL;
+    if (rc == 0 && bcast) { /* where the slots start: after the subscriber table */
+        shm_channel_broadcast_stat_t bs;
+        shm_channel_broadcast_stat(*ch, &bs);
+        data_off = 4096 + (((uint64_t)bs.max_subscribers * 128 + 4095) & ~4095ull);
+    }
+    return rc;
+}
+
 /* One operation per script step: an opcode byte and up to 9 argument bytes. */
 static void run_script(struct ctx *c, const uint8_t *s, size_t n)
 {
@@ -430,18 +517,22 @@ static void run_script(struct ctx *c, const uint8_t *s, size_t n)
         uint64_t len = a % (BUF / 2);
         switch (op % 11) {
         case 0:
-            if (c->cons)
+            if (c->cons && bcast && (b & 6) == 6)
+                op_latest(c, 0);
+            else if (c->cons)
                 op_read(c, b ? len : BUF);
             break;
         case 1:
         case 2:
-            if (c->cons)
+            if (c->cons && bcast && (b & 6) == 6 && !c->peeked)
+                op_latest(c, 1);
+            else if (c->cons)
                 op_peek(c, op % 11 == 1);
             break;
         case 3:
             if (c->cons && c->peeked) {
                 int rc = shm_channel_release(c->cons);
-                EXPECT("release", rc, rc == 0);
+                EXPECT("release", rc, release_ok(rc));
                 c->peeked = 0;
             }
             break;
@@ -474,20 +565,14 @@ static void run_script(struct ctx *c, const uint8_t *s, size_t n)
                 shm_channel_close(c->cons);
                 c->cons = NULL;
                 c->peeked = 0;
-                int rc = shm_channel_open(&c->cons, NAME, SHM_CHANNEL_CONSUMER,
-                                          SHM_CHANNEL_ALLOW_FOREIGN, 0, 0);
+                int rc = open_side(&c->cons, 0);
                 EXPECT("reopen consumer", rc, open_ok(rc));
-                if (rc)
-                    c->cons = NULL;
                 refresh_maps();
             } else {
                 shm_channel_close(c->prod);
                 c->prod = NULL;
-                int rc = shm_channel_open(&c->prod, NAME, SHM_CHANNEL_PRODUCER,
-                                          SHM_CHANNEL_ALLOW_FOREIGN, 0, 0);
+                int rc = open_side(&c->prod, 1);
                 EXPECT("reopen producer", rc, open_ok(rc));
-                if (rc)
-                    c->prod = NULL;
                 refresh_maps();
             }
             break;
@@ -526,14 +611,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.map = m;
     close(fd);
 
-    int rc = shm_channel_open(&c.cons, NAME, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_ALLOW_FOREIGN, 0, 0);
+    /* The kind field picks the roles: kind 2 is opened as subscriber and publisher. */
+    bcast = (data[12] | data[13] << 8) == SHM_CHANNEL_KIND_BROADCAST;
+    data_off = HDR;
+    int rc = open_side(&c.cons, 0);
     EXPECT("open consumer", rc, open_ok(rc));
-    if (rc)
-        c.cons = NULL;
-    rc = shm_channel_open(&c.prod, NAME, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_ALLOW_FOREIGN, 0, 0);
+    rc = open_side(&c.prod, 1);
     EXPECT("open producer", rc, open_ok(rc));
-    if (rc)
-        c.prod = NULL;
     refresh_maps();
     op_stat(&c);
 

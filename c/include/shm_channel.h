@@ -56,19 +56,26 @@ extern "C" {
 /* Default spin before sleeping on a futex, in nanoseconds (see shm_channel_set_spin). */
 #define SHM_CHANNEL_DEFAULT_SPIN_NS 20000
 
-/* Roles, for shm_channel_open(). */
+/* Longest type tag of a broadcast channel, in bytes (see shm_channel_broadcast_config_t). */
+#define SHM_CHANNEL_TYPE_TAG_MAX 120
+
+/* Roles, for shm_channel_open() and shm_channel_open_broadcast(). */
 enum shm_channel_role {
-    SHM_CHANNEL_PRODUCER = 1, /* the one writer; a second live one gets -EBUSY */
-    SHM_CHANNEL_CONSUMER = 2, /* the one reader; a second live one gets -EBUSY */
-    SHM_CHANNEL_OBSERVER = 3  /* read-only view for stat(); claims no role */
+    SHM_CHANNEL_PRODUCER = 1,  /* stream: the one writer; a second live one gets -EBUSY */
+    SHM_CHANNEL_CONSUMER = 2,  /* stream: the one reader; a second live one gets -EBUSY */
+    SHM_CHANNEL_OBSERVER = 3,  /* read-only view of any kind for stat(); claims no role */
+    SHM_CHANNEL_PUBLISHER = 4, /* broadcast: the one writer; a second live one gets -EBUSY */
+    SHM_CHANNEL_SUBSCRIBER = 5 /* broadcast: one of up to max_subscribers readers */
 };
 
 /* Flags for shm_channel_open(), OR-ed. */
 enum shm_channel_open_flags {
     SHM_CHANNEL_CREATE = 1,        /* create the segment if it does not exist */
     SHM_CHANNEL_EXCL = 2,          /* with CREATE: fail with -EEXIST if it exists */
-    SHM_CHANNEL_ALLOW_FOREIGN = 4  /* accept a segment owned by another user, or with
+    SHM_CHANNEL_ALLOW_FOREIGN = 4, /* accept a segment owned by another user, or with
                                       more permissive mode bits than requested */
+    SHM_CHANNEL_FROM_OLDEST = 8    /* broadcast subscriber: start at the oldest message
+                                      still held, not the newest (history on join) */
 };
 
 /* Flags for shm_channel_unlink(). */
@@ -78,7 +85,9 @@ enum shm_channel_unlink_flags {
 
 /* Kinds of channel (the segment header's kind field). */
 enum shm_channel_kind {
-    SHM_CHANNEL_KIND_STREAM = 1
+    SHM_CHANNEL_KIND_STREAM = 1,   /* one producer, one consumer, every message (spec/README.md) */
+    SHM_CHANNEL_KIND_BROADCAST = 2 /* one publisher, many subscribers, the newest `depth`
+                                      messages (spec/broadcast.md) */
 };
 
 /* A side's state as recorded in the segment (shm_channel_stat_t.*_state). */
@@ -123,6 +132,52 @@ typedef struct shm_channel_stat {
     uint64_t reserved[8];    /* zero */
 } shm_channel_stat_t;
 
+/* Creation parameters of a broadcast channel; when opening an existing one, every nonzero
+ * field must match the segment's. A NULL pointer means all zero. */
+typedef struct shm_channel_broadcast_config {
+    uint64_t max_payload;     /* largest message, 1..2^31 bytes; 0: 64 when creating */
+    uint32_t depth;           /* messages kept, 2..2^24; 0: 8 when creating */
+    uint32_t max_subscribers; /* subscriber table entries, 1..65536; 0: 256 when creating */
+    const char *type_tag;     /* NULL or "": no requirement (creating: untyped). Else 1..
+                                 SHM_CHANNEL_TYPE_TAG_MAX printable ASCII bytes (a numpy
+                                 dtype and shape, a struct format, a schema name) the
+                                 segment's tag must equal byte for byte (-EMEDIUMTYPE) */
+    uint64_t reserved[4];     /* zero */
+} shm_channel_broadcast_config_t;
+
+/* Snapshot of a broadcast segment (shm_channel_broadcast_stat). */
+typedef struct shm_channel_broadcast_stat {
+    uint64_t pub_seq;         /* number of the newest published message (0: none yet) */
+    uint32_t depth;
+    uint32_t max_subscribers;
+    uint32_t subscribers;     /* entries attached (as recorded; dead ones count until reclaimed) */
+    uint32_t sleepers;        /* subscribers asleep on the futex */
+    uint64_t joins;           /* subscriber joins ever */
+    uint64_t reclaims;        /* entries of dead subscribers taken back */
+    uint32_t type_len;
+    char type_tag[124];       /* the segment's type tag, NUL-terminated ("" if untyped) */
+    uint64_t reserved[4];     /* zero */
+} shm_channel_broadcast_stat_t;
+
+/* One subscriber's counters (shm_channel_sub_stat). */
+typedef struct shm_channel_sub_stat {
+    uint32_t index;           /* its entry in the subscriber table */
+    uint32_t state;           /* enum shm_channel_peer_state of the entry */
+    int32_t alive;            /* 1 if a live handle holds the entry (this one included) */
+    uint32_t pid;             /* informational */
+    uint32_t epoch;           /* incremented by each subscriber that takes the entry */
+    uint32_t reserved0;
+    uint64_t next_seq;        /* number of the next message it will read */
+    uint64_t delivered;       /* messages delivered intact since it joined */
+    uint64_t missed;          /* messages skipped or overwritten while held, since it joined */
+    uint64_t delivered_bytes;
+    uint64_t lag;             /* published messages it has neither read nor missed yet */
+    uint64_t sleeps;          /* times it slept on the futex */
+    uint64_t last_missed;     /* own handle only: messages skipped just before the last one
+                                 read or peeked (0 for other entries) */
+    uint64_t reserved[4];     /* zero */
+} shm_channel_sub_stat_t;
+
 /*
  * Open (and with SHM_CHANNEL_CREATE, create) the channel `name` in the given role.
  * name: 1..SHM_CHANNEL_NAME_MAX of [A-Za-z0-9._-], not starting with '.', optionally
@@ -150,6 +205,31 @@ typedef struct shm_channel_stat {
  */
 SHM_CHANNEL_API int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role,
                                      uint32_t flags, uint64_t capacity, uint32_t mode);
+
+/*
+ * Open (and with SHM_CHANNEL_CREATE, create) the broadcast channel `name` (kind 2) as
+ * SHM_CHANNEL_PUBLISHER, SHM_CHANNEL_SUBSCRIBER or SHM_CHANNEL_OBSERVER. shm_channel_open()
+ * with the role PUBLISHER or SUBSCRIBER and capacity 0 is this call with cfg NULL.
+ * name, flags and mode as shm_channel_open(). cfg: the creation parameters, or for an
+ * existing channel the parameters and type tag it must have (NULL: any).
+ * Either side may create and start first. One live publisher: a second gets -EBUSY; after
+ * the first closes or dies, a new one takes over and continues the numbering. Up to
+ * max_subscribers subscribers at once; a subscriber starts at the newest message (so a
+ * first read returns it at once), or at the first if none was published yet, or with
+ * SHM_CHANNEL_FROM_OLDEST at the oldest message still held. Its delivered and missed
+ * counts start at that message.
+ * Blocks as shm_channel_open() (at most 1 s while another process initialises the segment).
+ * Returns 0 and sets *out, or the errors of shm_channel_open() (-EPROTOTYPE: the segment is
+ * a stream, and shm_channel_open() as producer or consumer gets -EPROTOTYPE on a broadcast
+ * segment), or: -EINVAL (a bad or mismatching parameter, nonzero reserved words, a role
+ * that is not PUBLISHER/SUBSCRIBER/OBSERVER), -EMEDIUMTYPE (cfg->type_tag differs from the
+ * segment's tag: open an observer and read shm_channel_broadcast_stat().type_tag to name
+ * both), -EUSERS (subscriber: every table entry is held by a live subscriber).
+ */
+SHM_CHANNEL_API int shm_channel_open_broadcast(shm_channel_t **out, const char *name,
+                                               uint32_t role, uint32_t flags,
+                                               const shm_channel_broadcast_config_t *cfg,
+                                               uint32_t mode);
 
 /*
  * Close a handle; NULL is accepted. A producer's close marks end-of-stream (the consumer
@@ -190,6 +270,9 @@ SHM_CHANNEL_API int shm_channel_unlink(const char *name, uint32_t flags);
  * arrived while waiting), -EOWNERDEAD (ring full and the consumer died), -EPIPE (ring full
  * and the consumer closed), -EBADMSG (corrupt segment), -EBADF (not a producer),
  * -EBUSY (a reservation is outstanding), -EINVAL (NULL data with len > 0 or NULL handle).
+ * Publisher (broadcast): never waits (timeout_ns is ignored: the oldest message is
+ * overwritten) and wakes sleeping subscribers; -EMSGSIZE, -EBUSY, -EINVAL as above, or
+ * -EOVERFLOW (2^63 - 2 messages published: never in practice).
  */
 SHM_CHANNEL_API int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len,
                                       int64_t timeout_ns);
@@ -200,6 +283,7 @@ SHM_CHANNEL_API int shm_channel_write(shm_channel_t *ch, const void *data, uint6
  * as fit without waiting, publishing them together.
  * Returns the number written (1..count), 0 if count is 0, or the errors of shm_channel_write
  * (-EMSGSIZE if the first message is too large; a later one stops the batch before it).
+ * Publisher: publishes them one by one, never waiting.
  */
 SHM_CHANNEL_API int shm_channel_write_batch(shm_channel_t *ch, const void *data,
                                             const uint64_t *lens, uint32_t count,
@@ -210,6 +294,8 @@ SHM_CHANNEL_API int shm_channel_write_batch(shm_channel_t *ch, const void *data,
  * aligned, writable space inside the ring. Fill it, then shm_channel_commit() or
  * shm_channel_abort(). Nothing is visible to the consumer before commit.
  * Returns 0 or the errors of shm_channel_write.
+ * Publisher: never waits; the space is the slot of the oldest message, which is gone from
+ * this call on (an abort does not bring it back); max_payload bytes are writable.
  */
 SHM_CHANNEL_API int shm_channel_reserve(shm_channel_t *ch, uint64_t len, void **ptr,
                                         int64_t timeout_ns);
@@ -217,6 +303,7 @@ SHM_CHANNEL_API int shm_channel_reserve(shm_channel_t *ch, uint64_t len, void **
 /*
  * Producer: publish the reserved message with its final length (0..reserved length).
  * Returns 0, -EINVAL (no reservation, or len larger than reserved), -EBADF.
+ * Publisher: also wakes sleeping subscribers.
  */
 SHM_CHANNEL_API int shm_channel_commit(shm_channel_t *ch, uint64_t len);
 
@@ -230,6 +317,12 @@ SHM_CHANNEL_API int shm_channel_abort(shm_channel_t *ch);
  * -EAGAIN (empty), -ETIMEDOUT, -EINTR, -EPIPE (end-of-stream: the producer closed and the
  * ring is drained), -EOWNERDEAD (the producer died and the ring is drained), -EBADMSG
  * (corrupt segment), -EBADF (not a consumer), -EINVAL (NULL len, or NULL buf with cap > 0).
+ * Subscriber (broadcast): the next message in order; after being lapped, the oldest still
+ * held (shm_channel_recv() says how many were skipped). A copy that raced with an overwrite
+ * is never returned. Waits as above (spin, then futex); -EPIPE / -EOWNERDEAD once every
+ * held message was read and the publisher closed / died; -EAGAIN also when the publisher
+ * overwrote the message 64 times in a row during the copy; -EBUSY while a view from
+ * shm_channel_peek() or shm_channel_peek_latest() is held (release it first).
  */
 SHM_CHANNEL_API int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
                                      int64_t timeout_ns);
@@ -239,6 +332,7 @@ SHM_CHANNEL_API int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap,
  * size of message i. Waits (as shm_channel_read) for the first, then takes as many as are
  * ready and fit. Returns the number read (1..max_count), 0 if max_count is 0, or the errors
  * of shm_channel_read (-EMSGSIZE with lens[0] = size needed if the first does not fit).
+ * Subscriber: as many consecutive messages as are published and fit.
  */
 SHM_CHANNEL_API int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap,
                                            uint64_t *lens, uint32_t max_count,
@@ -248,21 +342,76 @@ SHM_CHANNEL_API int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_
  * Consumer, zero-copy: wait for the next message and set *ptr / *len to it in place
  * (contiguous, 8-byte aligned, read-only). It stays valid until shm_channel_release();
  * peeking again returns the same message. Returns the errors of shm_channel_read.
+ * Subscriber: the view is of the message in its slot; the publisher may overwrite it while
+ * it is held: it stays intact for at least depth - 1 further publishes (spec/broadcast.md
+ * §5.6), and shm_channel_release() says whether it did. The skip before it is in
+ * shm_channel_sub_stat(ch, -1, ...).last_missed.
  */
 SHM_CHANNEL_API int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64_t *len,
                                      int64_t timeout_ns);
 
-/* Consumer: release the peeked message. Returns 0, -EINVAL (nothing peeked), -EBADF. */
+/* Consumer: release the peeked message. Returns 0, -EINVAL (nothing peeked), -EBADF.
+ * Subscriber: also -ESTALE if the publisher began overwriting the message while it was
+ * held: what was read of it may be torn, and it counts as missed, not delivered. */
 SHM_CHANNEL_API int shm_channel_release(shm_channel_t *ch);
 
-/* Fill *st with a snapshot of the segment's header. Any role. Returns 0, -EINVAL, or
- * -EBADF (the handle was detached). */
+/*
+ * Subscriber: shm_channel_read(), and *missed (if not NULL) gets the number of messages
+ * skipped just before this one because the publisher lapped this subscriber. Delivered plus
+ * missed always equals the messages published since it joined (up to its next one).
+ * Returns the errors of shm_channel_read(); -EBADF if not a subscriber.
+ */
+SHM_CHANNEL_API int shm_channel_recv(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
+                                     uint64_t *missed, int64_t timeout_ns);
+
+/*
+ * Subscriber: copy the newest message into buf; never waits. *is_new (if not NULL) is 1
+ * if this handle had not read it before, else 0; *missed (if not NULL) the messages skipped
+ * to reach it (0 when not new). A later shm_channel_read() continues after it. Seed 000's
+ * subscribe() -> (value, is_new). Returns 0, -EAGAIN (nothing published yet, or
+ * overwritten 64 times during the copy), -EMSGSIZE (*len = size needed), -EBUSY (a view is
+ * held), -EBADMSG, -EBADF (not a subscriber), -EINVAL (NULL len, or NULL buf with cap > 0).
+ */
+SHM_CHANNEL_API int shm_channel_read_latest(shm_channel_t *ch, void *buf, uint64_t cap,
+                                            uint64_t *len, int32_t *is_new, uint64_t *missed);
+
+/*
+ * Subscriber, zero-copy: shm_channel_read_latest() as a view in place, held until
+ * shm_channel_release() (which reports -ESTALE as for shm_channel_peek()). Peeking again
+ * before the release returns the same view and report. Never waits. Returns 0 or the
+ * errors of shm_channel_read_latest() but -EMSGSIZE and -EBUSY.
+ */
+SHM_CHANNEL_API int shm_channel_peek_latest(shm_channel_t *ch, const void **ptr, uint64_t *len,
+                                            int32_t *is_new, uint64_t *missed);
+
+/* Fill *st with a snapshot of the segment's header. Any role, any kind (for a broadcast
+ * segment: capacity = slot area bytes, producer_* = publisher, msgs_read = 0,
+ * consumer_alive = 1 if any subscriber entry is held). Returns 0, -EINVAL, or -EBADF
+ * (the handle was detached). */
 SHM_CHANNEL_API int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st);
 
-/* Largest message this channel accepts, in bytes (0 for a NULL handle). */
+/*
+ * Broadcast, any role: fill *st with the broadcast-specific part of the header. Never
+ * blocks. Returns 0, -EINVAL (NULL), -EPROTOTYPE (a stream handle), -EBADF (detached).
+ */
+SHM_CHANNEL_API int shm_channel_broadcast_stat(shm_channel_t *ch,
+                                               shm_channel_broadcast_stat_t *st);
+
+/*
+ * Broadcast, any role: the counters of subscriber entry `index` (0..max_subscribers - 1),
+ * as recorded in the table, with alive from its lock; index -1 on a subscriber: its own
+ * handle's exact running totals (and last_missed). Never blocks. Returns 0, -EINVAL (NULL,
+ * index out of range, -1 on a handle that is not a subscriber), -ENOENT (entry never
+ * used), -EPROTOTYPE (a stream handle), -EBADF (detached).
+ */
+SHM_CHANNEL_API int shm_channel_sub_stat(shm_channel_t *ch, int64_t index,
+                                         shm_channel_sub_stat_t *st);
+
+/* Largest message this channel accepts, in bytes (0 for a NULL handle). Any kind. */
 SHM_CHANNEL_API uint64_t shm_channel_max_payload(shm_channel_t *ch);
 
-/* Capacity of this channel's ring, in bytes (0 for a NULL handle). */
+/* Capacity of this channel's ring, in bytes (0 for a NULL handle). Broadcast: bytes of
+ * the slot area (depth x slot stride). */
 SHM_CHANNEL_API uint64_t shm_channel_capacity(shm_channel_t *ch);
 
 /*

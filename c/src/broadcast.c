@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "atomics.h"
+#include "segment.h"
 #include "shm_channel.h"
 
 void (*shm__bcast_hook_after_copy)(void *arg);
@@ -150,20 +151,9 @@ void shm__bcast_format(void *base, const struct shm__bcast_geom *g, uint32_t cre
 int shm__bcast_validate(const void *base, uint64_t file_size, struct shm__bcast_geom *g)
 {
     const struct shm__bcast_header *h = base;
-    static const uint8_t zero[8];
-    uint8_t magic[8];
-    if (file_size < sizeof(struct shm__bcast_header))
-        return -EAGAIN;
-    for (int i = 0; i < 8; i++)
-        magic[i] = shm__load_acquire(&h->magic[i]);
-    if (memcmp(magic, zero, 8) == 0)
-        return -EAGAIN;
-    if (memcmp(magic, SHM__MAGIC, 8) != 0)
-        return -EPROTO;
-    if (shm__load_relaxed(&h->layout_major) != SHM_CHANNEL_LAYOUT_MAJOR)
-        return -EPROTONOSUPPORT;
-    if (shm__load_relaxed(&h->kind) != SHM__KIND_BROADCAST)
-        return -EPROTOTYPE;
+    int rc = shm__identity_check(base, file_size, SHM__KIND_BROADCAST);
+    if (rc)
+        return rc;
     uint32_t header_size = shm__load_relaxed(&h->header_size);
     uint64_t capacity = shm__load_relaxed(&h->capacity);
     uint64_t max_payload = shm__load_relaxed(&h->max_payload);
@@ -397,6 +387,13 @@ int shm__bcast_sub_join(struct shm__bcast *b, struct shm__bcast_sub *s, uint32_t
     return reclaimed;
 }
 
+void shm__bcast_sub_rewind(struct shm__bcast *b, struct shm__bcast_sub *s)
+{
+    uint64_t p = s->pub_seen;
+    s->next = p >= b->g.depth ? p - b->g.depth + 1 : 1;
+    sync_entry(s);
+}
+
 void shm__bcast_sub_leave(struct shm__bcast *b, struct shm__bcast_sub *s)
 {
     struct shm__bcast_header *h = b->hdr;
@@ -492,6 +489,7 @@ static void skip(struct shm__bcast_sub *s, uint64_t k)
 static void deliver(struct shm__bcast_sub *s, uint64_t m, uint64_t len, uint64_t *missed)
 {
     *missed = s->last_missed;
+    s->last_reported = *missed;
     s->last_missed = 0;
     s->next = m + 1;
     s->delivered++;
@@ -602,6 +600,7 @@ int shm__bcast_peek(struct shm__bcast *b, struct shm__bcast_sub *s, int latest,
     if (fresh) {
         skip(s, m - s->next);
         *missed = s->last_missed;
+        s->last_reported = *missed;
         s->last_missed = 0;
         sync_entry(s);
     } else {

@@ -222,7 +222,8 @@ struct shm__bcast_sub {
     uint64_t delivered;     /* running totals, also mirrored in the entry */
     uint64_t missed;
     uint64_t delivered_bytes;
-    uint64_t last_missed;   /* skipped just before the last delivered message */
+    uint64_t last_missed;   /* skipped since the last delivery, not yet reported */
+    uint64_t last_reported; /* the skip reported with the last message read or peeked */
     int peeking;
     uint64_t peek_seq;
     uint64_t peek_len;
@@ -285,6 +286,8 @@ int shm__bcast_sub_join(struct shm__bcast *b, struct shm__bcast_sub *s, uint32_t
 /* Reclaim entry `index` of a dead owner (the caller holds its lock and found it
  * attached): undo its sleeper count and attached count. 1 if it was attached, else 0. */
 int shm__bcast_reclaim(struct shm__bcast *b, uint32_t index);
+/* Right after join: start at the oldest message still held instead of the newest. */
+void shm__bcast_sub_rewind(struct shm__bcast *b, struct shm__bcast_sub *s);
 /* Leave: state = left, uncount. The caller then releases the entry's lock. */
 void shm__bcast_sub_leave(struct shm__bcast *b, struct shm__bcast_sub *s);
 

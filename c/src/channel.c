@@ -11,33 +11,14 @@
 #include "hooks.h"
 #include "layout.h"
 #include "os.h"
+#include "handle.h"
 #include "ring.h"
+#include "segment.h"
 #include "shm_channel.h"
 
 /* A blocked call re-checks its peer's liveness at least this often (a test may lengthen
  * it: hooks.h). */
 uint64_t shm__hook_liveness_slice_ns = 50000000ull;
-/* A non-blocking call that finds the ring full or empty checks liveness at most this often. */
-#define LIVENESS_POLL_NS 10000000ull
-/* How long an opener waits for another implementation to finish initialising a segment. */
-#define OPEN_WAIT_NS 1000000000ull
-
-struct shm_channel {
-    int fd;
-    int dirfd;
-    uint32_t role;
-    void *base;
-    uint64_t map_len;
-    struct shm__ring ring;
-    struct shm__ring_producer prod;
-    struct shm__ring_consumer cons;
-    uint64_t spin_ns;
-    uint64_t next_live_check_ns;
-    int peer_dead; /* the last liveness check found the peer's lock free */
-    int writable;  /* mapped read-write (producer, consumer) */
-    int detached;  /* shm_channel_detach() ended the role; the mapping stays */
-    char name[SHM_CHANNEL_NAME_MAX + 1];
-};
 
 /* What one wait is for: room for `len` bytes (producer) or the next message (consumer). */
 struct op {
@@ -57,11 +38,19 @@ static void format_segment(void *base, void *arg)
     shm__ring_format(base, a->capacity, (uint32_t)getpid(), shm__realtime_ns());
 }
 
+static void format_broadcast(void *base, void *arg)
+{
+    shm__bcast_format(base, arg, (uint32_t)getpid(), shm__realtime_ns());
+}
+
 static int check_open_args(uint32_t role, uint32_t flags, uint64_t capacity, uint32_t mode)
 {
-    if (role < SHM_CHANNEL_PRODUCER || role > SHM_CHANNEL_OBSERVER)
+    if (role < SHM_CHANNEL_PRODUCER || role > SHM_CHANNEL_SUBSCRIBER)
         return -EINVAL;
-    if (flags & ~(uint32_t)(SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL | SHM_CHANNEL_ALLOW_FOREIGN))
+    if (flags & ~(uint32_t)(SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL | SHM_CHANNEL_ALLOW_FOREIGN |
+                            SHM_CHANNEL_FROM_OLDEST))
+        return -EINVAL;
+    if ((flags & SHM_CHANNEL_FROM_OLDEST) && role != SHM_CHANNEL_SUBSCRIBER)
         return -EINVAL;
     if ((flags & SHM_CHANNEL_EXCL) && !(flags & SHM_CHANNEL_CREATE))
         return -EINVAL;
@@ -75,119 +64,12 @@ static int check_open_args(uint32_t role, uint32_t flags, uint64_t capacity, uin
     return 0;
 }
 
-/* Validate the segment's header (spec §5.2 steps 4-5): the header is copied with pread,
- * never mapped, so no file makes this fault. While the creator is still at work (file
- * shorter than the header, magic zero), wait up to OPEN_WAIT_NS if `wait`, else -EAGAIN.
- * Then refuse a file with unallocated pages (spec §5.2 step 6). */
-static int validate_segment(int fd, int wait, uint64_t *segment_size)
-{
-    uint64_t deadline = shm__now_ns() + OPEN_WAIT_NS;
-    struct shm__header hdr;
-    int rc;
-    for (;;) {
-        uint64_t size, nlink;
-        rc = shm__segment_size(fd, &size, &nlink);
-        if (rc)
-            return rc;
-        rc = -EAGAIN;
-        if (size >= SHM_CHANNEL_HEADER_SIZE &&
-            (rc = shm__segment_read_header(fd, &hdr, sizeof hdr)) == 0) {
-            static const uint8_t zero[8];
-            rc = memcmp(hdr.magic, zero, 8) == 0 ? -EAGAIN : 0;
-        }
-        if (rc == 0) {
-            /* The magic is set: read the header again, after it (acquire), so every
-             * field the creator wrote before its release of the magic is in the copy. */
-            shm__fence_acquire();
-            if ((rc = shm__segment_read_header(fd, &hdr, sizeof hdr)) == 0)
-                rc = shm__ring_validate(&hdr, size, segment_size);
-        }
-        if (rc != -EAGAIN)
-            break;
-        if (!wait)
-            return -EAGAIN;
-        if (shm__now_ns() >= deadline)
-            return -ETIMEDOUT;
-        usleep(1000);
-    }
-    if (rc)
-        return rc;
-    uint64_t allocated, size;
-    if ((rc = shm__segment_allocated(fd, &allocated, &size)) != 0)
-        return rc;
-    /* A creator allocates every page before it links the file (spec §5.1 step 2). A file
-     * with holes would make mapping it allocate (MAP_POPULATE) or fault (SIGBUS, in a full
-     * tmpfs) later: refuse it now. */
-    if (allocated < size || allocated < *segment_size)
-        return -EBADMSG;
-    return 0;
-}
-
-/* Find or create the segment file and take this role's locks. 0 and ch->fd, or -errno. */
-static int attach_file(shm_channel_t *ch, uint32_t flags, uint64_t capacity, uint32_t mode,
-                       int *created)
-{
-    int writable = ch->role != SHM_CHANNEL_OBSERVER;
-    unsigned locks = 0;
-    if (ch->role == SHM_CHANNEL_PRODUCER)
-        locks = (1u << SHM__LOCK_PRODUCER) | (1u << SHM__LOCK_ATTACH);
-    else if (ch->role == SHM_CHANNEL_CONSUMER)
-        locks = (1u << SHM__LOCK_CONSUMER) | (1u << SHM__LOCK_ATTACH);
-
-    for (int attempt = 0; attempt < 1000; attempt++) {
-        int fd = -1;
-        /* Exclusive creation goes straight to creating: whatever holds the name (a
-         * segment, or a squatter: directory, socket, FIFO, symlink, another user's file)
-         * is EEXIST. Otherwise open first, and create only on ENOENT. */
-        int rc = (flags & SHM_CHANNEL_EXCL) ? -ENOENT
-                                            : shm__segment_open(ch->dirfd, ch->name, writable, &fd);
-        if (rc == -ENOENT && (flags & SHM_CHANNEL_CREATE)) {
-            struct format_args a = {capacity ? capacity : SHM_CHANNEL_DEFAULT_CAPACITY};
-            rc = shm__segment_create(ch->dirfd, ch->name, SHM_CHANNEL_HEADER_SIZE + a.capacity,
-                                     mode, format_segment, &a, locks, &fd);
-            if (rc == -EEXIST && !(flags & SHM_CHANNEL_EXCL))
-                continue; /* someone else created it first: open theirs */
-            if (rc == 0)
-                *created = 1;
-            if (rc == 0)
-                ch->fd = fd;
-            return rc;
-        }
-        if (rc)
-            return rc;
-        if (!(flags & SHM_CHANNEL_ALLOW_FOREIGN) && (rc = shm__segment_check_owner(fd, mode))) {
-            close(fd);
-            return rc;
-        }
-        if (writable) {
-            /* The shared attach lock keeps unlinkers away; -EBUSY here means one is at
-             * work right now, and the name is about to go: start again. */
-            rc = shm__lock_try(fd, SHM__LOCK_ATTACH, 0);
-            uint64_t size, nlink = 0;
-            if (rc == 0)
-                rc = shm__segment_size(fd, &size, &nlink);
-            if (rc == -EBUSY || (rc == 0 && nlink == 0)) {
-                close(fd);
-                usleep(100);
-                continue;
-            }
-            if (rc) {
-                close(fd);
-                return rc;
-            }
-        }
-        ch->fd = fd;
-        return 0;
-    }
-    return -EAGAIN;
-}
-
 static int claim_role(shm_channel_t *ch)
 {
     struct shm__header *h = ch->ring.hdr;
     int rc;
     if (ch->role == SHM_CHANNEL_PRODUCER) {
-        if ((rc = shm__lock_try(ch->fd, SHM__LOCK_PRODUCER, 1)) != 0)
+        if ((rc = shm__lock_try(ch->seg.fd, SHM__LOCK_PRODUCER, 1)) != 0)
             return rc;
         if ((rc = shm__ring_producer_attach(&ch->ring, &ch->prod)) != 0)
             return rc;
@@ -195,7 +77,7 @@ static int claim_role(shm_channel_t *ch)
         shm__store_relaxed(&h->producer_epoch, shm__load_relaxed(&h->producer_epoch) + 1);
         shm__store_release(&h->producer_state, SHM_CHANNEL_PEER_ATTACHED);
     } else if (ch->role == SHM_CHANNEL_CONSUMER) {
-        if ((rc = shm__lock_try(ch->fd, SHM__LOCK_CONSUMER, 1)) != 0)
+        if ((rc = shm__lock_try(ch->seg.fd, SHM__LOCK_CONSUMER, 1)) != 0)
             return rc;
         if ((rc = shm__ring_consumer_attach(&ch->ring, &ch->cons)) != 0)
             return rc;
@@ -206,18 +88,24 @@ static int claim_role(shm_channel_t *ch)
     return 0;
 }
 
-static void free_handle(shm_channel_t *ch)
+/* The stream side of an open whose segment was validated: capacity, mapping, role. */
+static int open_stream(shm_channel_t *ch, uint64_t capacity, const struct shm__seg_info *info)
 {
-    shm__unmap(ch->base, ch->map_len);
-    if (ch->fd >= 0)
-        close(ch->fd);
-    if (ch->dirfd >= 0)
-        close(ch->dirfd);
-    free(ch);
+    int rc;
+    uint64_t cap = info->segment_size - SHM_CHANNEL_HEADER_SIZE;
+    /* A capacity mismatch is refused before mapping (and populating) anything. */
+    if (capacity && cap != capacity)
+        return -EINVAL;
+    if ((rc = shm__seg_map(&ch->seg, ch->seg.writable ? info->segment_size
+                                                      : SHM_CHANNEL_HEADER_SIZE)) != 0)
+        return rc;
+    shm__ring_bind(&ch->ring, ch->seg.base, cap);
+    return claim_role(ch);
 }
 
-int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint32_t flags,
-                     uint64_t capacity, uint32_t mode)
+static int open_handle(shm_channel_t **out, const char *name, uint32_t role, uint32_t flags,
+                       uint64_t capacity, const shm_channel_broadcast_config_t *cfg,
+                       uint32_t mode, uint32_t want_kind)
 {
     int created = 0;
     if (!out)
@@ -226,49 +114,78 @@ int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint3
     int rc = check_open_args(role, flags, capacity, mode);
     if (rc)
         return rc;
+    int broadcast = role == SHM_CHANNEL_PUBLISHER || role == SHM_CHANNEL_SUBSCRIBER;
+    if (broadcast && capacity)
+        return -EINVAL; /* a broadcast segment's size comes from its configuration */
     if (mode == 0)
         mode = 0600;
+    struct shm__bcast_geom geom;
+    if (broadcast && (rc = shm__bc_config(cfg, &geom)) != 0)
+        return rc;
     shm_channel_t *ch = calloc(1, sizeof(*ch));
     if (!ch)
         return -ENOMEM;
-    ch->fd = ch->dirfd = -1;
+    ch->seg.fd = ch->seg.dirfd = -1;
+    ch->seg.writable = role != SHM_CHANNEL_OBSERVER;
     ch->role = role;
     ch->spin_ns = SHM_CHANNEL_DEFAULT_SPIN_NS;
-    if ((rc = shm__name_check(name, ch->name)) != 0)
+    if ((rc = shm__name_check(name, ch->seg.name)) != 0)
         goto fail;
-    if ((ch->dirfd = shm__dir_open()) < 0) {
-        rc = ch->dirfd;
-        goto fail;
-    }
-    if ((rc = attach_file(ch, flags, capacity, mode, &created)) != 0)
-        goto fail;
-    uint64_t segment_size;
-    /* Observers (ls, stat, monitoring) never wait: a file that is not (yet) a complete
-     * segment is -EAGAIN at once. */
-    if ((rc = validate_segment(ch->fd, role != SHM_CHANNEL_OBSERVER, &segment_size)) != 0)
-        goto fail;
-    /* A capacity mismatch is refused before mapping (and populating) anything. */
-    if (capacity && segment_size - SHM_CHANNEL_HEADER_SIZE != capacity) {
-        rc = -EINVAL;
+    if ((ch->seg.dirfd = shm__dir_open()) < 0) {
+        rc = ch->seg.dirfd;
         goto fail;
     }
-    int writable = role != SHM_CHANNEL_OBSERVER;
-    ch->writable = writable;
-    ch->map_len = writable ? segment_size : SHM_CHANNEL_HEADER_SIZE;
-    if ((rc = shm__map(ch->fd, ch->map_len, writable, &ch->base)) != 0) {
-        ch->base = NULL;
+    struct format_args fa = {capacity ? capacity : SHM_CHANNEL_DEFAULT_CAPACITY};
+    struct shm__seg_create mk = {SHM_CHANNEL_HEADER_SIZE + fa.capacity, format_segment, &fa,
+                                 1u << SHM__LOCK_ATTACH};
+    if (broadcast)
+        mk = (struct shm__seg_create){geom.segment_size, format_broadcast, &geom,
+                                      1u << SHM__LOCK_ATTACH};
+    if (role == SHM_CHANNEL_PRODUCER)
+        mk.locks |= 1u << SHM__LOCK_PRODUCER;
+    else if (role == SHM_CHANNEL_CONSUMER)
+        mk.locks |= 1u << SHM__LOCK_CONSUMER;
+    else if (role == SHM_CHANNEL_PUBLISHER)
+        mk.locks |= 1u << SHM__BCAST_LOCK_PUBLISHER;
+    if ((rc = shm__seg_attach(&ch->seg, flags, mode, &mk, &created)) != 0)
         goto fail;
-    }
-    shm__ring_bind(&ch->ring, ch->base, segment_size - SHM_CHANNEL_HEADER_SIZE);
-    if ((rc = claim_role(ch)) != 0)
+    /* Observers (ls, stat, monitoring) never wait, and see every kind: a file that is not
+     * (yet) a complete segment is -EAGAIN at once. */
+    struct shm__seg_info info;
+    if ((rc = shm__seg_validate(ch->seg.fd, role != SHM_CHANNEL_OBSERVER, want_kind, &info)) != 0)
+        goto fail;
+    ch->kind = info.kind;
+    rc = ch->kind == SHM_CHANNEL_KIND_BROADCAST ? shm__bc_attach(ch, flags, cfg, &info)
+                                               : open_stream(ch, capacity, &info);
+    if (rc)
         goto fail;
     *out = ch;
     return 0;
 fail:
     if (created)
-        shm__unlink_if_same(ch->dirfd, ch->name, ch->fd);
-    free_handle(ch);
+        shm__unlink_if_same(ch->seg.dirfd, ch->seg.name, ch->seg.fd);
+    shm__seg_release(&ch->seg);
+    free(ch);
     return rc;
+}
+
+int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint32_t flags,
+                     uint64_t capacity, uint32_t mode)
+{
+    uint32_t want_kind = role == SHM_CHANNEL_OBSERVER ? 0 /* any kind: ls, stat, monitoring */
+                         : role >= SHM_CHANNEL_PUBLISHER ? SHM_CHANNEL_KIND_BROADCAST
+                                                         : SHM_CHANNEL_KIND_STREAM;
+    return open_handle(out, name, role, flags, capacity, NULL, mode, want_kind);
+}
+
+int shm_channel_open_broadcast(shm_channel_t **out, const char *name, uint32_t role,
+                               uint32_t flags, const shm_channel_broadcast_config_t *cfg,
+                               uint32_t mode)
+{
+    if (role != SHM_CHANNEL_PUBLISHER && role != SHM_CHANNEL_SUBSCRIBER &&
+        role != SHM_CHANNEL_OBSERVER)
+        return -EINVAL;
+    return open_handle(out, name, role, flags, 0, cfg, mode, SHM_CHANNEL_KIND_BROADCAST);
 }
 
 /* ---- waking and waiting ----------------------------------------------------------- */
@@ -306,46 +223,15 @@ static int try_once(shm_channel_t *ch, struct op *op)
 }
 
 /* The peer's state, when the ring is full (producer) or empty (consumer): -EAGAIN while it
- * may still act, -EPIPE if it closed, -EOWNERDEAD if it died (spec §5.7). The lock check is
- * a system call, so unless `force`, it runs at most every LIVENESS_POLL_NS, except the
- * first one of a handle, which runs at once. */
+ * may still act, -EPIPE if it closed, -EOWNERDEAD if it died (spec §5.7). */
 static int peer_status(shm_channel_t *ch, int force)
 {
     struct shm__header *h = ch->ring.hdr;
-    int producer = ch->role == SHM_CHANNEL_PRODUCER;
-    const uint32_t *statep = producer ? &h->consumer_state : &h->producer_state;
-    const uint32_t *epochp = producer ? &h->consumer_epoch : &h->producer_epoch;
-    /* Acquire: pairs with the peer's release of its state, made after its last publish
-     * (and after its epoch, so the epoch we read is at least that attach's). */
-    uint32_t state = shm__load_acquire(statep);
-    uint32_t epoch = shm__load_relaxed(epochp);
-    if (state == SHM_CHANNEL_PEER_CLOSED)
-        return -EPIPE;
-    if (state != SHM_CHANNEL_PEER_ATTACHED)
-        return -EAGAIN; /* 0, or a value this version does not know: no verdict */
-    uint64_t now = shm__now_ns();
-    /* Once the peer was found dead, check every time: a caller polling without blocking
-     * must keep seeing -EOWNERDEAD, never "empty for now" (-EAGAIN) in between. */
-    if (!force && !ch->peer_dead && now < ch->next_live_check_ns)
-        return -EAGAIN;
-    ch->next_live_check_ns = now + LIVENESS_POLL_NS;
-    ch->peer_dead = 0;
-    if (shm__lock_held(ch->fd, producer ? SHM__LOCK_CONSUMER : SHM__LOCK_PRODUCER) != 0)
-        return -EAGAIN; /* held (or the check failed): alive as far as we know */
-    /* The lock is free: the holder we read the state of either died, or closed cleanly
-     * after our first look. A closer stores state 2 before it releases its lock, and the
-     * kernel orders that release before our lock check, so a second look sees 2, or the
-     * state and a different epoch of a newer attach. Only the same attach, still 1,
-     * died. */
-    shm__fence_seq_cst();
-    uint32_t state2 = shm__load_acquire(statep);
-    uint32_t epoch2 = shm__load_relaxed(epochp);
-    if (state2 == SHM_CHANNEL_PEER_CLOSED)
-        return -EPIPE;
-    if (state2 != SHM_CHANNEL_PEER_ATTACHED || epoch2 != epoch)
-        return -EAGAIN; /* a newer attach: look again later */
-    ch->peer_dead = 1;
-    return -EOWNERDEAD;
+    if (ch->role == SHM_CHANNEL_PRODUCER)
+        return shm__peer_status(ch->seg.fd, &h->consumer_state, &h->consumer_epoch,
+                                SHM__LOCK_CONSUMER, &ch->peer, force);
+    return shm__peer_status(ch->seg.fd, &h->producer_state, &h->producer_epoch,
+                            SHM__LOCK_PRODUCER, &ch->peer, force);
 }
 
 /* After the ring looked full or empty: if the peer is gone, look once more (it may have
@@ -458,16 +344,22 @@ static int do_commit(shm_channel_t *ch, uint64_t len)
 
 int shm_channel_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t timeout_ns)
 {
+    if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
+        return shm__bc_reserve(ch, len, ptr);
     return do_reserve(ch, len, ptr, timeout_ns);
 }
 
 int shm_channel_commit(shm_channel_t *ch, uint64_t len)
 {
+    if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
+        return shm__bc_commit(ch, len);
     return do_commit(ch, len);
 }
 
 int shm_channel_abort(shm_channel_t *ch)
 {
+    if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
+        return shm__bc_abort(ch);
     int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
     return rc ? rc : shm__ring_abort(&ch->prod);
 }
@@ -476,6 +368,8 @@ int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t
 {
     if (!data && len)
         return -EINVAL;
+    if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
+        return shm__bc_write(ch, data, len);
     void *dst;
     int rc = do_reserve(ch, len, &dst, timeout_ns);
     if (rc)
@@ -488,6 +382,8 @@ int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t
 int shm_channel_write_batch(shm_channel_t *ch, const void *data, const uint64_t *lens,
                             uint32_t count, int64_t timeout_ns)
 {
+    if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
+        return shm__bc_write_batch(ch, data, lens, count);
     int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
     if (rc)
         return rc;
@@ -548,11 +444,15 @@ static int do_release(shm_channel_t *ch)
 
 int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns)
 {
+    if (ch && ch->role == SHM_CHANNEL_SUBSCRIBER)
+        return shm__bc_peek(ch, ptr, len, timeout_ns);
     return do_peek(ch, ptr, len, timeout_ns);
 }
 
 int shm_channel_release(shm_channel_t *ch)
 {
+    if (ch && ch->role == SHM_CHANNEL_SUBSCRIBER)
+        return shm__bc_release(ch);
     return do_release(ch);
 }
 
@@ -561,6 +461,8 @@ int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
 {
     if (!len || (!buf && cap))
         return -EINVAL;
+    if (ch && ch->role == SHM_CHANNEL_SUBSCRIBER)
+        return shm__bc_recv(ch, buf, cap, len, NULL, timeout_ns);
     const void *src;
     uint64_t n;
     int rc = do_peek(ch, &src, &n, timeout_ns);
@@ -577,6 +479,8 @@ int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
 int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *lens,
                            uint32_t max_count, int64_t timeout_ns)
 {
+    if (ch && ch->role == SHM_CHANNEL_SUBSCRIBER)
+        return shm__bc_read_batch(ch, buf, cap, lens, max_count, timeout_ns);
     int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
     if (rc)
         return rc;
@@ -615,9 +519,22 @@ int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t 
 
 /* ---- closing, unlinking, inspection ---------------------------------------------- */
 
+/* A stream is finished (its last handle unlinks it) once end-of-stream was marked and
+ * nothing is left unread. */
+static int stream_finished(void *arg)
+{
+    const struct shm__header *h = arg;
+    return shm__load_acquire(&h->producer_state) == SHM_CHANNEL_PEER_CLOSED &&
+           shm__load_acquire(&h->write_pos) == shm__load_acquire(&h->read_pos);
+}
+
 /* End the role (spec §5.3 step 4, §5.9) and drop the locks; the mapping stays. */
 static void end_role(shm_channel_t *ch)
 {
+    if (ch->kind == SHM_CHANNEL_KIND_BROADCAST) {
+        shm__bc_end_role(ch);
+        return;
+    }
     struct shm__header *h = ch->ring.hdr;
     if (ch->role == SHM_CHANNEL_PRODUCER) {
         if (ch->prod.reserving)
@@ -626,26 +543,15 @@ static void end_role(shm_channel_t *ch)
         shm__store_release(&h->producer_state, SHM_CHANNEL_PEER_CLOSED);
         shm__fence_seq_cst();
         wake(&h->write_seq, NULL);
-        shm__lock_drop(ch->fd, SHM__LOCK_PRODUCER);
+        shm__lock_drop(ch->seg.fd, SHM__LOCK_PRODUCER);
     } else if (ch->role == SHM_CHANNEL_CONSUMER) {
         /* A peeked, unreleased message stays for the next consumer. */
         shm__store_release(&h->consumer_state, SHM_CHANNEL_PEER_CLOSED);
         shm__fence_seq_cst();
         wake(&h->read_seq, NULL);
-        shm__lock_drop(ch->fd, SHM__LOCK_CONSUMER);
+        shm__lock_drop(ch->seg.fd, SHM__LOCK_CONSUMER);
     }
-    /* Drop our shared attach lock, then try for it exclusively: whichever closer comes
-     * last gets it, even when two close at once (spec: Unlinking). */
-    if (ch->role != SHM_CHANNEL_OBSERVER)
-        shm__lock_drop(ch->fd, SHM__LOCK_ATTACH);
-    if (ch->role != SHM_CHANNEL_OBSERVER && shm__lock_try(ch->fd, SHM__LOCK_ATTACH, 1) == 0) {
-        /* No live handle is attached. A finished stream removes its name. */
-        int finished = shm__load_acquire(&h->producer_state) == SHM_CHANNEL_PEER_CLOSED &&
-                       shm__load_acquire(&h->write_pos) == shm__load_acquire(&h->read_pos);
-        if (finished)
-            shm__unlink_if_same(ch->dirfd, ch->name, ch->fd);
-        shm__lock_drop(ch->fd, SHM__LOCK_ATTACH);
-    }
+    shm__seg_end(&ch->seg, stream_finished, h);
 }
 
 int shm_channel_detach(shm_channel_t *ch)
@@ -659,14 +565,8 @@ int shm_channel_detach(shm_channel_t *ch)
     /* From now on the handle has no role: every call but close/detach gets -EBADF. */
     ch->role = 0;
     /* Keep every address valid, but never again let this handle's views reach the shared
-     * segment: map the same file privately (copy-on-write) over the same range. Reads of
-     * stale views see the file's bytes; writes land in private copies. If that fails the
-     * shared mapping stays, which is still memory-safe. */
-    if (ch->base && ch->writable) {
-        void *p = mmap(ch->base, (size_t)ch->map_len, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_FIXED, ch->fd, 0);
-        (void)p;
-    }
+     * segment. */
+    shm__seg_privatise(&ch->seg);
     return 0;
 }
 
@@ -676,7 +576,8 @@ void shm_channel_close(shm_channel_t *ch)
         return;
     if (!ch->detached)
         end_role(ch);
-    free_handle(ch);
+    shm__seg_release(&ch->seg);
+    free(ch);
 }
 
 int shm_channel_unlink(const char *name, uint32_t flags)
@@ -718,8 +619,12 @@ int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st)
         return -EINVAL;
     if (ch->detached)
         return -EBADF;
-    const struct shm__header *h = ch->ring.hdr;
     memset(st, 0, sizeof(*st));
+    if (ch->kind == SHM_CHANNEL_KIND_BROADCAST) {
+        shm__bc_stat(ch, st);
+        return 0;
+    }
+    const struct shm__header *h = ch->ring.hdr;
     st->kind = shm__load_relaxed(&h->kind);
     st->layout_major = shm__load_relaxed(&h->layout_major);
     st->layout_minor = shm__load_relaxed(&h->layout_minor);
@@ -746,35 +651,46 @@ int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st)
     st->created_ns = shm__load_relaxed(&h->created_ns);
     /* Our own locks are invisible to F_OFD_GETLK on our descriptor: count our role. */
     st->producer_alive = ch->role == SHM_CHANNEL_PRODUCER ||
-                         shm__lock_held(ch->fd, SHM__LOCK_PRODUCER) == 1;
+                         shm__lock_held(ch->seg.fd, SHM__LOCK_PRODUCER) == 1;
     st->consumer_alive = ch->role == SHM_CHANNEL_CONSUMER ||
-                         shm__lock_held(ch->fd, SHM__LOCK_CONSUMER) == 1;
+                         shm__lock_held(ch->seg.fd, SHM__LOCK_CONSUMER) == 1;
     st->in_use = ch->role != SHM_CHANNEL_OBSERVER ||
-                 shm__lock_held(ch->fd, SHM__LOCK_ATTACH) == 1;
+                 shm__lock_held(ch->seg.fd, SHM__LOCK_ATTACH) == 1;
     return 0;
 }
 
 int shm__hook_share_mapping(shm_channel_t *dst, const shm_channel_t *src)
 {
     struct stat a, b;
-    if (!dst || !src || !dst->writable || !src->writable || dst->map_len != src->map_len ||
-        fstat(dst->fd, &a) != 0 || fstat(src->fd, &b) != 0 || a.st_dev != b.st_dev ||
+    if (!dst || !src || !dst->seg.writable || !src->seg.writable ||
+        dst->seg.map_len != src->seg.map_len || dst->kind != src->kind ||
+        fstat(dst->seg.fd, &a) != 0 || fstat(src->seg.fd, &b) != 0 || a.st_dev != b.st_dev ||
         a.st_ino != b.st_ino)
         return -EINVAL;
-    shm__unmap(dst->base, dst->map_len);
-    dst->base = NULL;
-    shm__ring_bind(&dst->ring, src->base, dst->ring.capacity);
+    shm__unmap(dst->seg.base, dst->seg.map_len);
+    dst->seg.base = NULL;
+    if (dst->kind == SHM_CHANNEL_KIND_BROADCAST) {
+        shm__bcast_bind(&dst->bc, src->seg.base, &dst->bc.g);
+        if (dst->role == SHM_CHANNEL_SUBSCRIBER)
+            dst->sub.entry = &dst->bc.subs[dst->sub.index];
+    } else {
+        shm__ring_bind(&dst->ring, src->seg.base, dst->ring.capacity);
+    }
     return 0;
 }
 
 uint64_t shm_channel_max_payload(shm_channel_t *ch)
 {
-    return ch ? ch->ring.max_payload : 0;
+    if (!ch)
+        return 0;
+    return ch->kind == SHM_CHANNEL_KIND_BROADCAST ? ch->bc.g.max_payload : ch->ring.max_payload;
 }
 
 uint64_t shm_channel_capacity(shm_channel_t *ch)
 {
-    return ch ? ch->ring.capacity : 0;
+    if (!ch)
+        return 0;
+    return ch->kind == SHM_CHANNEL_KIND_BROADCAST ? ch->bc.g.capacity : ch->ring.capacity;
 }
 
 int shm_channel_set_spin(shm_channel_t *ch, uint64_t spin_ns)
@@ -806,7 +722,11 @@ const char *shm_channel_strerror(int err)
     case ENOMEM: return "out of memory";
     case EPROTO: return "not a shm_channel segment (bad magic)";
     case EPROTONOSUPPORT: return "unsupported segment layout major version";
-    case EPROTOTYPE: return "the segment is not a stream channel";
+    case EPROTOTYPE: return "wrong kind of channel: a stream opened as broadcast, or a broadcast channel opened as a stream";
+    case EMEDIUMTYPE: return "the broadcast channel's type tag is not the one required";
+    case EUSERS: return "every subscriber entry of the broadcast channel is taken";
+    case ESTALE: return "the view was overwritten by the publisher while it was held";
+    case EOVERFLOW: return "message numbers exhausted";
     case EBADMSG: return "corrupt segment: a header field, position or record is out of range, or its pages are not all allocated";
     case ETIMEDOUT: return "timed out";
     case EAGAIN: return "would block: the ring is full (writer) or empty (reader), or the file is not yet a complete segment (observer)";

@@ -48,6 +48,8 @@ int shm__lock_try(int fd, int byte, int exclusive);
 void shm__lock_drop(int fd, int byte);
 /* 1 if another open file description holds a lock on `byte`, 0 if none, -errno. */
 int shm__lock_held(int fd, int byte);
+/* The same for any byte of [byte, byte + len). */
+int shm__lock_held_range(int fd, int byte, int len);
 
 /* Unlink `name` if it still names the file open as `fd`. */
 void shm__unlink_if_same(int dirfd, const char *name, int fd);

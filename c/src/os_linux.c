@@ -63,6 +63,14 @@ void shm__lock_drop(int fd, int byte)
 
 uint64_t shm__hook_lock_check_delay_ns = 0;
 
+int shm__lock_held_range(int fd, int byte, int len)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = len};
+    if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+        return -errno;
+    return fl.l_type != F_UNLCK;
+}
+
 int shm__lock_held(int fd, int byte)
 {
     if (shm__hook_lock_check_delay_ns) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "atomics.h"
+#include "segment.h"
 #include "shm_channel.h"
 
 void shm__ring_format(struct shm__header *h, uint64_t capacity, uint32_t creator_pid,
@@ -25,20 +26,9 @@ void shm__ring_format(struct shm__header *h, uint64_t capacity, uint32_t creator
 
 int shm__ring_validate(const struct shm__header *h, uint64_t file_size, uint64_t *segment_size)
 {
-    uint8_t magic[8];
-    if (file_size < sizeof(struct shm__header))
-        return -EAGAIN;
-    for (int i = 0; i < 8; i++)
-        magic[i] = shm__load_acquire(&h->magic[i]);
-    static const uint8_t zero[8];
-    if (memcmp(magic, zero, 8) == 0)
-        return -EAGAIN;
-    if (memcmp(magic, SHM__MAGIC, 8) != 0)
-        return -EPROTO;
-    if (shm__load_relaxed(&h->layout_major) != SHM_CHANNEL_LAYOUT_MAJOR)
-        return -EPROTONOSUPPORT;
-    if (shm__load_relaxed(&h->kind) != SHM_CHANNEL_KIND_STREAM)
-        return -EPROTOTYPE;
+    int rc = shm__identity_check(h, file_size, SHM_CHANNEL_KIND_STREAM);
+    if (rc)
+        return rc;
     uint32_t header_size = shm__load_relaxed(&h->header_size);
     uint64_t cap = shm__load_relaxed(&h->capacity);
     uint64_t max_payload = shm__load_relaxed(&h->max_payload);

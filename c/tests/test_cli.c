@@ -259,3 +259,56 @@ Test(cli, demo_consumer_usage)
     check_usage(CT_DEMO_CONSUMER, bad, sizeof bad / sizeof bad[0]);
 }
 #endif
+
+Test(cli, ls_and_stat_show_broadcast_channels)
+{
+    char b[64], s[64];
+    ct_name(b, "bcast");
+    ct_name(s, "stream");
+    shm_channel_broadcast_config_t cfg = {100, 4, 8, "<f4(3,)", {0}};
+    shm_channel_t *pub, *sub1, *sub2, *prod;
+    cr_assert_eq(shm_channel_open_broadcast(&pub, b, SHM_CHANNEL_PUBLISHER, SHM_CHANNEL_CREATE,
+                                            &cfg, 0), 0);
+    cr_assert_eq(shm_channel_open_broadcast(&sub1, b, SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0), 0);
+    cr_assert_eq(shm_channel_open_broadcast(&sub2, b, SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0), 0);
+    cr_assert_eq(shm_channel_open(&prod, s, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 0, 0), 0);
+    uint64_t v = 0, len;
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(shm_channel_write(pub, &v, 8, 0), 0);
+    uint8_t buf[100];
+    cr_assert_eq(shm_channel_read(sub1, buf, sizeof buf, &len, 0), 0); /* 1 */
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(shm_channel_write(pub, &v, 8, 0), 0);
+    cr_assert_eq(shm_channel_read(sub1, buf, sizeof buf, &len, 0), 0); /* 13: lapped */
+
+    struct run r;
+    const char *ls[] = {CT_CLI, "ls", NULL};
+    run(&r, ls);
+    cr_assert_eq(r.status, 0, "ls: %s", r.err);
+    cr_assert_eq(count_lines(r.out), 3, "%s", r.out);
+    cr_assert(strstr(r.out, "KIND"), "%s", r.out);
+    char *line = strstr(r.out, b);
+    cr_assert_not_null(line, "%s", r.out);
+    cr_assert(strstr(line, "broadcast"), "%s", r.out);
+    cr_assert(strstr(line, "2 subs"), "%s", r.out);
+    cr_assert(strstr(strstr(r.out, s), "stream"), "%s", r.out);
+
+    const char *st[] = {CT_CLI, "stat", b, NULL};
+    run(&r, st);
+    cr_assert_eq(r.status, 0, "stat: %s", r.err);
+    const char *want[] = {"kind            broadcast", "depth           4",
+                          "max_payload     100", "max_subscribers 8",
+                          "type_tag        <f4(3,)", "published       16",
+                          "publisher       alive", "subscribers     2 live", "SUB", "MISSED"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(r.out, want[i]), "\"%s\" missing:\n%s", want[i], r.out);
+    /* Both joined before anything was published. sub1 read message 1, then 13 (lapped:
+     * 2..12 missed): next 14, delivered 2, missed 11, lag 3; sub2 read nothing: lag 16. */
+    cr_assert_eq(count_lines(r.out), 20, "%s", r.out);
+    cr_assert(strstr(r.out, "      14            2           11            3"), "%s", r.out);
+    cr_assert(strstr(r.out, "       1            0            0           16"), "%s", r.out);
+    shm_channel_close(sub1);
+    shm_channel_close(sub2);
+    shm_channel_close(pub);
+    shm_channel_close(prod);
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write the golden segment images of spec/vectors/ (layout version 1.0, kind stream).
+"""Write the golden segment images of spec/vectors/ (layout version 1.0, kind stream) and of
+spec/vectors/broadcast/ (kind broadcast, spec/broadcast.md).
 
 Usage: make_vectors.py [OUTPUT_DIR]      (default: the directory of this script)
 
@@ -442,6 +443,278 @@ def build():
     return V
 
 
+# ---- kind 2: broadcast (spec/broadcast.md) ---------------------------------------------------
+# Written to OUTPUT_DIR/broadcast/, with their own .expect format (broadcast/README.md).
+
+B_SUBS_OFFSET = 4096
+B_FIELDS = [  # spec/broadcast.md section 3
+    (0, "8s", "magic"), (8, "<H", "layout_major"), (10, "<H", "layout_minor"),
+    (12, "<H", "kind"), (14, "<H", "flags"), (16, "<I", "header_size"),
+    (24, "<Q", "capacity"), (32, "<Q", "max_payload"), (40, "<Q", "segment_size"),
+    (48, "<Q", "created_ns"), (56, "<I", "creator_pid"), (64, "<Q", "slot_stride"),
+    (72, "<I", "depth"), (76, "<I", "max_subscribers"), (80, "<Q", "subs_offset"),
+    (88, "<Q", "slots_offset"), (128, "<Q", "pub_seq"), (136, "<I", "notify_seq"),
+    (140, "<I", "publisher_state"), (144, "<I", "publisher_epoch"),
+    (152, "<Q", "msgs_written"), (160, "<Q", "bytes_written"), (256, "<I", "subscribers"),
+    (264, "<Q", "joins"), (640, "<I", "type_len"),
+]
+B_FIELD_NAMES = {name for _, _, name in B_FIELDS}
+
+
+def align_up(n, a):
+    return (n + a - 1) // a * a
+
+
+def bpayload(m):
+    """The payload of message m in the vectors: lengths 0, 1, 64, then 8 + (m mod 5)."""
+    if m == 1:
+        return b""
+    if m == 2:
+        return b"\x02"
+    if m == 3:
+        return bytes((3 * 7 + i) & 0xFF for i in range(64))
+    return struct.pack("<Q", m) + bytes(range(m % 5))
+
+
+class BVector:
+    """A kind-2 segment image: depth 4, max_payload 64, max_subscribers 4 unless changed."""
+
+    def __init__(self, name, summary, depth=4, max_payload=64, max_subscribers=4, tag=b"<u8"):
+        self.name, self.summary = name, summary
+        stride = align_up(16 + max_payload, 64)
+        slots = B_SUBS_OFFSET + align_up(max_subscribers * 128, 4096)
+        self.f = {n: 0 for n in B_FIELD_NAMES}
+        self.f.update(magic=MAGIC, layout_major=1, kind=2, header_size=HEADER_SIZE,
+                      capacity=depth * stride, max_payload=max_payload,
+                      segment_size=slots + depth * stride, created_ns=CREATED_NS,
+                      creator_pid=CREATOR_PID, slot_stride=stride, depth=depth,
+                      max_subscribers=max_subscribers, subs_offset=B_SUBS_OFFSET,
+                      slots_offset=slots, type_len=len(tag))
+        self.tag = tag
+        self.extra = []  # (offset, bytes)
+        self.slots = {}  # slot index -> (stamp, length, payload)
+        self.actions = []  # expect lines after "open"
+        self.open = "ok"
+        self.require = None
+        self.role = "subscriber"
+        self.details = []
+        self.must = ""
+
+    def set(self, **kw):
+        for k, v in kw.items():
+            assert k in B_FIELD_NAMES, k
+            self.f[k] = v
+        return self
+
+    def publish(self, first, last, state=0):
+        """Messages first..last published, each in its slot (later ones overwrite)."""
+        for m in range(first, last + 1):
+            p = bpayload(m)
+            self.slots[m % self.f["depth"]] = (2 * m, len(p), p)
+        self.set(pub_seq=last, publisher_state=state, publisher_epoch=1 if state else 0,
+                 msgs_written=last, bytes_written=sum(len(bpayload(m)) for m in range(1, last + 1)))
+        return self
+
+    def slot(self, index, stamp, length, payload=b""):
+        self.slots[index] = (stamp, length, payload)
+        return self
+
+    def msg(self, m, missed=0):
+        p = bpayload(m)
+        self.actions.append("msg %s missed %d" % (p.hex() if p else "-", missed))
+        return self
+
+    def latest(self, m, new, missed=0):
+        p = bpayload(m)
+        self.actions.append("latest %s new %d missed %d" % (p.hex() if p else "-", new, missed))
+        return self
+
+    def end(self, verdict, latest=None):
+        if latest:
+            self.actions.append("latest_end %s" % latest)
+        self.actions.append("end %s" % verdict)
+        return self
+
+    def image(self):
+        img = bytearray(self.f["segment_size"])
+        for off, fmt, name in B_FIELDS:
+            b = struct.pack(fmt, self.f[name])
+            img[off:off + len(b)] = b
+        img[648:648 + len(self.tag)] = self.tag
+        for off, b in self.extra:
+            img[off:off + len(b)] = b
+        base, stride = self.f["slots_offset"], self.f["slot_stride"]
+        for k in range(self.f["depth"]):
+            if base + (k + 1) * stride > len(img):
+                break
+            img[base + k * stride + 16:base + (k + 1) * stride] = bytes([STALE]) * (stride - 16)
+        for k, (stamp, length, payload) in sorted(self.slots.items()):
+            o = base + k * stride
+            img[o:o + 16] = struct.pack("<QI4x", stamp, length)
+            img[o + 16:o + 16 + len(payload)] = payload
+        return bytes(img)
+
+    def expect_text(self):
+        lines = ["# %s: %s" % (self.name, self.summary),
+                 "# generated by make_vectors.py; format in broadcast/README.md"]
+        if self.role != "subscriber":
+            lines.append("role %s" % self.role)
+        if self.require is not None:
+            lines.append("require %s" % self.require)
+        lines.append("open %s" % self.open)
+        if self.open == "ok":
+            lines += self.actions
+        return "\n".join(lines) + "\n"
+
+    def md_text(self):
+        out = ["# `%s`" % self.name, "", self.summary + ".", "",
+               "Kind 2 (spec/broadcast.md). Header fields that are not zero:", "",
+               "| offset | field | value |", "|---:|---|---|"]
+        for off, _, name in B_FIELDS:
+            v = self.f[name]
+            if v:
+                out.append("| %d | `%s` | %s |" % (off, name, v.decode() if isinstance(v, bytes)
+                                                    else v))
+        if self.tag:
+            out.append("| 648 | `type_tag` | `%s` |" % self.tag.decode("ascii", "replace")
+                       .replace("|", "\\|"))
+        for off, b in self.extra:
+            out.append("| %d | raw bytes | %s |" % (off, b.hex()))
+        if self.slots:
+            out += ["", "Slots (the rest of every payload area is 0xA5):", "",
+                    "| slot | file offset | stamp | message | length | payload |",
+                    "|---:|---:|---:|---|---:|---|"]
+            for k, (stamp, length, payload) in sorted(self.slots.items()):
+                o = self.f["slots_offset"] + k * self.f["slot_stride"]
+                what = "%d %s" % (stamp >> 1, "complete" if stamp % 2 == 0 else "being written")
+                out.append("| %d | %d | %d | %s | %d | %s |" % (k, o, stamp, what, length,
+                                                               payload.hex() or "-"))
+        out += [""] + self.details
+        if self.must:
+            out += ["", "A conforming reader: " + self.must]
+        return "\n".join(out).rstrip() + "\n"
+
+
+def one_message_stream_image():
+    for v in build():
+        if v.name == "one_message":
+            return v.image()
+    raise AssertionError("one_message")
+
+
+def build_broadcast():
+    vs = []
+    v = BVector("bcast_empty", "fresh broadcast segment, no publisher ever attached")
+    v.end("EAGAIN", latest="EAGAIN")
+    v.must = "opens it; a read finds nothing (`EAGAIN`, or waits), so does a latest read."
+    vs.append(v)
+
+    v = BVector("bcast_three", "messages 1-3 of lengths 0, 1 and 64 (max_payload)")
+    v.publish(1, 3, state=0).msg(1).msg(2).msg(3).latest(3, 0).end("EAGAIN")
+    v.must = "reads the three in order with nothing missed; the newest is 3, already read."
+    vs.append(v)
+
+    v = BVector("bcast_lapped", "1-10 published with depth 4: the slots hold 7-10")
+    v.publish(1, 10).latest(10, 1, missed=3).end("EAGAIN")
+    v.must = ("starting at the oldest held message (7), a latest read returns 10 as new and "
+              "counts 7, 8, 9 as missed.")
+    vs.append(v)
+
+    v = BVector("bcast_lapped_next", "1-10 published with depth 4, read in order from 7")
+    v.publish(1, 10).msg(7).msg(8).msg(9).msg(10).latest(10, 0).end("EAGAIN")
+    vs.append(v)
+
+    v = BVector("bcast_writing", "1-10 published; message 11 is being written over 7's slot")
+    v.publish(1, 10).slot(11 % 4, 2 * 11 + 1, 0, b"\xee" * 20)
+    v.msg(8, missed=1).msg(9).msg(10).end("EAGAIN")
+    v.must = ("finds stamp 2*11+1 where 7 was expected: lapped by message 11 (in the same "
+              "slot, at most pub_seq + 1), so 8..10 are still held; 7 is missed.")
+    vs.append(v)
+
+    v = BVector("bcast_end_of_stream", "publisher_state 2 (closed) after messages 1-3")
+    v.publish(1, 3, state=2).msg(1).msg(2).msg(3).end("EPIPE")
+    vs.append(v)
+
+    v = BVector("bcast_publisher_died", "publisher_state 1, no lock holder, message 4 "
+                "half-written (stamp 9) in slot 0")
+    v.publish(1, 3, state=1).slot(0, 2 * 4 + 1, 0, struct.pack("<Q", 4) + b"\xde\xad")
+    v.msg(1).msg(2).msg(3).end("EOWNERDEAD")
+    v.must = ("reads 1-3 (message 4 is not published: pub_seq is 3), then reports the death "
+              "(`EOWNERDEAD`): the state is 1 and nobody holds lock byte 0.")
+    vs.append(v)
+
+    v = BVector("bcast_future_minor", "layout 1.7, reserved header bytes set")
+    v.publish(1, 3).set(layout_minor=7)
+    v.extra += [(20, b"\x11\x22\x33\x44"), (96, b"\x55" * 32), (1000, b"\x66" * 8)]
+    v.msg(1).msg(2).msg(3).end("EAGAIN")
+    v.must = "ignores the minor version and every reserved byte: as `bcast_three`."
+    vs.append(v)
+
+    v = BVector("bcast_typed", "type tag `<f4(3,)`", tag=b"<f4(3,)")
+    v.require = "<f4(3,)"
+    v.publish(1, 2).msg(1).msg(2).end("EAGAIN")
+    vs.append(v)
+
+    v = BVector("bcast_typed_mismatch", "type tag `<f4(3,)`, opened requiring `<f8`",
+                tag=b"<f4(3,)")
+    v.require = "<f8"
+    v.open = "EMEDIUMTYPE"
+    vs.append(v)
+
+    v = BVector("bcast_as_stream", "a valid kind-2 segment opened as a stream consumer")
+    v.publish(1, 3)
+    v.role = "consumer"
+    v.open = "EPROTOTYPE"
+    vs.append(v)
+
+    for name, what, kw in [
+            ("bcast_bad_depth", "depth 1 (sizes consistent with it)", {"depth": 1}),
+            ("bcast_bad_max_payload", "max_payload 0", {"max_payload": 0}),
+    ]:
+        v = BVector(name, what, **{k: max(x, 2) if k == "depth" else max(x, 1)
+                                   for k, x in kw.items()})
+        d, mp = kw.get("depth", v.f["depth"]), kw.get("max_payload", v.f["max_payload"])
+        stride = align_up(16 + mp, 64)
+        v.set(depth=d, max_payload=mp, slot_stride=stride, capacity=d * stride,
+              segment_size=v.f["slots_offset"] + d * stride)
+        v.open = "EBADMSG"
+        vs.append(v)
+    v = BVector("bcast_bad_stride", "slot_stride 80, not align64(16 + 64) = 128")
+    v.set(slot_stride=80)
+    v.open = "EBADMSG"
+    vs.append(v)
+    v = BVector("bcast_bad_slots_offset", "slots_offset 4096 + 128, not 8192")
+    v.set(slots_offset=4096 + 128)
+    v.open = "EBADMSG"
+    vs.append(v)
+    v = BVector("bcast_bad_tag_len", "type_len 121 (more than 120)")
+    v.set(type_len=121)
+    v.open = "EBADMSG"
+    vs.append(v)
+    v = BVector("bcast_bad_tag_byte", "a type tag byte 0x07 (not printable)", tag=b"<u\x078")
+    v.open = "EBADMSG"
+    vs.append(v)
+
+    v = BVector("bcast_stamp_below", "the slot of published message 2 holds stamp 2 "
+                "(message 1)")
+    v.publish(1, 3).slot(2, 2, 1, b"\x02")
+    v.msg(1).end("EBADMSG")
+    vs.append(v)
+    v = BVector("bcast_stamp_future", "the slot of message 1 names message 9; pub_seq is 3")
+    v.publish(1, 3).slot(1, 18, 0)
+    v.end("EBADMSG")
+    vs.append(v)
+    v = BVector("bcast_length_exceeds", "a complete slot (message 2) with length 65")
+    v.publish(1, 3).slot(2, 4, 65, b"\x02")
+    v.msg(1).end("EBADMSG")
+    vs.append(v)
+    v = BVector("bcast_pub_seq_huge", "pub_seq 2^63 - 1 (a stamp could not hold the next one)")
+    v.set(pub_seq=(1 << 63) - 1)
+    v.end("EBADMSG")
+    vs.append(v)
+    return vs
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     os.makedirs(out, exist_ok=True)
@@ -450,6 +723,24 @@ def main():
                              (".expect", v.expect_text().encode())):
             with open(os.path.join(out, v.name + ext), "wb") as f:
                 f.write(content)
+    bout = os.path.join(out, "broadcast")
+    os.makedirs(bout, exist_ok=True)
+    vs = build_broadcast()
+    for v in vs:
+        for ext, content in ((".bin", v.image()), (".md", v.md_text().encode()),
+                             (".expect", v.expect_text().encode())):
+            with open(os.path.join(bout, v.name + ext), "wb") as f:
+                f.write(content)
+    # A stream image opened as a broadcast subscriber: EPROTOTYPE.
+    with open(os.path.join(bout, "stream_as_bcast.bin"), "wb") as f:
+        f.write(one_message_stream_image())
+    with open(os.path.join(bout, "stream_as_bcast.md"), "wb") as f:
+        f.write(b"# `stream_as_bcast`\n\nThe stream vector `one_message` (kind 1), opened as a "
+                b"broadcast subscriber: `EPROTOTYPE`.\n")
+    with open(os.path.join(bout, "stream_as_bcast.expect"), "wb") as f:
+        f.write(b"# stream_as_bcast: the stream vector one_message opened as a broadcast "
+                b"subscriber\n# generated by make_vectors.py; format in broadcast/README.md\n"
+                b"open EPROTOTYPE\n")
     return 0
 
 

@@ -56,17 +56,21 @@ CDEF = """
 #define SHM_CHANNEL_HEADER_SIZE 4096
 #define SHM_CHANNEL_NAME_MAX 200
 #define SHM_CHANNEL_DEFAULT_SPIN_NS 20000
+#define SHM_CHANNEL_TYPE_TAG_MAX 120
 
 enum shm_channel_role {
     SHM_CHANNEL_PRODUCER = 1,
     SHM_CHANNEL_CONSUMER = 2,
-    SHM_CHANNEL_OBSERVER = 3
+    SHM_CHANNEL_OBSERVER = 3,
+    SHM_CHANNEL_PUBLISHER = 4,
+    SHM_CHANNEL_SUBSCRIBER = 5
 };
 
 enum shm_channel_open_flags {
     SHM_CHANNEL_CREATE = 1,
     SHM_CHANNEL_EXCL = 2,
-    SHM_CHANNEL_ALLOW_FOREIGN = 4
+    SHM_CHANNEL_ALLOW_FOREIGN = 4,
+    SHM_CHANNEL_FROM_OLDEST = 8
 };
 
 enum shm_channel_unlink_flags {
@@ -74,7 +78,8 @@ enum shm_channel_unlink_flags {
 };
 
 enum shm_channel_kind {
-    SHM_CHANNEL_KIND_STREAM = 1
+    SHM_CHANNEL_KIND_STREAM = 1,
+    SHM_CHANNEL_KIND_BROADCAST = 2
 };
 
 enum shm_channel_peer_state {
@@ -116,6 +121,44 @@ typedef struct shm_channel_stat {
     uint64_t reserved[8];
 } shm_channel_stat_t;
 
+typedef struct shm_channel_broadcast_config {
+    uint64_t max_payload;
+    uint32_t depth;
+    uint32_t max_subscribers;
+    const char *type_tag;
+    uint64_t reserved[4];
+} shm_channel_broadcast_config_t;
+
+typedef struct shm_channel_broadcast_stat {
+    uint64_t pub_seq;
+    uint32_t depth;
+    uint32_t max_subscribers;
+    uint32_t subscribers;
+    uint32_t sleepers;
+    uint64_t joins;
+    uint64_t reclaims;
+    uint32_t type_len;
+    char type_tag[124];
+    uint64_t reserved[4];
+} shm_channel_broadcast_stat_t;
+
+typedef struct shm_channel_sub_stat {
+    uint32_t index;
+    uint32_t state;
+    int32_t alive;
+    uint32_t pid;
+    uint32_t epoch;
+    uint32_t reserved0;
+    uint64_t next_seq;
+    uint64_t delivered;
+    uint64_t missed;
+    uint64_t delivered_bytes;
+    uint64_t lag;
+    uint64_t sleeps;
+    uint64_t last_missed;
+    uint64_t reserved[4];
+} shm_channel_sub_stat_t;
+
 int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role,
     uint32_t flags, uint64_t capacity, uint32_t mode);
 void shm_channel_close(shm_channel_t *ch);
@@ -146,6 +189,20 @@ const char *shm_channel_dir(void);
 const char *shm_channel_strerror(int err);
 uint32_t shm_channel_version(void);
 const char *shm_channel_version_string(void);
+int shm_channel_open_broadcast(shm_channel_t **out, const char *name,
+    uint32_t role, uint32_t flags,
+    const shm_channel_broadcast_config_t *cfg,
+    uint32_t mode);
+int shm_channel_recv(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
+    uint64_t *missed, int64_t timeout_ns);
+int shm_channel_read_latest(shm_channel_t *ch, void *buf, uint64_t cap,
+    uint64_t *len, int32_t *is_new, uint64_t *missed);
+int shm_channel_peek_latest(shm_channel_t *ch, const void **ptr, uint64_t *len,
+    int32_t *is_new, uint64_t *missed);
+int shm_channel_broadcast_stat(shm_channel_t *ch,
+    shm_channel_broadcast_stat_t *st);
+int shm_channel_sub_stat(shm_channel_t *ch, int64_t index,
+    shm_channel_sub_stat_t *st);
 """
 
 ffi = cffi.FFI()

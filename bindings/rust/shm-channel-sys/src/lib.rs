@@ -88,8 +88,15 @@ pub const SHM_CHANNEL_DEFAULT_SPIN_NS: u64 = 20_000;
 pub const SHM_CHANNEL_PRODUCER: u32 = 1;
 /// Role: the one reader; a second live one gets `-EBUSY`.
 pub const SHM_CHANNEL_CONSUMER: u32 = 2;
-/// Role: read-only view for [`shm_channel_stat`]; claims no role.
+/// Role: read-only view of any kind for [`shm_channel_stat`]; claims no role.
 pub const SHM_CHANNEL_OBSERVER: u32 = 3;
+/// Role (broadcast): the one writer; a second live one gets `-EBUSY`.
+pub const SHM_CHANNEL_PUBLISHER: u32 = 4;
+/// Role (broadcast): one of up to `max_subscribers` readers.
+pub const SHM_CHANNEL_SUBSCRIBER: u32 = 5;
+
+/// Longest type tag of a broadcast channel, in bytes.
+pub const SHM_CHANNEL_TYPE_TAG_MAX: usize = 120;
 
 // ---- enum shm_channel_open_flags ------------------------------------------------------
 
@@ -100,6 +107,8 @@ pub const SHM_CHANNEL_EXCL: u32 = 2;
 /// Open flag: accept a segment owned by another user, or with more permissive mode bits
 /// than requested.
 pub const SHM_CHANNEL_ALLOW_FOREIGN: u32 = 4;
+/// Open flag (broadcast subscriber): start at the oldest message still held.
+pub const SHM_CHANNEL_FROM_OLDEST: u32 = 8;
 
 // ---- enum shm_channel_unlink_flags ----------------------------------------------------
 
@@ -110,6 +119,8 @@ pub const SHM_CHANNEL_FORCE: u32 = 1;
 
 /// Kind of channel: a stream (one producer, one consumer, FIFO, lossless).
 pub const SHM_CHANNEL_KIND_STREAM: u32 = 1;
+/// Kind of channel: broadcast (one publisher, many subscribers, the newest `depth` messages).
+pub const SHM_CHANNEL_KIND_BROADCAST: u32 = 2;
 
 // ---- enum shm_channel_peer_state ------------------------------------------------------
 
@@ -190,6 +201,82 @@ pub struct shm_channel_stat_t {
     pub created_ns: u64,
     /// Zero.
     pub reserved: [u64; 8],
+}
+
+/// Creation parameters of a broadcast channel (`shm_channel_broadcast_config_t`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shm_channel_broadcast_config_t {
+    /// Largest message, 1..2^31 bytes; 0: 64 when creating, any when opening.
+    pub max_payload: u64,
+    /// Messages kept, 2..2^24; 0: 8 when creating, any when opening.
+    pub depth: u32,
+    /// Subscriber table entries, 1..65536; 0: 256 when creating, any when opening.
+    pub max_subscribers: u32,
+    /// NULL or "": no requirement; else the type tag the segment must have.
+    pub type_tag: *const c_char,
+    /// Zero.
+    pub reserved: [u64; 4],
+}
+
+/// Snapshot of a broadcast segment, filled by [`shm_channel_broadcast_stat`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shm_channel_broadcast_stat_t {
+    /// Number of the newest published message (0: none yet).
+    pub pub_seq: u64,
+    /// Messages kept.
+    pub depth: u32,
+    /// Subscriber table entries.
+    pub max_subscribers: u32,
+    /// Entries attached, as recorded.
+    pub subscribers: u32,
+    /// Subscribers asleep on the futex.
+    pub sleepers: u32,
+    /// Subscriber joins ever.
+    pub joins: u64,
+    /// Entries of dead subscribers taken back.
+    pub reclaims: u64,
+    /// Length of the type tag.
+    pub type_len: u32,
+    /// The type tag, NUL-terminated.
+    pub type_tag: [c_char; 124],
+    /// Zero.
+    pub reserved: [u64; 4],
+}
+
+/// One subscriber's counters, filled by [`shm_channel_sub_stat`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct shm_channel_sub_stat_t {
+    /// Its entry in the subscriber table.
+    pub index: u32,
+    /// State of the entry (`SHM_CHANNEL_PEER_*`).
+    pub state: u32,
+    /// 1 if a live handle holds the entry.
+    pub alive: i32,
+    /// Pid (informational).
+    pub pid: u32,
+    /// Incremented by each subscriber that takes the entry.
+    pub epoch: u32,
+    /// Zero.
+    pub reserved0: u32,
+    /// Number of the next message it will read.
+    pub next_seq: u64,
+    /// Messages delivered intact since it joined.
+    pub delivered: u64,
+    /// Messages skipped or overwritten while held, since it joined.
+    pub missed: u64,
+    /// Payload bytes delivered.
+    pub delivered_bytes: u64,
+    /// Published messages it has neither read nor missed yet.
+    pub lag: u64,
+    /// Times it slept on the futex.
+    pub sleeps: u64,
+    /// Own handle only: messages skipped just before the last one read or peeked.
+    pub last_missed: u64,
+    /// Zero.
+    pub reserved: [u64; 4],
 }
 
 // ---- functions ----------------------------------------------------------------------
@@ -497,4 +584,60 @@ extern "C" {
     /// assert!(v.to_str().unwrap().starts_with("1."));
     /// ```
     pub fn shm_channel_version_string() -> *const c_char;
+
+    /// Opens (and with [`SHM_CHANNEL_CREATE`], creates) the broadcast channel `name` as
+    /// [`SHM_CHANNEL_PUBLISHER`], [`SHM_CHANNEL_SUBSCRIBER`] or [`SHM_CHANNEL_OBSERVER`];
+    /// `cfg` may be NULL. Errors as [`shm_channel_open`], and `-EMEDIUMTYPE`, `-EUSERS`.
+    pub fn shm_channel_open_broadcast(
+        out: *mut *mut shm_channel_t,
+        name: *const c_char,
+        role: u32,
+        flags: u32,
+        cfg: *const shm_channel_broadcast_config_t,
+        mode: u32,
+    ) -> c_int;
+
+    /// Subscriber: [`shm_channel_read`] plus the number of messages skipped before this one.
+    pub fn shm_channel_recv(
+        ch: *mut shm_channel_t,
+        buf: *mut c_void,
+        cap: u64,
+        len: *mut u64,
+        missed: *mut u64,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Subscriber: the newest message, whether it is new to this handle, and what was
+    /// skipped to reach it. Never waits.
+    pub fn shm_channel_read_latest(
+        ch: *mut shm_channel_t,
+        buf: *mut c_void,
+        cap: u64,
+        len: *mut u64,
+        is_new: *mut i32,
+        missed: *mut u64,
+    ) -> c_int;
+
+    /// Subscriber, zero-copy: [`shm_channel_read_latest`] as a view, until
+    /// [`shm_channel_release`].
+    pub fn shm_channel_peek_latest(
+        ch: *mut shm_channel_t,
+        ptr: *mut *const c_void,
+        len: *mut u64,
+        is_new: *mut i32,
+        missed: *mut u64,
+    ) -> c_int;
+
+    /// Broadcast, any role: the broadcast part of the header.
+    pub fn shm_channel_broadcast_stat(
+        ch: *mut shm_channel_t,
+        st: *mut shm_channel_broadcast_stat_t,
+    ) -> c_int;
+
+    /// Broadcast, any role: subscriber entry `index`'s counters (-1: this subscriber's own).
+    pub fn shm_channel_sub_stat(
+        ch: *mut shm_channel_t,
+        index: i64,
+        st: *mut shm_channel_sub_stat_t,
+    ) -> c_int;
 }

@@ -126,7 +126,11 @@ fn c_type(t: &syn::Type) -> String {
                 "c_int" => "int".into(),
                 "c_char" => "char".into(),
                 "c_void" => "void".into(),
-                "shm_channel_t" | "shm_channel_stat_t" => name,
+                "shm_channel_t"
+                | "shm_channel_stat_t"
+                | "shm_channel_broadcast_config_t"
+                | "shm_channel_broadcast_stat_t"
+                | "shm_channel_sub_stat_t" => name,
                 other => panic!("no C spelling for Rust type {other}"),
             }
         }
@@ -504,7 +508,7 @@ fn the_compiled_check_catches_drift() {
 #[test]
 fn every_function_links_and_the_version_matches() {
     // Taking each address makes the linker resolve every declared symbol.
-    let fns: [(&str, usize); 21] = [
+    let fns: [(&str, usize); 27] = [
         ("shm_channel_open", shm_channel_open as *const () as usize),
         ("shm_channel_close", shm_channel_close as *const () as usize),
         (
@@ -564,6 +568,27 @@ fn every_function_links_and_the_version_matches() {
         (
             "shm_channel_version_string",
             shm_channel_version_string as *const () as usize,
+        ),
+        (
+            "shm_channel_open_broadcast",
+            shm_channel_open_broadcast as *const () as usize,
+        ),
+        ("shm_channel_recv", shm_channel_recv as *const () as usize),
+        (
+            "shm_channel_read_latest",
+            shm_channel_read_latest as *const () as usize,
+        ),
+        (
+            "shm_channel_peek_latest",
+            shm_channel_peek_latest as *const () as usize,
+        ),
+        (
+            "shm_channel_broadcast_stat",
+            shm_channel_broadcast_stat as *const () as usize,
+        ),
+        (
+            "shm_channel_sub_stat",
+            shm_channel_sub_stat as *const () as usize,
         ),
     ];
     let listed: BTreeSet<String> = fns.iter().map(|f| f.0.to_string()).collect();

@@ -1,0 +1,451 @@
+/* The broadcast kind's side of the public entry points (spec/broadcast.md): the role
+ * locks, the subscriber table, waiting on the futex, end-of-stream and publisher death.
+ * The algorithm is broadcast.c; the segment lifecycle is segment.c; channel.c dispatches
+ * the calls both kinds share here. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "atomics.h"
+#include "handle.h"
+#include "hooks.h"
+#include "os.h"
+
+static int role_is(const shm_channel_t *ch, uint32_t role)
+{
+    if (!ch)
+        return -EINVAL;
+    if (ch->detached)
+        return -EBADF;
+    return ch->role == role ? 0 : -EBADF;
+}
+
+/* ---- opening and closing ---------------------------------------------------------- */
+
+int shm__bc_config(const shm_channel_broadcast_config_t *cfg, struct shm__bcast_geom *g)
+{
+    static const shm_channel_broadcast_config_t none;
+    if (!cfg)
+        cfg = &none;
+    for (int i = 0; i < 4; i++)
+        if (cfg->reserved[i])
+            return -EINVAL;
+    return shm__bcast_geometry(g, cfg->max_payload, cfg->depth, cfg->max_subscribers,
+                               cfg->type_tag);
+}
+
+/* Take a subscriber entry (spec §5.9): the first whose lock is free, from a start that
+ * spreads concurrent joiners. */
+static int join(shm_channel_t *ch)
+{
+    struct shm__bcast *b = &ch->bc;
+    uint32_t n = b->g.max_subscribers;
+    uint32_t start = (uint32_t)(shm__load_relaxed(&b->hdr->joins) % n);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (start + k) % n;
+        int rc = shm__lock_try(ch->seg.fd, SHM__BCAST_LOCK_SUB_BASE + (int)i, 1);
+        if (rc == -EBUSY)
+            continue;
+        if (rc)
+            return rc;
+        return shm__bcast_sub_join(b, &ch->sub, i, (uint32_t)getpid()) < 0 ? -EBADMSG : 0;
+    }
+    return -EUSERS;
+}
+
+int shm__bc_attach(shm_channel_t *ch, uint32_t flags, const shm_channel_broadcast_config_t *cfg,
+                   const struct shm__seg_info *info)
+{
+    const struct shm__bcast_geom *g = &info->bcast;
+    int rc;
+    /* Given parameters must be the segment's (spec §4 steps 5-6), checked before mapping. */
+    if (cfg) {
+        if ((cfg->max_payload && cfg->max_payload != g->max_payload) ||
+            (cfg->depth && cfg->depth != g->depth) ||
+            (cfg->max_subscribers && cfg->max_subscribers != g->max_subscribers))
+            return -EINVAL;
+        if ((rc = shm__bcast_check_type(g, cfg->type_tag)) != 0)
+            return rc;
+    }
+    /* An observer maps the header and the subscriber table, never the slots. */
+    if ((rc = shm__seg_map(&ch->seg, ch->seg.writable ? g->segment_size : g->slots_offset)) != 0)
+        return rc;
+    shm__bcast_bind(&ch->bc, ch->seg.base, g);
+    if (ch->role == SHM_CHANNEL_PUBLISHER) {
+        if ((rc = shm__lock_try(ch->seg.fd, SHM__BCAST_LOCK_PUBLISHER, 1)) != 0)
+            return rc;
+        return shm__bcast_pub_attach(&ch->bc, &ch->pub);
+    }
+    if (ch->role == SHM_CHANNEL_SUBSCRIBER) {
+        if ((rc = join(ch)) == 0 && (flags & SHM_CHANNEL_FROM_OLDEST))
+            shm__bcast_sub_rewind(&ch->bc, &ch->sub);
+        return rc;
+    }
+    return 0;
+}
+
+/* The last handle unlinks a broadcast channel whose publisher closed cleanly (§5.10). */
+static int finished(void *arg)
+{
+    const struct shm__bcast *b = arg;
+    return shm__bcast_publisher_state(b) == SHM_CHANNEL_PEER_CLOSED;
+}
+
+void shm__bc_end_role(shm_channel_t *ch)
+{
+    struct shm__bcast *b = &ch->bc;
+    if (ch->role == SHM_CHANNEL_PUBLISHER) {
+        if (shm__bcast_pub_close(b, &ch->pub))
+            shm__futex_wake(&b->hdr->notify_seq);
+        shm__lock_drop(ch->seg.fd, SHM__BCAST_LOCK_PUBLISHER);
+    } else if (ch->role == SHM_CHANNEL_SUBSCRIBER) {
+        shm__bcast_sub_leave(b, &ch->sub);
+        shm__lock_drop(ch->seg.fd, SHM__BCAST_LOCK_SUB_BASE + (int)ch->sub.index);
+    }
+    shm__seg_end(&ch->seg, finished, b);
+}
+
+/* ---- publisher -------------------------------------------------------------------- */
+
+static int publish(shm_channel_t *ch)
+{
+    if (shm__bcast_publish(&ch->bc, &ch->pub))
+        shm__futex_wake(&ch->bc.hdr->notify_seq);
+    return 0;
+}
+
+int shm__bc_write(shm_channel_t *ch, const void *data, uint64_t len)
+{
+    int rc = shm__bcast_write(&ch->bc, &ch->pub, data, len);
+    if (rc < 0)
+        return rc;
+    if (rc)
+        shm__futex_wake(&ch->bc.hdr->notify_seq);
+    return 0;
+}
+
+int shm__bc_write_batch(shm_channel_t *ch, const void *data, const uint64_t *lens,
+                        uint32_t count)
+{
+    if (count == 0)
+        return 0;
+    if (!lens || count > INT32_MAX)
+        return -EINVAL;
+    const uint8_t *src = data;
+    uint32_t n = 0;
+    int rc = 0;
+    for (; n < count; n++) {
+        if (!src && lens[n]) {
+            rc = -EINVAL;
+            break;
+        }
+        if ((rc = shm__bc_write(ch, src, lens[n])) != 0)
+            break;
+        src += lens[n];
+    }
+    return n ? (int)n : rc;
+}
+
+int shm__bc_reserve(shm_channel_t *ch, uint64_t len, void **ptr)
+{
+    if (!ptr)
+        return -EINVAL;
+    return shm__bcast_reserve(&ch->bc, &ch->pub, len, ptr);
+}
+
+int shm__bc_commit(shm_channel_t *ch, uint64_t len)
+{
+    int rc = shm__bcast_commit(&ch->bc, &ch->pub, len);
+    return rc ? rc : publish(ch);
+}
+
+int shm__bc_abort(shm_channel_t *ch)
+{
+    return shm__bcast_abort(&ch->pub);
+}
+
+/* ---- subscriber ------------------------------------------------------------------- */
+
+/* What one wait is for: a copy (view NULL) or a view of the next message. */
+struct want {
+    void *buf;
+    uint64_t cap;
+    uint64_t *len;
+    uint64_t *missed;
+    const void **view;
+};
+
+static int try_once(shm_channel_t *ch, struct want *w)
+{
+    if (w->view) {
+        uint64_t missed;
+        return shm__bcast_peek(&ch->bc, &ch->sub, 0, w->view, w->len, &missed, NULL);
+    }
+    return shm__bcast_next(&ch->bc, &ch->sub, w->buf, w->cap, w->len, w->missed);
+}
+
+/* Nothing to read: the publisher's verdict (spec §5.8), and if there is one, one more
+ * try, since everything it published before it went is readable first. */
+static int settle(shm_channel_t *ch, struct want *w, int force)
+{
+    struct shm__bcast_header *h = ch->bc.hdr;
+    int rc = shm__peer_status(ch->seg.fd, &h->publisher_state, &h->publisher_epoch,
+                              SHM__BCAST_LOCK_PUBLISHER, &ch->peer, force);
+    if (rc == -EAGAIN)
+        return rc;
+    int again = try_once(ch, w);
+    return again == -EAGAIN ? rc : again;
+}
+
+/* Spin for spin_ns, then sleep on notify_seq counted in as a sleeper (spec §5.7),
+ * re-checking the publisher every slice. */
+static int wait_next(shm_channel_t *ch, struct want *w, int64_t timeout_ns)
+{
+    int rc = try_once(ch, w);
+    if (rc != -EAGAIN)
+        return rc;
+    if (timeout_ns == 0)
+        return settle(ch, w, 0);
+    uint64_t start = shm__now_ns();
+    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
+    if (ch->spin_ns) {
+        uint64_t spin_end = start + ch->spin_ns;
+        if (spin_end > deadline)
+            spin_end = deadline;
+        for (unsigned i = 1;; i++) {
+            shm__cpu_relax();
+            if ((rc = try_once(ch, w)) != -EAGAIN)
+                return rc;
+            if ((i & 63) == 0 && shm__now_ns() >= spin_end)
+                break;
+        }
+    }
+    struct shm__bcast *b = &ch->bc;
+    for (;;) {
+        uint32_t seen = shm__bcast_wait_prepare(b, &ch->sub);
+        if ((rc = try_once(ch, w)) == -EAGAIN && (rc = settle(ch, w, 1)) == -EAGAIN) {
+            uint64_t now = shm__now_ns();
+            if (now >= deadline) {
+                rc = -ETIMEDOUT;
+            } else {
+                uint64_t slice = shm__hook_liveness_slice_ns;
+                if (deadline - now < slice)
+                    slice = deadline - now;
+                if (shm__futex_wait(&b->hdr->notify_seq, seen, slice) == -EINTR)
+                    rc = -EINTR;
+            }
+        }
+        shm__bcast_wait_done(b, &ch->sub);
+        if (rc != -EAGAIN)
+            return rc;
+    }
+}
+
+int shm__bc_recv(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len, uint64_t *missed,
+                 int64_t timeout_ns)
+{
+    uint64_t m;
+    struct want w = {buf, cap, len, missed ? missed : &m, NULL};
+    return wait_next(ch, &w, timeout_ns);
+}
+
+int shm__bc_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *lens,
+                       uint32_t max_count, int64_t timeout_ns)
+{
+    if (max_count == 0)
+        return 0;
+    if (!lens || (!buf && cap) || max_count > INT32_MAX)
+        return -EINVAL;
+    uint8_t *dst = buf;
+    uint64_t used = 0;
+    uint32_t n = 0;
+    int rc;
+    for (;;) {
+        uint64_t len;
+        rc = shm__bc_recv(ch, dst ? dst + used : NULL, cap - used, &len, NULL,
+                          n == 0 ? timeout_ns : 0);
+        if (rc) {
+            if (n == 0 && rc == -EMSGSIZE)
+                lens[0] = len;
+            break;
+        }
+        lens[n++] = len;
+        used += len;
+        if (n == max_count)
+            break;
+    }
+    return n ? (int)n : rc;
+}
+
+int shm__bc_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns)
+{
+    if (!ptr || !len)
+        return -EINVAL;
+    struct want w = {NULL, 0, len, NULL, ptr};
+    return wait_next(ch, &w, timeout_ns);
+}
+
+int shm__bc_release(shm_channel_t *ch)
+{
+    return shm__bcast_release(&ch->bc, &ch->sub);
+}
+
+int shm_channel_recv(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
+                     uint64_t *missed, int64_t timeout_ns)
+{
+    int rc = role_is(ch, SHM_CHANNEL_SUBSCRIBER);
+    if (rc)
+        return rc;
+    if (!len || (!buf && cap))
+        return -EINVAL;
+    return shm__bc_recv(ch, buf, cap, len, missed, timeout_ns);
+}
+
+int shm_channel_read_latest(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
+                            int32_t *is_new, uint64_t *missed)
+{
+    int rc = role_is(ch, SHM_CHANNEL_SUBSCRIBER);
+    if (rc)
+        return rc;
+    if (!len || (!buf && cap))
+        return -EINVAL;
+    int fresh;
+    uint64_t m;
+    if ((rc = shm__bcast_latest(&ch->bc, &ch->sub, buf, cap, len, &fresh, &m)) != 0)
+        return rc;
+    if (is_new)
+        *is_new = fresh;
+    if (missed)
+        *missed = m;
+    return 0;
+}
+
+int shm_channel_peek_latest(shm_channel_t *ch, const void **ptr, uint64_t *len, int32_t *is_new,
+                            uint64_t *missed)
+{
+    int rc = role_is(ch, SHM_CHANNEL_SUBSCRIBER);
+    if (rc)
+        return rc;
+    if (!ptr || !len)
+        return -EINVAL;
+    int fresh;
+    uint64_t m;
+    if ((rc = shm__bcast_peek(&ch->bc, &ch->sub, 1, ptr, len, &m, &fresh)) != 0)
+        return rc;
+    if (is_new)
+        *is_new = fresh;
+    if (missed)
+        *missed = m;
+    return 0;
+}
+
+/* ---- inspection ------------------------------------------------------------------- */
+
+static int any_subscriber_alive(shm_channel_t *ch)
+{
+    if (ch->role == SHM_CHANNEL_SUBSCRIBER)
+        return 1;
+    /* One F_OFD_GETLK over the whole table: is any entry held? */
+    return shm__lock_held_range(ch->seg.fd, SHM__BCAST_LOCK_SUB_BASE,
+                                (int)ch->bc.g.max_subscribers) == 1;
+}
+
+void shm__bc_stat(shm_channel_t *ch, shm_channel_stat_t *st)
+{
+    const struct shm__bcast_header *h = ch->bc.hdr;
+    const struct shm__bcast_geom *g = &ch->bc.g;
+    st->kind = SHM_CHANNEL_KIND_BROADCAST;
+    st->layout_major = shm__load_relaxed(&h->layout_major);
+    st->layout_minor = shm__load_relaxed(&h->layout_minor);
+    st->capacity = g->capacity;
+    st->max_payload = g->max_payload;
+    st->msgs_written = shm__load_relaxed(&h->msgs_written);
+    st->bytes_written = shm__load_relaxed(&h->bytes_written);
+    st->producer_wakes = shm__load_relaxed(&h->publisher_wakes);
+    st->producer_state = shm__load_relaxed(&h->publisher_state);
+    st->producer_epoch = shm__load_relaxed(&h->publisher_epoch);
+    st->creator_pid = shm__load_relaxed(&h->creator_pid);
+    st->created_ns = shm__load_relaxed(&h->created_ns);
+    st->producer_alive = ch->role == SHM_CHANNEL_PUBLISHER ||
+                         shm__lock_held(ch->seg.fd, SHM__BCAST_LOCK_PUBLISHER) == 1;
+    st->consumer_alive = any_subscriber_alive(ch);
+    st->in_use = ch->role != SHM_CHANNEL_OBSERVER ||
+                 shm__lock_held(ch->seg.fd, SHM__LOCK_ATTACH) == 1;
+}
+
+static int bcast_handle(shm_channel_t *ch)
+{
+    if (!ch)
+        return -EINVAL;
+    if (ch->detached)
+        return -EBADF;
+    return ch->kind == SHM_CHANNEL_KIND_BROADCAST ? 0 : -EPROTOTYPE;
+}
+
+int shm_channel_broadcast_stat(shm_channel_t *ch, shm_channel_broadcast_stat_t *st)
+{
+    int rc = bcast_handle(ch);
+    if (rc || !st)
+        return rc ? rc : -EINVAL;
+    const struct shm__bcast_header *h = ch->bc.hdr;
+    const struct shm__bcast_geom *g = &ch->bc.g;
+    memset(st, 0, sizeof(*st));
+    st->pub_seq = shm__load_acquire(&h->pub_seq);
+    st->depth = g->depth;
+    st->max_subscribers = g->max_subscribers;
+    st->subscribers = shm__load_relaxed(&h->subscribers);
+    st->sleepers = shm__load_relaxed(&h->sleepers);
+    st->joins = shm__load_relaxed(&h->joins);
+    st->reclaims = shm__load_relaxed(&h->reclaims);
+    st->type_len = g->type_len;
+    memcpy(st->type_tag, g->type_tag, g->type_len); /* the private, validated copy */
+    return 0;
+}
+
+int shm_channel_sub_stat(shm_channel_t *ch, int64_t index, shm_channel_sub_stat_t *st)
+{
+    int rc = bcast_handle(ch);
+    if (rc || !st)
+        return rc ? rc : -EINVAL;
+    struct shm__bcast *b = &ch->bc;
+    memset(st, 0, sizeof(*st));
+    if (index < 0) {
+        if (index != -1 || ch->role != SHM_CHANNEL_SUBSCRIBER)
+            return -EINVAL;
+        const struct shm__bcast_sub *s = &ch->sub;
+        st->index = s->index;
+        st->state = SHM_CHANNEL_PEER_ATTACHED;
+        st->alive = 1;
+        st->pid = (uint32_t)getpid();
+        st->epoch = shm__load_relaxed(&s->entry->epoch);
+        st->next_seq = s->next;
+        st->delivered = s->delivered;
+        st->missed = s->missed;
+        st->delivered_bytes = s->delivered_bytes;
+        st->lag = shm__bcast_lag(b, s);
+        st->sleeps = shm__load_relaxed(&s->entry->sleeps);
+        st->last_missed = s->last_reported;
+        return 0;
+    }
+    if ((uint64_t)index >= b->g.max_subscribers)
+        return -EINVAL;
+    const struct shm__bcast_sub_entry *e = &b->subs[index];
+    st->index = (uint32_t)index;
+    st->state = shm__load_acquire(&e->state);
+    if (st->state == SHM_CHANNEL_PEER_NONE)
+        return -ENOENT;
+    st->alive = (ch->role == SHM_CHANNEL_SUBSCRIBER && ch->sub.index == (uint32_t)index) ||
+                shm__lock_held(ch->seg.fd, SHM__BCAST_LOCK_SUB_BASE + (int)index) == 1;
+    st->pid = shm__load_relaxed(&e->pid);
+    st->epoch = shm__load_relaxed(&e->epoch);
+    st->next_seq = shm__load_relaxed(&e->next_seq);
+    st->delivered = shm__load_relaxed(&e->delivered);
+    st->missed = shm__load_relaxed(&e->missed);
+    st->delivered_bytes = shm__load_relaxed(&e->delivered_bytes);
+    st->sleeps = shm__load_relaxed(&e->sleeps);
+    uint64_t p = shm__load_relaxed(&b->hdr->pub_seq);
+    st->lag = p >= st->next_seq ? p - st->next_seq + 1 : 0;
+    return 0;
+}

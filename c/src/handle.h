@@ -1,0 +1,53 @@
+/* The handle behind shm_channel_t, shared by the entry points of both kinds (channel.c:
+ * the shared calls and streams; broadcast_api.c: broadcast). Private. */
+#ifndef SHM_CHANNEL_HANDLE_H
+#define SHM_CHANNEL_HANDLE_H
+
+#include <stdint.h>
+
+#include "broadcast.h"
+#include "ring.h"
+#include "segment.h"
+#include "shm_channel.h"
+
+struct shm_channel {
+    struct shm__segment seg;
+    uint32_t role;
+    uint32_t kind;
+    uint64_t spin_ns;
+    struct shm__peer_check peer;
+    int detached; /* shm_channel_detach() ended the role; the mapping stays */
+    /* stream (kind 1) */
+    struct shm__ring ring;
+    struct shm__ring_producer prod;
+    struct shm__ring_consumer cons;
+    /* broadcast (kind 2) */
+    struct shm__bcast bc;
+    struct shm__bcast_pub pub;
+    struct shm__bcast_sub sub;
+};
+
+/* broadcast_api.c: the kind-2 side of the shared entry points, argument checks included
+ * (the handle's role is already known to be the right one). */
+/* Creation parameters (NULL: defaults) to a geometry. 0 or -EINVAL. */
+int shm__bc_config(const shm_channel_broadcast_config_t *cfg, struct shm__bcast_geom *g);
+/* The rest of an open whose kind-2 segment was validated: parameters and type tag against
+ * the segment's, mapping, role (publisher lock, or a subscriber entry). */
+int shm__bc_attach(shm_channel_t *ch, uint32_t flags, const shm_channel_broadcast_config_t *cfg,
+                   const struct shm__seg_info *info);
+void shm__bc_end_role(shm_channel_t *ch);
+int shm__bc_write(shm_channel_t *ch, const void *data, uint64_t len);
+int shm__bc_reserve(shm_channel_t *ch, uint64_t len, void **ptr);
+int shm__bc_commit(shm_channel_t *ch, uint64_t len);
+int shm__bc_abort(shm_channel_t *ch);
+int shm__bc_write_batch(shm_channel_t *ch, const void *data, const uint64_t *lens,
+                        uint32_t count);
+int shm__bc_recv(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len, uint64_t *missed,
+                 int64_t timeout_ns);
+int shm__bc_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *lens,
+                       uint32_t max_count, int64_t timeout_ns);
+int shm__bc_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns);
+int shm__bc_release(shm_channel_t *ch);
+void shm__bc_stat(shm_channel_t *ch, shm_channel_stat_t *st);
+
+#endif
