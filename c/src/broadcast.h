@@ -1,7 +1,7 @@
 /* The broadcast algorithm (spec/broadcast.md, kind 2) over a plain buffer: one publisher,
  * any number of subscribers, `depth` slots of one message each, a seqlock stamp per slot.
  * Nothing here makes a system call: the caller takes the OFD locks and does the futex
- * wait and wake this code asks for. Not yet reached from the public API.
+ * wait and wake this code asks for (broadcast_api.c, through the public API).
  *
  * PROPOSED public API (for the integration session; names in the style of shm_channel.h):
  *
