@@ -93,7 +93,7 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
  * 0 when every re-read was out of range. `peer_is_head`: the peer's index is the head.
  */
 static int load_peer(const struct shm__compat *r, const uint32_t *word, uint32_t mine,
-                     int peer_is_head, uint32_t *out)
+                     int peer_is_head, uint32_t *out, uint64_t *rereads)
 {
     for (uint32_t i = 0; i < SHM__COMPAT_REREADS; i++) {
         uint32_t v = shm__load_acquire(word);
@@ -102,6 +102,7 @@ static int load_peer(const struct shm__compat *r, const uint32_t *word, uint32_t
             *out = v;
             return 1;
         }
+        (*rereads)++;
         shm__cpu_relax();
     }
     return 0;
@@ -120,7 +121,7 @@ int shm__compat_producer_attach(const struct shm__compat *r, struct shm__compat_
     memset(p, 0, sizeof(*p));
     /* Our own index: no other producer writes it. */
     p->head = shm__load_relaxed(r->head);
-    if (!load_peer(r, r->tail, p->head, 0, &p->tail_cache))
+    if (!load_peer(r, r->tail, p->head, 0, &p->tail_cache, &p->rereads))
         return -EBADMSG;
     return 0;
 }
@@ -129,7 +130,7 @@ int shm__compat_consumer_attach(const struct shm__compat *r, struct shm__compat_
 {
     memset(c, 0, sizeof(*c));
     c->tail = shm__load_relaxed(r->tail);
-    if (!load_peer(r, r->head, c->tail, 1, &c->head_cache))
+    if (!load_peer(r, r->head, c->tail, 1, &c->head_cache, &c->rereads))
         return -EBADMSG;
     return 0;
 }
@@ -154,7 +155,7 @@ static int room_for(const struct shm__compat *r, struct shm__compat_producer *p,
     if (p->head + total - p->tail_cache <= r->capacity)
         return 0;
     uint32_t t;
-    if (!load_peer(r, r->tail, p->head, 0, &t))
+    if (!load_peer(r, r->tail, p->head, 0, &t, &p->rereads))
         return bad_try(&p->bad_tries);
     p->bad_tries = 0;
     /* Keep the newer of the cached and the loaded tail: a torn load may be an older one. */
@@ -244,7 +245,7 @@ static int avail_at_least(const struct shm__compat *r, struct shm__compat_consum
     if (c->head_cache - c->tail >= need)
         return 0;
     uint32_t h;
-    if (!load_peer(r, r->head, c->tail, 1, &h))
+    if (!load_peer(r, r->head, c->tail, 1, &h, &c->rereads))
         return bad_try(&c->bad_tries);
     c->bad_tries = 0;
     /* Keep the newer of the cached and the loaded head: a torn load may be an older one,

@@ -44,6 +44,7 @@ struct shm__compat_producer {
     uint32_t head;        /* next record position (equals the shared head between calls) */
     uint32_t tail_cache;  /* last accepted tail: room is known up to tail_cache + capacity */
     uint32_t bad_tries;   /* tries in a row that found the tail out of range */
+    uint64_t rereads;     /* loads of the tail rejected as out of range (torn), ever */
     int reserving;
     uint32_t reserve_len;
     uint8_t *reserve_ptr; /* in the ring, or the bounce buffer when the payload would wrap */
@@ -55,7 +56,8 @@ struct shm__compat_producer {
 struct shm__compat_consumer {
     uint32_t tail;        /* next record position (equals the shared tail between calls) */
     uint32_t head_cache;  /* last accepted head */
-    uint32_t bad_tries;
+    uint32_t bad_tries;   /* tries in a row that found the head out of range */
+    uint64_t rereads;     /* loads of the head rejected as out of range (torn), ever */
     int peeking;
     uint32_t peek_len;
     const uint8_t *peek_ptr; /* in the ring, or the bounce buffer for a split payload */
