@@ -3,8 +3,10 @@ from the behaviour in spec/compat.md section 1, NOT a copy of its code. Bugs inc
 
 - indices are unbounded Python ints, stored with a byte-by-byte little-endian store (what
   CPython's struct.pack_into('<I') does); a peer can read a torn index. Here the bytes are
-  stored one Python statement at a time, which widens the window (TORN = "pack" uses
-  struct.pack_into itself);
+  stored one Python statement at a time, which widens the window. $PEER_MODEL_TORN: "bytes"
+  (default), "pack" (struct.pack_into itself), or "yield" (on one store in 16, also yields
+  the CPU between the bytes, as a preemption in the middle of pack_into would: the tests use
+  it where they must be sure tears happen);
 - past 4 GiB of traffic the store raises (struct.error / ValueError): the model stops;
 - the producer unlinks any segment of the name and creates it 0600 through
   multiprocessing.shared_memory (which also registers it with the resource tracker, so
@@ -45,16 +47,22 @@ def msg_bytes(seed, seq, length):
     return (k.to_bytes(8, "little") * (length // 8 + 1))[:length]
 
 
+_stores = 0
+
+
 def store_index(buf, off, value):
+    global _stores
     if TORN == "pack":
         struct.pack_into("<I", buf, off, value)
         return
     if value >= 1 << 32:
         raise struct.error("index past 4 GiB: the peer's Python side breaks here")
-    buf[off] = value & 0xFF  # low byte first, as CPython's lp_uint packer does
-    buf[off + 1] = (value >> 8) & 0xFF
-    buf[off + 2] = (value >> 16) & 0xFF
-    buf[off + 3] = value >> 24
+    _stores += 1
+    slow = TORN == "yield" and _stores % 16 == 0
+    for i in range(4):  # low byte first, as CPython's lp_uint packer does
+        buf[off + i] = (value >> (8 * i)) & 0xFF
+        if slow and i < 3:
+            os.sched_yield()
 
 
 class ByteRing:
