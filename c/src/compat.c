@@ -108,12 +108,12 @@ static int load_peer(const struct shm__compat *r, const uint32_t *word, uint32_t
     return 0;
 }
 
-/* After a try found the peer's index out of range: -EAGAIN, or -EBADMSG once it stayed so. */
+/* After a try found the peer's index out of range: count it, report no progress. */
 static int bad_try(uint32_t *bad_tries)
 {
-    if (*bad_tries < SHM__COMPAT_BAD_TRIES)
+    if (*bad_tries < UINT32_MAX)
         (*bad_tries)++;
-    return *bad_tries >= SHM__COMPAT_BAD_TRIES ? -EBADMSG : -EAGAIN;
+    return -EAGAIN;
 }
 
 int shm__compat_producer_attach(const struct shm__compat *r, struct shm__compat_producer *p)
@@ -122,7 +122,7 @@ int shm__compat_producer_attach(const struct shm__compat *r, struct shm__compat_
     /* Our own index: no other producer writes it. */
     p->head = shm__load_relaxed(r->head);
     if (!load_peer(r, r->tail, p->head, 0, &p->tail_cache, &p->rereads))
-        return -EBADMSG;
+        return -EAGAIN;
     return 0;
 }
 
@@ -131,7 +131,7 @@ int shm__compat_consumer_attach(const struct shm__compat *r, struct shm__compat_
     memset(c, 0, sizeof(*c));
     c->tail = shm__load_relaxed(r->tail);
     if (!load_peer(r, r->head, c->tail, 1, &c->head_cache, &c->rereads))
-        return -EBADMSG;
+        return -EAGAIN;
     return 0;
 }
 
@@ -351,4 +351,15 @@ uint64_t shm__compat_backoff(uint64_t *state, uint64_t waited_ns, uint64_t spin_
         s = SHM__COMPAT_SLEEP_MAX_NS;
     *state = s;
     return s;
+}
+
+int shm__compat_streak(uint32_t bad_tries, uint64_t *since_ns, uint64_t now_ns)
+{
+    if (!bad_tries) {
+        *since_ns = 0;
+        return 0;
+    }
+    if (!*since_ns)
+        *since_ns = now_ns;
+    return now_ns - *since_ns >= SHM__COMPAT_BAD_NS ? -EBADMSG : 0;
 }

@@ -21,10 +21,13 @@
 #define SHM__COMPAT_MAX_CAPACITY 0x80000000u
 
 /* Torn-index handling (spec/compat.md, section 4): one try re-reads a peer's out-of-range
- * index up to SHM__COMPAT_REREADS times; a try that still finds it out of range reports
- * "no progress" (-EAGAIN), and the SHM__COMPAT_BAD_TRIES-th such try in a row -EBADMSG. */
+ * index up to SHM__COMPAT_REREADS times; a try that still finds it out of range reports "no
+ * progress" (-EAGAIN) and counts in bad_tries. The caller turns a streak of such tries that
+ * has lasted SHM__COMPAT_BAD_NS into -EBADMSG (shm__compat_streak): a time, not a count,
+ * since a Python peer preempted in the middle of its byte-by-byte store shows a torn index
+ * for as long as it is off the CPU. */
 #define SHM__COMPAT_REREADS 256u
-#define SHM__COMPAT_BAD_TRIES 64u
+#define SHM__COMPAT_BAD_NS 2000000000ull
 
 /* Polling backoff of a blocked call (no futex word exists): spin for the handle's spin time,
  * then sleep, doubling from SHM__COMPAT_SLEEP_MIN_NS up to SHM__COMPAT_SLEEP_MAX_NS. */
@@ -43,7 +46,7 @@ struct shm__compat {
 struct shm__compat_producer {
     uint32_t head;        /* next record position (equals the shared head between calls) */
     uint32_t tail_cache;  /* last accepted tail: room is known up to tail_cache + capacity */
-    uint32_t bad_tries;   /* tries in a row that found the tail out of range */
+    uint32_t bad_tries;   /* tries in a row that found the tail out of range (saturates) */
     uint64_t rereads;     /* loads of the tail rejected as out of range (torn), ever */
     int reserving;
     uint32_t reserve_len;
@@ -81,7 +84,9 @@ int shm__compat_format(void *base, size_t len, uint32_t start);
 int shm__compat_bind(struct shm__compat *r, void *base, size_t len);
 
 /* Take over a side from the shared indices (the producer keeps the shared head, the consumer
- * the shared tail). 0 or -EBADMSG (indices out of range). fini frees the bounce buffer. */
+ * the shared tail). 0 or -EAGAIN (the peer's index out of range on every re-read: the caller
+ * retries, and gives up with -EBADMSG as shm__compat_streak says). fini frees the bounce
+ * buffer. */
 int shm__compat_producer_attach(const struct shm__compat *r, struct shm__compat_producer *p);
 int shm__compat_consumer_attach(const struct shm__compat *r, struct shm__compat_consumer *c);
 void shm__compat_producer_fini(struct shm__compat_producer *p);
@@ -90,8 +95,8 @@ void shm__compat_consumer_fini(struct shm__compat_consumer *c);
 /* Producer: room for a record of `len` payload bytes. *ptr points into the ring, or, when
  * the payload would be split at the wrap, into the handle's bounce buffer (copied at
  * commit). Returns 0, -EINVAL (len 0: the peer's consumers stall on it), -EMSGSIZE
- * (len > capacity - 4), -EAGAIN (full, or the tail read torn: try again), -EBADMSG (tail
- * out of range SHM__COMPAT_BAD_TRIES tries in a row), -EBUSY (already reserving), -ENOMEM. */
+ * (len > capacity - 4), -EAGAIN (full, or the tail out of range: bad_tries counts those),
+ * -EBUSY (already reserving), -ENOMEM. */
 int shm__compat_reserve(const struct shm__compat *r, struct shm__compat_producer *p,
                         uint32_t len, void **ptr);
 /* Producer: write the length prefix (and copy a bounced payload) and publish the record with
@@ -107,8 +112,8 @@ int shm__compat_write(const struct shm__compat *r, struct shm__compat_producer *
 /* Consumer: the next record. *ptr points into the ring, or into the handle's bounce buffer
  * when the payload is split at the wrap; valid until release. 0-length records (which our
  * producer never writes) are delivered as such. Returns 0, -EAGAIN (empty, incomplete, or
- * head read torn), -EBADMSG (length above capacity - 4, or head out of range
- * SHM__COMPAT_BAD_TRIES tries in a row), -ENOMEM. */
+ * the head out of range: bad_tries counts those), -EBADMSG (length above capacity - 4),
+ * -ENOMEM. */
 int shm__compat_peek(const struct shm__compat *r, struct shm__compat_consumer *c,
                      const void **ptr, uint32_t *len);
 /* Consumer: release the peeked record with one release store of tail. 0 or -EINVAL. */
@@ -122,5 +127,10 @@ int shm__compat_read(const struct shm__compat *r, struct shm__compat_consumer *c
  * waiting so far and the spin budget. Returns 0 (spin: pause and retry) or the nanoseconds
  * to sleep before the next try (doubling up to SHM__COMPAT_SLEEP_MAX_NS). */
 uint64_t shm__compat_backoff(uint64_t *state, uint64_t waited_ns, uint64_t spin_ns);
+
+/* The caller's verdict after a try, from the side's bad_tries: 0, or -EBADMSG once the peer's
+ * index has been out of range on every try for SHM__COMPAT_BAD_NS. *since_ns (0 at first)
+ * keeps the start of the streak across calls; now_ns is a monotonic clock (never 0). */
+int shm__compat_streak(uint32_t bad_tries, uint64_t *since_ns, uint64_t now_ns);
 
 #endif

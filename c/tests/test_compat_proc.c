@@ -167,13 +167,16 @@ static int peer_wait(pid_t pid)
 /* One wait step of a blocked call: spin (yielding: the machine is shared), then sleep with
  * the documented backoff. Fails the test if the peer died or nothing moved for too long. */
 struct waiter {
-    uint64_t state, since, last_progress;
+    uint64_t state, since, last_progress, bad_since;
     pid_t peer;
 };
 
-static void wait_step(struct waiter *w)
+/* bad_tries: the side's count of tries in a row that found the peer's index out of range. */
+static void wait_step(struct waiter *w, uint32_t bad_tries)
 {
     uint64_t now = ct_now_ns();
+    cr_assert_eq(shm__compat_streak(bad_tries, &w->bad_since, now), 0,
+                 "the peer's index stayed out of range (-EBADMSG)");
     if (!w->since)
         w->since = now;
     uint64_t ns = shm__compat_backoff(&w->state, now - w->since, SPIN_NS);
@@ -201,23 +204,25 @@ static uint64_t our_produce(struct seg *s, pid_t peer, uint64_t count, uint64_t 
                             uint32_t maxlen)
 {
     struct shm__compat_producer p;
-    cr_assert_eq(shm__compat_producer_attach(&s->r, &p), 0);
-    uint8_t *buf = malloc(maxlen);
     struct waiter w = {.peer = peer, .last_progress = ct_now_ns()};
+    int rc;
+    while ((rc = shm__compat_producer_attach(&s->r, &p)) == -EAGAIN)
+        wait_step(&w, 1);
+    cr_assert_eq(rc, 0);
+    uint8_t *buf = malloc(maxlen);
     for (uint64_t seq = 0; seq < count; seq++) {
         uint32_t len = msg_len(seed, seq, maxlen);
-        int rc;
         if (seq % 3 == 0) {
             void *ptr;
             while ((rc = shm__compat_reserve(&s->r, &p, len, &ptr)) == -EAGAIN)
-                wait_step(&w);
+                wait_step(&w, p.bad_tries);
             cr_assert_eq(rc, 0, "reserve: %d", rc);
             msg_fill(ptr, seed, seq, len);
             cr_assert_eq(shm__compat_commit(&s->r, &p, len), 0);
         } else {
             msg_fill(buf, seed, seq, len);
             while ((rc = shm__compat_write(&s->r, &p, buf, len)) == -EAGAIN)
-                wait_step(&w);
+                wait_step(&w, p.bad_tries);
             cr_assert_eq(rc, 0, "write: %d", rc);
         }
         progressed(&w);
@@ -242,11 +247,11 @@ static void our_consume_on(struct seg *s, struct shm__compat_consumer *c, pid_t 
         const uint8_t *got = buf;
         if (seq % 2 == 0) {
             while ((rc = shm__compat_read(&s->r, c, buf, maxlen, &n)) == -EAGAIN)
-                wait_step(&w);
+                wait_step(&w, c->bad_tries);
         } else {
             const void *ptr;
             while ((rc = shm__compat_peek(&s->r, c, &ptr, &n)) == -EAGAIN)
-                wait_step(&w);
+                wait_step(&w, c->bad_tries);
             got = ptr;
         }
         cr_assert_eq(rc, 0, "message %lu: %d", (unsigned long)seq, rc);
@@ -265,7 +270,11 @@ static uint64_t our_consume(struct seg *s, pid_t peer, uint64_t count, uint64_t 
                             uint32_t maxlen)
 {
     struct shm__compat_consumer c;
-    cr_assert_eq(shm__compat_consumer_attach(&s->r, &c), 0);
+    struct waiter w = {.peer = peer, .last_progress = ct_now_ns()};
+    int rc;
+    while ((rc = shm__compat_consumer_attach(&s->r, &c)) == -EAGAIN)
+        wait_step(&w, 1);
+    cr_assert_eq(rc, 0);
     our_consume_on(s, &c, peer, 0, count, seed, maxlen);
     uint64_t rereads = c.rereads;
     shm__compat_consumer_fini(&c);
@@ -404,7 +413,11 @@ Test(compat_proc, python_producer_corrupts_the_peer_cpp_consumer_not_ours)
     prod = spawn(py);
     seg_open(&s, prod);
     struct shm__compat_consumer c;
-    cr_assert_eq(shm__compat_consumer_attach(&s.r, &c), 0);
+    struct waiter w = {.peer = prod, .last_progress = ct_now_ns()};
+    int rc;
+    while ((rc = shm__compat_consumer_attach(&s.r, &c)) == -EAGAIN)
+        wait_step(&w, 1);
+    cr_assert_eq(rc, 0);
     uint64_t n = ct_scaled(200000, 20000), seq = 0;
     for (int round = 0; round < 20 && (round == 0 || c.rereads < 10); round++) {
         our_consume_on(&s, &c, prod, seq, n, 601, 1020);

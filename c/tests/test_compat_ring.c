@@ -115,8 +115,8 @@ Test(compat_ring, validation)
     set_u32(&t, 4, 0);
     struct shm__compat_producer p;
     struct shm__compat_consumer c;
-    cr_assert_eq(shm__compat_producer_attach(&r, &p), -EBADMSG);
-    cr_assert_eq(shm__compat_consumer_attach(&r, &c), -EBADMSG);
+    cr_assert_eq(shm__compat_producer_attach(&r, &p), -EAGAIN, "out of range: retry");
+    cr_assert_eq(shm__compat_consumer_attach(&r, &c), -EAGAIN);
     set_u32(&t, 0, 4096);
     cr_assert_eq(shm__compat_producer_attach(&r, &p), 0, "head - tail == capacity is full");
     cr_assert_eq(shm__compat_consumer_attach(&r, &c), 0);
@@ -440,37 +440,50 @@ Test(compat_ring, torn_tail_never_lets_the_producer_overwrite)
     done(&t);
 }
 
-Test(compat_ring, index_out_of_range_is_ebadmsg_after_bounded_tries)
+Test(compat_ring, index_out_of_range_is_ebadmsg_after_a_bounded_time)
 {
     struct t t;
     setup_at(&t, 1024, 0);
     uint32_t seed_w = 0;
     fill_up(&t, &seed_w);
-    uint32_t head = u32_at(&t, 0), tail = u32_at(&t, 4);
+    uint32_t head = u32_at(&t, 0);
     /* Producer: a tail beyond our head is out of range. (A record of capacity - 4 bytes
-     * needs the tail: it fits only in an empty ring.) */
+     * needs the tail: it fits only in an empty ring.) Each try is "no progress" and counts;
+     * the streak becomes -EBADMSG after SHM__COMPAT_BAD_NS, whatever the number of tries. */
     static uint8_t big[1020];
     set_u32(&t, 4, head + 5);
-    for (uint32_t i = 1; i < SHM__COMPAT_BAD_TRIES; i++)
+    uint64_t since = 0, now = 1000;
+    for (uint32_t i = 1; i <= 1000; i++) {
         cr_assert_eq(shm__compat_write(&t.r, &t.p, big, 1020), -EAGAIN, "try %u", i);
-    cr_assert_eq(shm__compat_write(&t.r, &t.p, big, 1020), -EBADMSG);
-    cr_assert_eq(shm__compat_write(&t.r, &t.p, big, 1020), -EBADMSG, "stays while out of range");
+        cr_assert_eq(t.p.bad_tries, i);
+        cr_assert_eq(shm__compat_streak(t.p.bad_tries, &since, now), 0);
+        now += SHM__COMPAT_BAD_NS / 1000 - 1;
+    }
+    cr_assert_eq(since, 1000, "the streak started at the first bad try");
+    cr_assert_eq(shm__compat_write(&t.r, &t.p, big, 1020), -EAGAIN);
+    cr_assert_eq(shm__compat_streak(t.p.bad_tries, &since, 1000 + SHM__COMPAT_BAD_NS),
+                 -EBADMSG);
     cr_assert_eq(u32_at(&t, 0), head, "nothing written");
-    (void)tail;
     set_u32(&t, 4, head);
     cr_assert_eq(shm__compat_write(&t.r, &t.p, big, 1020), 0, "a valid tail ends it");
     cr_assert_eq(t.p.bad_tries, 0);
-    /* Consumer: a head behind our tail is out of range. */
+    cr_assert_eq(shm__compat_streak(t.p.bad_tries, &since, 1ull << 40), 0);
+    cr_assert_eq(since, 0);
+    /* Consumer: a head behind our tail, or more than capacity ahead, is out of range. */
     struct t u;
     setup_at(&u, 1024, 5000);
-    set_u32(&u, 0, 4999);
     const void *ptr;
     uint32_t n;
-    for (uint32_t i = 1; i < SHM__COMPAT_BAD_TRIES; i++)
-        cr_assert_eq(shm__compat_peek(&u.r, &u.c, &ptr, &n), -EAGAIN, "try %u", i);
-    cr_assert_eq(shm__compat_peek(&u.r, &u.c, &ptr, &n), -EBADMSG);
+    set_u32(&u, 0, 4999);
+    cr_assert_eq(shm__compat_peek(&u.r, &u.c, &ptr, &n), -EAGAIN);
+    cr_assert_eq(u.c.bad_tries, 1);
     set_u32(&u, 0, 5000 + 1025);
-    cr_assert_eq(shm__compat_peek(&u.r, &u.c, &ptr, &n), -EBADMSG, "head - tail > capacity");
+    cr_assert_eq(shm__compat_peek(&u.r, &u.c, &ptr, &n), -EAGAIN, "head - tail > capacity");
+    cr_assert_eq(u.c.bad_tries, 2);
+    cr_assert_gt(u.c.rereads, 2 * SHM__COMPAT_REREADS - 1, "each try re-read");
+    since = 0;
+    cr_assert_eq(shm__compat_streak(u.c.bad_tries, &since, 7), 0);
+    cr_assert_eq(shm__compat_streak(u.c.bad_tries, &since, 7 + SHM__COMPAT_BAD_NS), -EBADMSG);
     set_u32(&u, 0, 5000);
     cr_assert_eq(shm__compat_peek(&u.r, &u.c, &ptr, &n), -EAGAIN, "valid and empty");
     cr_assert_eq(u.c.bad_tries, 0);
