@@ -1,7 +1,7 @@
 /* The compat ring with real threads over one plain buffer (the TSan target): our producer and
  * our consumer; and each of ours against a thread that stores its index byte by byte, low byte
  * first (as the peer's Python side does through struct.pack_into), yielding inside one store
- * in 16. Every message is checked; indices start just below 2^32 so they wrap. */
+ * in 256. Every message is checked; indices start just below 2^32 so they wrap. */
 #define _GNU_SOURCE
 #include "ct_criterion.h"
 #include <errno.h>
@@ -37,14 +37,14 @@ static void store_bytewise(uint32_t *word, uint32_t v, uint64_t n)
     uint8_t *b = (uint8_t *)word;
     for (int i = 0; i < 4; i++) {
         shm__store_release(&b[i], (uint8_t)(v >> (8 * i)));
-        if (n % 16 == 0 && i < 3)
+        if (n % 256 == 0 && i < 3)
             sched_yield();
     }
 }
 
 static uint32_t len_of(uint64_t seq)
 {
-    return (uint32_t)ct_msg_len(SEED, seq, MAXLEN) + 1; /* never 0 */
+    return (uint32_t)ct_msg_len(SEED, seq, MAXLEN - 1) + 1; /* 1..MAXLEN */
 }
 
 static void *our_producer(void *arg)
@@ -186,15 +186,15 @@ static void run(void *(*prod)(void *), void *(*cons)(void *), uint64_t count)
 
 Test(compat_threads, ours_to_ours)
 {
-    run(our_producer, our_consumer, ct_scaled(200000, 50000));
+    run(our_producer, our_consumer, ct_scaled(100000, 20000));
 }
 
 Test(compat_threads, bytewise_peer_producer_to_our_consumer)
 {
-    run(bytewise_producer, our_consumer, ct_scaled(200000, 50000));
+    run(bytewise_producer, our_consumer, ct_scaled(100000, 20000));
 }
 
 Test(compat_threads, our_producer_to_bytewise_peer_consumer)
 {
-    run(our_producer, bytewise_consumer, ct_scaled(200000, 50000));
+    run(our_producer, bytewise_consumer, ct_scaled(100000, 20000));
 }
