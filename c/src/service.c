@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "atomics.h"
+#include "segment.h"
 #include "shm_channel.h"
 
 static uint64_t align_up(uint64_t n, uint64_t a)
@@ -85,20 +86,10 @@ void shm__svc_format(void *base, const struct shm__svc_geom *g, uint32_t creator
 int shm__svc_validate(const void *base, uint64_t file_size, struct shm__svc_geom *g)
 {
     const struct shm__svc_header *h = base;
-    static const uint8_t zero[8];
-    uint8_t magic[8];
-    if (file_size < sizeof(struct shm__svc_header))
-        return -EAGAIN;
-    for (int i = 0; i < 8; i++)
-        magic[i] = shm__load_acquire(&h->magic[i]);
-    if (memcmp(magic, zero, 8) == 0)
-        return -EAGAIN;
-    if (memcmp(magic, SHM__MAGIC, 8) != 0)
-        return -EPROTO;
-    if (shm__load_relaxed(&h->layout_major) != SHM_CHANNEL_LAYOUT_MAJOR)
-        return -EPROTONOSUPPORT;
-    if (shm__load_relaxed(&h->kind) != SHM__KIND_SERVICE)
-        return -EPROTOTYPE;
+    /* The identity line is the one every kind shares (magic, layout major, kind). */
+    int rc = shm__identity_check(base, file_size, SHM__KIND_SERVICE);
+    if (rc)
+        return rc;
     uint32_t header_size = shm__load_relaxed(&h->header_size);
     uint64_t capacity = shm__load_relaxed(&h->capacity);
     uint64_t max_payload = shm__load_relaxed(&h->max_payload);
