@@ -122,6 +122,9 @@ pub trait Message: private::Sealed {
     /// The type tag a side of this message type requires ("" for raw bytes: any topic).
     #[doc(hidden)]
     const TAG: &'static str;
+    /// Whether a message must be exactly one value of a fixed size (a `Pod` type).
+    #[doc(hidden)]
+    const TYPED: bool;
     /// What a read hands out: `Vec<u8>` for bytes, the value for a `Pod` type.
     type Owned;
     /// The bytes to publish.
@@ -139,6 +142,7 @@ impl private::Sealed for [u8] {}
 
 impl Message for [u8] {
     const TAG: &'static str = "";
+    const TYPED: bool = false;
     type Owned = Vec<u8>;
     fn bytes_of(&self) -> &[u8] {
         self
@@ -155,6 +159,7 @@ impl<T: Pod> private::Sealed for T {}
 
 impl<T: Pod> Message for T {
     const TAG: &'static str = T::TYPE_TAG;
+    const TYPED: bool = true;
     type Owned = T;
     fn bytes_of(&self) -> &[u8] {
         // SAFETY: Pod promises no padding or other uninitialised bytes, so all

@@ -285,6 +285,16 @@ fn bytes_that_are_not_a_value_of_the_type_are_an_error_and_are_consumed() {
     let e = rx.next().unwrap_err();
     assert!(e.to_string().contains("2 bytes, expected 1"), "{e}");
     assert!(rx.next().unwrap().value);
+    // A view is checked too: a short message is never dereferenced as a value.
+    let name = unique_name("bc-invalid-view");
+    let _c = Cleanup(name.clone());
+    let mut raw: Publisher = topic(8).type_tag("i64").publisher(&name).unwrap();
+    let mut rx = Subscriber::<i64>::open(&name).unwrap();
+    raw.publish(&[1, 2, 3]).unwrap();
+    raw.publish(&7i64.to_le_bytes()).unwrap();
+    let e = rx.peek().unwrap_err();
+    assert!(e.to_string().contains("3 bytes, expected 8"), "{e}");
+    assert_eq!(*rx.peek().unwrap(), 7);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
