@@ -170,7 +170,7 @@ impl TopicOptions {
 
     /// The tag this side requires: the type's, or the options' for a bytes topic.
     fn tag<T: ?Sized + Message>(&self) -> Result<&str> {
-        if !T::TYPED {
+        if !T::TYPED && T::TAG.is_empty() {
             return Ok(self.type_tag.as_deref().unwrap_or(""));
         }
         match self.type_tag.as_deref() {
@@ -1132,9 +1132,9 @@ impl<'a, T: ?Sized + Message> View<'a, T> {
         Ok(view)
     }
 
-    /// Typed: the view is exactly a value's size, and aligned for it.
+    /// Typed or text: the view is a value of the type (as of now: a copy is checked).
     fn check_shape(&self) -> Result<()> {
-        if !T::TYPED {
+        if !T::TYPED && T::TAG.is_empty() {
             return Ok(());
         }
         // Decode checks the size and the bit pattern (on a copy, as of now).

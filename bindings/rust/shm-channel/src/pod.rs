@@ -116,8 +116,9 @@ mod private {
     pub trait Sealed {}
 }
 
-/// What a topic carries: raw bytes (`[u8]`, the default) or a [`Pod`] type. Sealed: it
-/// is implemented for `[u8]` and for every `Pod` type, and for nothing else.
+/// What a topic carries: raw bytes (`[u8]`, the default), text (`str`, tag `"str"`) or a
+/// [`Pod`] type. Sealed: it is implemented for `[u8]`, `str` and every `Pod` type, and for
+/// nothing else.
 pub trait Message: private::Sealed {
     /// The type tag a side of this message type requires ("" for raw bytes: any topic).
     #[doc(hidden)]
@@ -149,6 +150,39 @@ impl Message for [u8] {
     }
     fn decode(bytes: &[u8]) -> Result<Vec<u8>> {
         Ok(bytes.to_vec())
+    }
+    fn default_max_payload() -> Option<usize> {
+        None
+    }
+}
+
+impl private::Sealed for str {}
+
+/// Text: the wire type `str` (UTF-8, 0 to `max_payload` bytes). A reader reports bytes that
+/// are not UTF-8 as [`Error::InvalidValue`].
+///
+/// ```
+/// use shm_channel::{Publisher, Subscriber};
+/// # let name = &format!("doc-str-{}", std::process::id());
+/// let mut tx = Publisher::<str>::create(name)?;
+/// let mut rx = Subscriber::<str>::open(name)?;
+/// tx.publish("21.5 °C")?;
+/// assert_eq!(rx.next()?.value, "21.5 °C");
+/// assert_eq!(rx.type_tag(), "str");
+/// # Ok::<(), shm_channel::Error>(())
+/// ```
+impl Message for str {
+    const TAG: &'static str = "str";
+    const TYPED: bool = false;
+    type Owned = String;
+    fn bytes_of(&self) -> &[u8] {
+        self.as_bytes()
+    }
+    fn decode(bytes: &[u8]) -> Result<String> {
+        String::from_utf8(bytes.to_vec()).map_err(|e| Error::InvalidValue {
+            type_tag: "str",
+            detail: format!("not UTF-8: {}", e.utf8_error()),
+        })
     }
     fn default_max_payload() -> Option<usize> {
         None
