@@ -149,7 +149,9 @@ fn a_late_joiner_starts_at_the_newest_or_the_oldest_held_and_sees_the_publisher_
     let s = newest.recv(Duration::ZERO).unwrap();
     assert_eq!((s.value, s.missed), (message(19, MAX), 0));
     // History: the 8 held, 12..19.
-    let got: Vec<Vec<u8>> = (0..8).map(|_| oldest.next().unwrap().value).collect();
+    let got: Vec<Vec<u8>> = (0..8)
+        .map(|_| oldest.recv(Duration::ZERO).unwrap().value) // all held: none waits
+        .collect();
     let want: Vec<Vec<u8>> = (12..20).map(|i| message(i, MAX)).collect();
     assert_eq!(got, want);
     // Nothing new while the publisher lives...
@@ -210,7 +212,7 @@ fn latest_says_whether_the_value_is_new_and_how_many_it_skipped() {
     // In-order reading continues after the latest.
     assert!(matches!(rx.recv(Duration::ZERO), Err(Error::WouldBlock)));
     tx.publish(&4).unwrap();
-    assert_eq!(rx.next().unwrap().value, 4);
+    assert_eq!(rx.recv(LONG).unwrap().value, 4);
     let c = rx.counters().unwrap();
     assert_eq!((c.delivered, c.missed), (3, 2));
 }
@@ -271,7 +273,7 @@ fn bytes_that_are_not_a_value_of_the_type_are_an_error_and_are_consumed() {
     raw.publish(&[2]).unwrap();
     raw.publish(&[1, 0]).unwrap();
     raw.publish(&[1]).unwrap();
-    let e = rx.next().unwrap_err();
+    let e = rx.recv(LONG).unwrap_err();
     assert!(
         matches!(
             e,
@@ -282,9 +284,9 @@ fn bytes_that_are_not_a_value_of_the_type_are_an_error_and_are_consumed() {
         ),
         "{e:?}"
     );
-    let e = rx.next().unwrap_err();
+    let e = rx.recv(LONG).unwrap_err();
     assert!(e.to_string().contains("2 bytes, expected 1"), "{e}");
-    assert!(rx.next().unwrap().value);
+    assert!(rx.recv(LONG).unwrap().value);
     // A view is checked too: a short message is never dereferenced as a value.
     let name = unique_name("bc-invalid-view");
     let _c = Cleanup(name.clone());
@@ -305,11 +307,11 @@ fn text_topics_carry_utf8_and_report_anything_else() {
     let mut rx = Subscriber::<str>::open(&name).unwrap();
     assert_eq!(rx.type_tag(), "str");
     tx.publish("grüße").unwrap();
-    assert_eq!(rx.next().unwrap().value, "grüße");
+    assert_eq!(rx.recv(LONG).unwrap().value, "grüße");
     drop(tx); // a bytes publisher (any tag) takes over and sends bytes that are not UTF-8
     let mut raw: Publisher = Publisher::open(&name).unwrap();
     raw.publish(&[0xff, 0xfe]).unwrap();
-    let e = rx.next().unwrap_err();
+    let e = rx.recv(LONG).unwrap_err();
     assert!(
         matches!(
             e,
@@ -379,7 +381,7 @@ fn views_are_in_place_and_release_says_whether_they_were_overwritten() {
     assert_eq!((c.delivered, c.missed), (2, 1));
     // The next read goes on after it: 4 and 5 were overwritten too (by 8 and 9), so the
     // oldest held is 6.
-    let s = rx.next().unwrap();
+    let s = rx.recv(LONG).unwrap();
     assert_eq!((s.value, s.missed), (pose(6), 2));
     // peek_latest: the newest in place, with is_new; dropping the guard releases it.
     let v = rx.peek_latest().unwrap().unwrap();
@@ -407,7 +409,7 @@ fn a_loan_publishes_in_place_on_commit_and_nothing_on_abort() {
     let slot = tx.loan().unwrap();
     assert!(slot.commit(MAX + 1).is_err()); // too long: an error, and aborted
     tx.publish(b"two").unwrap(); // the aborted numbers are used again: no gap
-    let s = rx.next().unwrap();
+    let s = rx.recv(LONG).unwrap();
     assert_eq!((s.value, s.missed), (b"two".to_vec(), 0));
     assert_eq!(tx.stat().unwrap().pub_seq, 2);
     assert!(matches!(
