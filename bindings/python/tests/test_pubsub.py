@@ -179,7 +179,6 @@ def test_seed_examples_robot_network_and_analytics(example_dir: Path) -> None:
         _out_r, err_r = _stop(robot)
         _out_a, err_a = _stop(analytics)
     assert "Traceback" not in err_r + err_a, err_r + err_a
-    assert "Analytics: Moving average = 5.000" in out_a
 
 
 def test_seed_benchmark_example_runs_its_warm_up_then_waits(example_dir: Path) -> None:
