@@ -242,3 +242,51 @@ def test_depth_and_payload_mismatch_is_a_clear_error(name: str) -> None:
     with pytest.raises(sc.IncompatibleLayout, match="not a broadcast channel"):
         with sc.Producer(name + "s"):
             sc.Subscriber(name + "s")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "canonical"),
+    [
+        ("<ddd", "<3d"),
+        ("<d2d", "<3d"),
+        ("<d d d", "<3d"),
+        ("<xxx", "<3x"),
+        ("<4s4s", "<4s4s"),
+        ("<1d", "<d"),
+        ("<l L", "<iI"),
+        ("<dB7x", "<dB7x"),
+    ],
+)
+def test_struct_formats_are_canonical(fmt: str, canonical: str) -> None:
+    """spec/topics.md §3.1: one layout, one tag."""
+    from shm_channel._topic import canonical_struct_format
+
+    assert canonical_struct_format(fmt) == canonical
+
+
+@pytest.mark.parametrize("fmt", ["3d", "@3d", ">3d", "<3n", "<3d!"])
+def test_struct_formats_refused(fmt: str) -> None:
+    from shm_channel._topic import canonical_struct_format
+
+    with pytest.raises(ValueError, match="struct format"):
+        canonical_struct_format(fmt)
+
+
+def test_ctypes_layouts_flatten_with_explicit_padding() -> None:
+    """spec/topics.md §3.2."""
+    from shm_channel._topic import ctypes_format
+
+    class Inner(ctypes.Structure):
+        _fields_ = [("a", ctypes.c_uint8 * 3), ("n", ctypes.c_int32)]
+
+    class Outer(ctypes.Structure):
+        _fields_ = [("p", Inner), ("q", ctypes.c_double), ("f", ctypes.c_bool)]
+
+    assert ctypes_format(Inner) == "<3Bxi"
+    assert ctypes_format(Outer) == "<3Bxid?7x"
+
+    class Bits(ctypes.Structure):
+        _fields_ = [("b", ctypes.c_uint32, 3)]
+
+    with pytest.raises(TypeError, match="bit fields"):
+        sc.Publisher("never-created", Bits)
