@@ -68,7 +68,7 @@ def expected(kind: str, seed: int, max_payload: int, i: int) -> bytes:
     if kind == "bool":
         return bytes([i & 1])
     if kind == "struct:<3d":
-        return struct.pack("<3d", i, 2 * i, -i)
+        return struct.pack("<3d", i, 2 * i, -float(i))  # -0.0 for i = 0, as C and Rust
     return bytes((i + k) & 0xFF for k in range(4 * 8 * 3))  # ndarray:|u1:4x8x3
 
 
