@@ -66,7 +66,8 @@ pub enum Error {
     NotAChannel,
     /// The segment's layout major version is not supported (`-EPROTONOSUPPORT`).
     UnsupportedLayout,
-    /// The segment is a channel of another kind than a stream (`-EPROTOTYPE`).
+    /// The segment is a channel of another kind than the one asked for: a broadcast
+    /// channel opened as a stream, or a stream opened as a topic (`-EPROTOTYPE`).
     WrongKind,
     /// The call does not belong to this handle's role (`-EBADF`).
     WrongRole,
@@ -78,6 +79,29 @@ pub enum Error {
     IncompatibleLibrary {
         /// Version of the loaded library, as `(major << 16) | (minor << 8) | patch`.
         found: u32,
+    },
+    // ---- broadcast channels (topics) ----
+    /// The topic carries another type than this side requires (`-EMEDIUMTYPE`); both type
+    /// tags are named (an empty tag is an untyped, raw-bytes topic).
+    TypeMismatch {
+        /// The type tag this side asked for.
+        expected: String,
+        /// The type tag the topic was created with.
+        found: String,
+    },
+    /// Every entry of the topic's subscriber table is held by a live subscriber
+    /// (`-EUSERS`).
+    TooManySubscribers,
+    /// A zero-copy view was overwritten by the publisher while it was held (`-ESTALE` on
+    /// release): what was read of it may be torn, and it counts as missed.
+    Overwritten,
+    /// A typed message's bytes are not a value of its type: wrong length, or a bit pattern
+    /// the type does not have (a `bool` byte other than 0 or 1). The message is consumed.
+    InvalidValue {
+        /// The topic's type tag.
+        type_tag: &'static str,
+        /// What is wrong with the bytes.
+        detail: String,
     },
     /// Any other error from the system or the library, such as `ENOENT` (no such channel),
     /// `EEXIST`, `EACCES`, `ENOSPC`, `ENOMEM` or `EINVAL` (a bad name or argument).
@@ -101,6 +125,12 @@ impl Error {
             libc::EPROTOTYPE => Error::WrongKind,
             libc::EBADF => Error::WrongRole,
             libc::EBUSY => Error::Busy,
+            libc::EMEDIUMTYPE => Error::TypeMismatch {
+                expected: String::new(),
+                found: String::new(),
+            },
+            libc::EUSERS => Error::TooManySubscribers,
+            libc::ESTALE => Error::Overwritten,
             _ => Error::Io(io::Error::from_raw_os_error(errno)),
         }
     }
@@ -126,6 +156,10 @@ impl Error {
             Error::WrongKind => libc::EPROTOTYPE,
             Error::WrongRole => libc::EBADF,
             Error::Busy => libc::EBUSY,
+            Error::TypeMismatch { .. } => libc::EMEDIUMTYPE,
+            Error::TooManySubscribers => libc::EUSERS,
+            Error::Overwritten => libc::ESTALE,
+            Error::InvalidValue { .. } => libc::EBADMSG,
             Error::IncompatibleLibrary { .. } => return None,
             Error::Io(e) => return e.raw_os_error(),
         })
@@ -159,12 +193,27 @@ impl fmt::Display for Error {
             Error::Corrupt => f.write_str("corrupt segment"),
             Error::NotAChannel => f.write_str("not a shm_channel segment (bad magic)"),
             Error::UnsupportedLayout => f.write_str("unsupported segment layout major version"),
-            Error::WrongKind => f.write_str("the segment is not a stream channel"),
+            Error::WrongKind => f.write_str("the segment is a channel of another kind"),
             Error::WrongRole => f.write_str("wrong role for this call"),
             Error::Busy => f.write_str(
                 "busy: the role is held by a live process, a reservation is outstanding, \
                  or the channel is in use",
             ),
+            Error::TypeMismatch { expected, found } => write!(
+                f,
+                "type mismatch: this side requires {}, the topic carries {}",
+                tag_text(expected),
+                tag_text(found)
+            ),
+            Error::TooManySubscribers => {
+                f.write_str("every subscriber entry of the topic is held by a live subscriber")
+            }
+            Error::Overwritten => {
+                f.write_str("the message was overwritten by the publisher while it was held")
+            }
+            Error::InvalidValue { type_tag, detail } => {
+                write!(f, "invalid {type_tag:?} value: {detail}")
+            }
             Error::IncompatibleLibrary { found } => write!(
                 f,
                 "the shm_channel library is version {}.{}.{}; these bindings need major {}",
@@ -175,6 +224,15 @@ impl fmt::Display for Error {
             ),
             Error::Io(e) => e.fmt(f),
         }
+    }
+}
+
+/// A type tag for a message: quoted, or "untyped (raw bytes)".
+fn tag_text(tag: &str) -> String {
+    if tag.is_empty() {
+        "untyped (raw bytes)".to_owned()
+    } else {
+        format!("{tag:?}")
     }
 }
 
@@ -285,6 +343,9 @@ mod tests {
             (libc::EPROTOTYPE, "WrongKind"),
             (libc::EBADF, "WrongRole"),
             (libc::EBUSY, "Busy"),
+            (libc::EMEDIUMTYPE, "TypeMismatch"),
+            (libc::EUSERS, "TooManySubscribers"),
+            (libc::ESTALE, "Overwritten"),
         ];
         for (errno, variant) in cases {
             let e = Error::from_code(-errno, Op::Read);

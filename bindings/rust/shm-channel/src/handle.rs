@@ -32,14 +32,23 @@ impl Handle {
         capacity: u64,
         mode: u32,
     ) -> Result<Handle> {
+        Handle::open_with(name, |out, c_name| {
+            // SAFETY: `out` is a valid out-pointer and `c_name` a NUL-terminated string,
+            // both alive for the call.
+            unsafe { sys::shm_channel_open(out, c_name, role, flags, capacity, mode) }
+        })
+    }
+
+    /// Opens a handle with `open`, one of the library's open calls, given the out-pointer
+    /// and the NUL-terminated name; on success we own the handle it returns.
+    pub(crate) fn open_with(
+        name: &str,
+        open: impl FnOnce(*mut *mut sys::shm_channel_t, *const std::ffi::c_char) -> i32,
+    ) -> Result<Handle> {
         crate::check_library()?;
         let c_name = crate::c_name(name)?;
         let mut raw = ptr::null_mut();
-        // SAFETY: `raw` is a valid out-pointer and `c_name` a NUL-terminated string, both
-        // alive for the call; on success the library hands us a handle we now own.
-        let rc = unsafe {
-            sys::shm_channel_open(&mut raw, c_name.as_ptr(), role, flags, capacity, mode)
-        };
+        let rc = open(&mut raw, c_name.as_ptr());
         check(rc, Op::Other)?;
         let raw = NonNull::new(raw)
             .ok_or_else(|| Error::Io(std::io::Error::other("shm_channel_open returned NULL")))?;

@@ -66,10 +66,12 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod broadcast;
 mod consumer;
 mod error;
 mod handle;
 mod options;
+mod pod;
 mod producer;
 mod stats;
 
@@ -80,9 +82,14 @@ use std::path::PathBuf;
 use shm_channel_sys as sys;
 
 pub use batch::{Batch, BatchIter};
+pub use broadcast::{
+    Latest, Loan, Messages as TopicMessages, Publisher, Sample, Subscriber, SubscriberStats,
+    TopicOptions, TopicStats, View,
+};
 pub use consumer::{Consumer, Messages, Peeked};
 pub use error::{Error, Result};
 pub use options::OpenOptions;
+pub use pod::{AnyBitPattern, Message, Pod};
 pub use producer::{Producer, Reservation};
 pub use stats::{Observer, PeerState, Stats};
 

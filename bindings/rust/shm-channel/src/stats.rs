@@ -33,7 +33,7 @@ pub enum PeerState {
 }
 
 impl PeerState {
-    fn from_raw(v: u32) -> PeerState {
+    pub(crate) fn from_raw(v: u32) -> PeerState {
         match v {
             sys::SHM_CHANNEL_PEER_NONE => PeerState::None,
             sys::SHM_CHANNEL_PEER_ATTACHED => PeerState::Attached,
