@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The topic demo (broadcast channels, publish/subscribe; called by scripts/demo.sh):
 #  1. a publisher of sensor readings (f64) at 1 kHz for 3 s, with subscribers in C, Python
-#     (the Pythonic API and the interop peer) and Rust (the interop peer, when it is built),
-#     each reporting what it received and missed;
+#     (the Pythonic API and the interop peer) and Rust (the topic_sensor example, sampling the
+#     newest reading), each reporting what it received and missed;
 #  2. seed 000's temperature example run as written (examples/python/pubsub: only the import
 #     line differs): its publisher at 10 Hz, its two subscriber threads.
 # Run alone: scripts/demo-topic.sh (it builds what it needs into build/).
@@ -24,7 +24,7 @@ py=build/demo-venv/bin/python
 # Every process uses the library just built (the Python binding loads this file first).
 export SHM_CHANNEL_LIBRARY="$PWD/build/libshm_channel.so.1"
 name="sensors-$$"
-rust=build-interop/cargo/release/bcast_peer
+rust=bindings/rust/target/release/examples/topic_sensor
 
 echo "== topic $name: readings (f64) at 1 kHz for 3 s; subscribers in C, Python and Rust"
 pids=()
@@ -45,12 +45,13 @@ with shm_channel.Subscriber(sys.argv[1], float, depth=64, max_payload=4096) as s
 PY
 pids+=($!)
 subs=3
-if [ -x "$rust" ]; then
-  "$rust" subscribe --name "$name" --type f64 --expect-end EPIPE | sed 's/^/   Rust subscriber:    /' &
+if (cd bindings/rust && cargo build --release --quiet --example topic_sensor) && [ -x "$rust" ]; then
+  # seed 000's way: sample the newest reading 5 times a second, printing the new ones
+  "$rust" "$name" --type f64 --latest 5 | sed 's/^/   Rust subscriber:    /' &
   pids+=($!)
   subs=4
 else
-  echo "   (no Rust subscriber: $rust is not built; tests/interop/run.sh builds it)"
+  echo "   (no Rust subscriber: the topic_sensor example did not build)"
 fi
 $py tests/interop/peers/bcast_peer.py publish --name "$name" --type f64 --count 3000 \
   --rate 1000 --wait-subs "$subs" | sed 's/^/   Python publisher:   /'
