@@ -25,6 +25,8 @@ py=build/demo-venv/bin/python
 export SHM_CHANNEL_LIBRARY="$PWD/build/libshm_channel.so.1"
 name="sensors-$$"
 rust=bindings/rust/target/release/examples/topic_sensor
+have_rust=0
+(cd bindings/rust && cargo build --release --quiet --example topic_sensor) && have_rust=1
 
 echo "== topic $name: readings (f64) at 1 kHz for 3 s; subscribers in C, Python and Rust"
 pids=()
@@ -45,7 +47,7 @@ with shm_channel.Subscriber(sys.argv[1], float, depth=64, max_payload=4096) as s
 PY
 pids+=($!)
 subs=3
-if (cd bindings/rust && cargo build --release --quiet --example topic_sensor) && [ -x "$rust" ]; then
+if [ "$have_rust" = 1 ]; then
   # seed 000's way: sample the newest reading 5 times a second, printing the new ones
   "$rust" "$name" --type f64 --latest 5 | sed 's/^/   Rust subscriber:    /' &
   pids+=($!)
