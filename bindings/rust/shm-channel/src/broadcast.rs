@@ -170,12 +170,15 @@ impl TopicOptions {
 
     /// The tag this side requires: the type's, or the options' for a bytes topic.
     fn tag<T: ?Sized + Message>(&self) -> Result<&str> {
-        match (T::TAG, self.type_tag.as_deref()) {
-            ("", tag) => Ok(tag.unwrap_or("")),
-            (tag, None) => Ok(tag),
-            (tag, Some(t)) if t == tag => Ok(tag),
-            (tag, Some(t)) => Err(invalid_input(format!(
-                "type tag {t:?} given for a topic of type {tag:?}"
+        if !T::TYPED && T::TAG.is_empty() {
+            return Ok(self.type_tag.as_deref().unwrap_or(""));
+        }
+        match self.type_tag.as_deref() {
+            None => Ok(T::TAG),
+            Some(t) if t == T::TAG => Ok(T::TAG),
+            Some(t) => Err(invalid_input(format!(
+                "type tag {t:?} given for a topic of type {:?}",
+                T::TAG
             ))),
         }
     }
@@ -818,22 +821,27 @@ impl<T: ?Sized + Message> Subscriber<T> {
         self.buf.clear();
         self.buf.reserve_exact(cap);
         let (mut len, mut is_new, mut missed) = (0u64, 0i32, 0u64);
-        // SAFETY: the library writes at most `cap` (<= the buffer's capacity) bytes into the
-        // spare capacity of the empty buffer and sets the three outputs; the handle is used
-        // by this thread only.
-        let rc = unsafe {
-            sys::shm_channel_read_latest(
-                self.h.raw(),
-                self.buf.as_mut_ptr().cast(),
-                cap as u64,
-                &mut len,
-                &mut is_new,
-                &mut missed,
-            )
+        let mut again = true;
+        let rc = loop {
+            // SAFETY: the library writes at most `cap` (<= the buffer's capacity) bytes into
+            // the spare capacity of the empty buffer and sets the three outputs; the handle
+            // is used by this thread only.
+            let rc = unsafe {
+                sys::shm_channel_read_latest(
+                    self.h.raw(),
+                    self.buf.as_mut_ptr().cast(),
+                    cap as u64,
+                    &mut len,
+                    &mut is_new,
+                    &mut missed,
+                )
+            };
+            match self.nothing_published(rc, &mut again)? {
+                Some(true) => return Ok(None),
+                Some(false) => continue,
+                None => break rc,
+            }
         };
-        if rc == -libc::EAGAIN && broadcast_stat(&self.h)?.pub_seq == 0 {
-            return Ok(None);
-        }
         check(rc, Op::Read)?;
         let len = len as usize;
         assert!(len <= cap, "shm_channel_read_latest overran its buffer");
@@ -886,17 +894,50 @@ impl<T: ?Sized + Message> Subscriber<T> {
     pub fn peek_latest(&mut self) -> Result<Option<View<'_, T>>> {
         let mut p = ptr::null();
         let (mut len, mut is_new, mut missed) = (0u64, 0i32, 0u64);
-        // SAFETY: valid out-pointers; the handle is used by this thread only.
-        let rc = unsafe {
-            sys::shm_channel_peek_latest(self.h.raw(), &mut p, &mut len, &mut is_new, &mut missed)
+        let mut again = true;
+        let rc = loop {
+            // SAFETY: valid out-pointers; the handle is used by this thread only.
+            let rc = unsafe {
+                sys::shm_channel_peek_latest(
+                    self.h.raw(),
+                    &mut p,
+                    &mut len,
+                    &mut is_new,
+                    &mut missed,
+                )
+            };
+            match self.nothing_published(rc, &mut again)? {
+                Some(true) => return Ok(None),
+                Some(false) => continue,
+                None => break rc,
+            }
         };
-        if rc == -libc::EAGAIN && broadcast_stat(&self.h)?.pub_seq == 0 {
-            return Ok(None);
-        }
         check(rc, Op::Read)?;
         let max = self.info.max_payload;
         // SAFETY: peek_latest succeeded: `p`/`len` are a view inside our mapping.
         unsafe { View::new(&mut self.h, p, len, missed, is_new != 0, max) }.map(Some)
+    }
+
+    /// After a latest call returned `rc`: `Some(true)` if it found nothing because nothing
+    /// was published yet, `Some(false)` to try once more, `None` to report `rc`.
+    ///
+    /// `-EAGAIN` from a latest call means nothing was published yet, or the publisher
+    /// overwrote every copy. The two are told apart by loading `pub_seq` after the call:
+    /// `pub_seq` never decreases, so 0 now means 0 throughout the call (nothing published:
+    /// `None` is the truth). Non-zero means a message came during or after the call: one
+    /// more call returns it, or `-EAGAIN` again only if every copy was overwritten, which
+    /// is then reported ([`Error::WouldBlock`]).
+    fn nothing_published(&self, rc: i32, again: &mut bool) -> Result<Option<bool>> {
+        if rc != -libc::EAGAIN {
+            return Ok(None);
+        }
+        if broadcast_stat(&self.h)?.pub_seq == 0 {
+            return Ok(Some(true));
+        }
+        if std::mem::take(again) {
+            return Ok(Some(false));
+        }
+        Ok(None)
     }
 
     /// Iterator over the messages in order, waiting for each (the handle's timeout), until
@@ -1091,9 +1132,9 @@ impl<'a, T: ?Sized + Message> View<'a, T> {
         Ok(view)
     }
 
-    /// Typed: the view is exactly a value's size, and aligned for it.
+    /// Typed or text: the view is a value of the type (as of now: a copy is checked).
     fn check_shape(&self) -> Result<()> {
-        if T::TAG.is_empty() {
+        if !T::TYPED && T::TAG.is_empty() {
             return Ok(());
         }
         // Decode checks the size and the bit pattern (on a copy, as of now).
@@ -1150,8 +1191,8 @@ impl Deref for View<'_, [u8]> {
 impl<T: AnyBitPattern> Deref for View<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // Checked when the view was made: exactly size_of::<T>() bytes.
-        debug_assert_eq!(self.data.len(), std::mem::size_of::<T>());
+        // Checked when the view was made (check_shape): exactly size_of::<T>() bytes.
+        assert_eq!(self.data.len(), std::mem::size_of::<T>());
         let p = self.data.as_ptr().cast::<T>();
         assert!(p.is_aligned(), "payload not aligned for the type");
         // SAFETY: size checked at creation, alignment just now; every bit pattern is a T

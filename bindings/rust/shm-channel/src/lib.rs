@@ -58,6 +58,56 @@
 //! # }
 //! ```
 //!
+//! # Topics (publish/subscribe)
+//!
+//! A *topic* (a broadcast channel) has one [`Publisher`] and up to `max_subscribers`
+//! [`Subscriber`]s, in any processes and languages. The publisher never waits: the topic
+//! keeps the newest `depth` messages ([`TopicOptions::depth`]) and each publish overwrites
+//! the oldest. A subscriber reads every message in order while it keeps up
+//! ([`Subscriber::next`]); one that falls behind skips to the oldest message held and is told
+//! exactly how many it missed ([`Sample::missed`]); [`Subscriber::latest`] reads the newest
+//! value at once with whether it is new. Messages are raw bytes (`Publisher`, i.e.
+//! `Publisher<[u8]>`) or a plain-old-data type (`Publisher<T>` for `T:` [`Pod`]: `f64`,
+//! `i64`, `bool`, or a `#[repr(C)]` type declaring its wire tag); a side of another type
+//! gets [`Error::TypeMismatch`] naming both.
+//!
+//! ```
+//! use shm_channel::{Error, Publisher, Subscriber};
+//! # let name = &format!("doc-crate-topic-{}", std::process::id());
+//!
+//! let mut temperature = Publisher::<f64>::create(name)?;
+//! let mut display = Subscriber::<f64>::open(name)?; // in real use: other processes
+//! let mut logger = Subscriber::<f64>::open(name)?;
+//! temperature.publish(&21.5)?;
+//! temperature.publish(&21.75)?;
+//! assert_eq!(display.latest()?.map(|l| (l.value, l.is_new, l.missed)), Some((21.75, true, 1)));
+//! assert_eq!(logger.next()?.value, 21.5); // every reading, in order
+//! assert_eq!(logger.next()?.value, 21.75);
+//! drop(temperature); // end-of-stream
+//! assert!(matches!(logger.next(), Err(Error::EndOfStream)));
+//! # Ok::<(), shm_channel::Error>(())
+//! ```
+//!
+//! Zero-copy: [`Publisher::loan`] fills the next slot in place; [`Subscriber::peek`] and
+//! [`Subscriber::peek_latest`] give a [`View`] of a message in place, whose
+//! [`release`](View::release) says whether the publisher overwrote it while it was held.
+//! Publishers and subscribers are [`Send`] and not [`Sync`], like the stream handles: give
+//! each thread its own subscriber (each has its own position). Views borrow their
+//! subscriber:
+//!
+//! ```compile_fail
+//! fn shared_between_threads<T: Sync>() {}
+//! shared_between_threads::<shm_channel::Subscriber<f64>>(); // error: not Sync
+//! ```
+//!
+//! ```compile_fail
+//! # fn f(rx: &mut shm_channel::Subscriber) -> shm_channel::Result<()> {
+//! let view = rx.peek()?;
+//! rx.next()?; // error: `rx` is already borrowed by `view`
+//! view.release()
+//! # }
+//! ```
+//!
 //! # Segments
 //!
 //! Channels live in `/dev/shm`, or in the directory named by `$SHM_CHANNEL_DIR`

@@ -116,12 +116,16 @@ mod private {
     pub trait Sealed {}
 }
 
-/// What a topic carries: raw bytes (`[u8]`, the default) or a [`Pod`] type. Sealed: it
-/// is implemented for `[u8]` and for every `Pod` type, and for nothing else.
+/// What a topic carries: raw bytes (`[u8]`, the default), text (`str`, tag `"str"`) or a
+/// [`Pod`] type. Sealed: it is implemented for `[u8]`, `str` and every `Pod` type, and for
+/// nothing else.
 pub trait Message: private::Sealed {
     /// The type tag a side of this message type requires ("" for raw bytes: any topic).
     #[doc(hidden)]
     const TAG: &'static str;
+    /// Whether a message must be exactly one value of a fixed size (a `Pod` type).
+    #[doc(hidden)]
+    const TYPED: bool;
     /// What a read hands out: `Vec<u8>` for bytes, the value for a `Pod` type.
     type Owned;
     /// The bytes to publish.
@@ -139,6 +143,7 @@ impl private::Sealed for [u8] {}
 
 impl Message for [u8] {
     const TAG: &'static str = "";
+    const TYPED: bool = false;
     type Owned = Vec<u8>;
     fn bytes_of(&self) -> &[u8] {
         self
@@ -151,10 +156,44 @@ impl Message for [u8] {
     }
 }
 
+impl private::Sealed for str {}
+
+/// Text: the wire type `str` (UTF-8, 0 to `max_payload` bytes). A reader reports bytes that
+/// are not UTF-8 as [`Error::InvalidValue`].
+///
+/// ```
+/// use shm_channel::{Publisher, Subscriber};
+/// # let name = &format!("doc-str-{}", std::process::id());
+/// let mut tx = Publisher::<str>::create(name)?;
+/// let mut rx = Subscriber::<str>::open(name)?;
+/// tx.publish("21.5 °C")?;
+/// assert_eq!(rx.next()?.value, "21.5 °C");
+/// assert_eq!(rx.type_tag(), "str");
+/// # Ok::<(), shm_channel::Error>(())
+/// ```
+impl Message for str {
+    const TAG: &'static str = "str";
+    const TYPED: bool = false;
+    type Owned = String;
+    fn bytes_of(&self) -> &[u8] {
+        self.as_bytes()
+    }
+    fn decode(bytes: &[u8]) -> Result<String> {
+        String::from_utf8(bytes.to_vec()).map_err(|e| Error::InvalidValue {
+            type_tag: "str",
+            detail: format!("not UTF-8: {}", e.utf8_error()),
+        })
+    }
+    fn default_max_payload() -> Option<usize> {
+        None
+    }
+}
+
 impl<T: Pod> private::Sealed for T {}
 
 impl<T: Pod> Message for T {
     const TAG: &'static str = T::TYPE_TAG;
+    const TYPED: bool = true;
     type Owned = T;
     fn bytes_of(&self) -> &[u8] {
         // SAFETY: Pod promises no padding or other uninitialised bytes, so all

@@ -285,6 +285,42 @@ fn bytes_that_are_not_a_value_of_the_type_are_an_error_and_are_consumed() {
     let e = rx.next().unwrap_err();
     assert!(e.to_string().contains("2 bytes, expected 1"), "{e}");
     assert!(rx.next().unwrap().value);
+    // A view is checked too: a short message is never dereferenced as a value.
+    let name = unique_name("bc-invalid-view");
+    let _c = Cleanup(name.clone());
+    let mut raw: Publisher = topic(8).type_tag("i64").publisher(&name).unwrap();
+    let mut rx = Subscriber::<i64>::open(&name).unwrap();
+    raw.publish(&[1, 2, 3]).unwrap();
+    raw.publish(&7i64.to_le_bytes()).unwrap();
+    let e = rx.peek().unwrap_err();
+    assert!(e.to_string().contains("3 bytes, expected 8"), "{e}");
+    assert_eq!(*rx.peek().unwrap(), 7);
+}
+
+#[test]
+fn text_topics_carry_utf8_and_report_anything_else() {
+    let name = unique_name("bc-str");
+    let _c = Cleanup(name.clone());
+    let mut tx = Publisher::<str>::create(&name).unwrap();
+    let mut rx = Subscriber::<str>::open(&name).unwrap();
+    assert_eq!(rx.type_tag(), "str");
+    tx.publish("grüße").unwrap();
+    assert_eq!(rx.next().unwrap().value, "grüße");
+    drop(tx); // a bytes publisher (any tag) takes over and sends bytes that are not UTF-8
+    let mut raw: Publisher = Publisher::open(&name).unwrap();
+    raw.publish(&[0xff, 0xfe]).unwrap();
+    let e = rx.next().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidValue {
+                type_tag: "str",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(matches!(Subscriber::<[u8]>::open(&name), Ok(s) if s.type_tag() == "str"));
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -11,8 +11,8 @@
 //!                      [--depth D=64] [--max-payload M=4096]
 //! ```
 //!
-//! Typed topics go through the typed API (`Publisher<f64>`, `Subscriber<[f64; 3]>`-like
-//! `Pod` types); `bytes` and `str` through the bytes API with the tag. A message whose number
+//! Typed topics go through the typed API (`Publisher<f64>`, `Subscriber<str>`, `Pod` types
+//! for `struct:<3d` and `ndarray:|u1:4x8x3`); `bytes` through the bytes API with the tag. A message whose number
 //! cannot be read back from its value (`bool`, `ndarray:|u1:4x8x3`) is numbered from the
 //! subscriber's own position (`next_seq - 2`, the numbering a taking-over publisher continues
 //! with `--start`).
@@ -176,6 +176,11 @@ trait Wire {
 impl Wire for Vec<u8> {
     fn wire(&self) -> Vec<u8> {
         self.clone()
+    }
+}
+impl Wire for String {
+    fn wire(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
     }
 }
 /// The typed side of [`Wire`] and [`Owned`] for each Pod type of the contract.
@@ -371,7 +376,8 @@ fn json_str(s: &str) -> String {
 
 fn publish(o: &Opts) -> i32 {
     match o.kind {
-        Kind::Bytes | Kind::Str => publish_as::<[u8]>(o, |v| v.to_vec()),
+        Kind::Bytes => publish_as::<[u8]>(o, |v| v.to_vec()),
+        Kind::Str => publish_as::<str>(o, |v| String::from_utf8(v.to_vec()).unwrap()),
         Kind::F64 => publish_as::<f64>(o, |v| f64::from_le_bytes(v.try_into().unwrap())),
         Kind::I64 => publish_as::<i64>(o, |v| i64::from_le_bytes(v.try_into().unwrap())),
         Kind::Bool => publish_as::<bool>(o, |v| v[0] != 0),
@@ -455,6 +461,12 @@ impl Owned for [u8] {
         v
     }
 }
+impl Owned for str {
+    type Value = String;
+    fn borrow(v: &String) -> &str {
+        v
+    }
+}
 
 fn publisher_result(published: u64, error: Option<String>) -> i32 {
     let ok = error.is_none();
@@ -534,7 +546,8 @@ impl Tally {
 
 fn subscribe(o: &Opts) -> i32 {
     match o.kind {
-        Kind::Bytes | Kind::Str => subscribe_as::<[u8]>(o),
+        Kind::Bytes => subscribe_as::<[u8]>(o),
+        Kind::Str => subscribe_as::<str>(o),
         Kind::F64 => subscribe_as::<f64>(o),
         Kind::I64 => subscribe_as::<i64>(o),
         Kind::Bool => subscribe_as::<bool>(o),
