@@ -106,6 +106,12 @@ if [ "$DO_PY" = 1 ]; then
   log "Python part: binding vs multiprocessing.Pipe/Queue, shared_memory ring, pyzmq; idle CPU"
   part python -- "$PY" "$ROOT/bench/python/compare.py" "${QUICK[@]}" --json "$OUT/python.json"
 fi
+# ---- Python publish/subscribe (issue 11): seed 000's figures and pyzmq PUB/SUB, same run
+if [ "$DO_PY" = 1 ]; then
+  log "Python publish/subscribe: shm_channel.pubsub vs seed 000's figures and pyzmq PUB/SUB"
+  "$PY" "$ROOT/bench/python/pubsub_bench.py" "${QUICK[@]}" --json "$OUT/python-pubsub.json.txt" \
+    | tee "$OUT/python-pubsub.txt" || echo "run.sh: pubsub_bench.py failed" >&2
+fi
 
 # ---- report ---------------------------------------------------------------------------------
 log "report"

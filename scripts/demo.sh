@@ -39,3 +39,6 @@ build/demo_producer "$name-small" 5000000 64 "$cap"
 wait "$consumer"
 echo "== done; finished streams remove their segments:"
 build/shm_channel ls
+
+# ---- topics (publish/subscribe): a 1 kHz sensor topic across languages, seed 000's example
+scripts/demo-topic.sh

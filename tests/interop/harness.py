@@ -29,6 +29,11 @@ PEER_RUST = CARGO_TARGET / "release" / "peer"
 PEER_PY = HERE / "peers" / "peer.py"
 LANGS = ("c", "py", "rust")
 LANG_NAME = {"c": "C", "py": "Python", "rust": "Rust"}
+# Broadcast peers (tests/interop/README.md, "Broadcast channels"): the command of each language.
+BCAST_PEER = {"c": [str(BUILD / "bcast-peer-c")],
+              "py": [sys.executable, str(HERE / "peers" / "bcast_peer.py")],
+              "rust": [str(CARGO_TARGET / "release" / "bcast_peer")]}
+LANG_NAME.update({"bcast-" + k: v + " bcast_peer" for k, v in list(LANG_NAME.items())})
 
 SOAK = os.environ.get("SHM_INTEROP_SOAK", "") not in ("", "0")
 
@@ -63,6 +68,12 @@ def build_all() -> list[str]:
           "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wformat=2", "-Werror",
           "-I", ROOT / "c" / "include", HERE / "peers" / "peer.c", "-L", LIB_DIR, "-lshm_channel",
           "-Wl,-rpath," + str(LIB_DIR), "-o", PEER_C], log, timeout=300)
+    # ---- broadcast peer, C (test_broadcast.py; the Rust one is a bin of peers/rust) ----
+    _run([os.environ.get("CC", "cc"), "-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic",
+          "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wformat=2", "-Werror",
+          "-I", ROOT / "c" / "include", HERE / "peers" / "bcast_peer.c", "-L", LIB_DIR,
+          "-lshm_channel", "-Wl,-rpath," + str(LIB_DIR), "-o", BCAST_PEER["c"][0]], log,
+         timeout=300)
     env = dict(os.environ, SHM_CHANNEL_LIB_DIR=str(LIB_DIR), CARGO_TARGET_DIR=str(CARGO_TARGET))
     env.pop("SHM_CHANNEL_STATIC", None)
     cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
@@ -79,6 +90,8 @@ def peer_cmd(lang: str, *args) -> list[str]:
         return [str(PEER_RUST), *args]
     if lang == "py":
         return [sys.executable, str(PEER_PY), *args]
+    if lang.startswith("bcast-"):  # a broadcast peer (Proc(lang="bcast-c", ...))
+        return [*BCAST_PEER[lang[6:]], *args]
     raise ValueError(lang)
 
 

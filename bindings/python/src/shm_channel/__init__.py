@@ -23,6 +23,9 @@ compiler needed); it bundles a copy, and :data:`library_path` says which one was
 
 from __future__ import annotations
 
+# ---- broadcast channels (topics): shm_channel.Publisher / Subscriber; seed 000's API is in
+# shm_channel.pubsub. Typed values: spec/topics.md.
+from ._broadcast import BroadcastStat, Publisher, Subscriber, SubscriberStat
 from ._channel import Consumer, Producer, Stat, channel_dir, stat, unlink
 from ._errors import (
     ChannelBusy,
@@ -30,9 +33,11 @@ from ._errors import (
     CorruptSegment,
     EndOfStream,
     IncompatibleLayout,
+    MessageOverwritten,
     MessageTooLarge,
     PeerDied,
     ShmChannelError,
+    TopicTypeError,
 )
 from ._lib import LIBRARY_ENV, library_path, library_version
 
@@ -70,6 +75,13 @@ __all__ = [
     "Producer",
     "ShmChannelError",
     "Stat",
+    # broadcast
+    "BroadcastStat",
+    "MessageOverwritten",
+    "Publisher",
+    "Subscriber",
+    "SubscriberStat",
+    "TopicTypeError",
     "__version__",
     "array_message",
     "channel_dir",

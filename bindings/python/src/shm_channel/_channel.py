@@ -352,9 +352,7 @@ class _Channel:
         if allow_foreign:
             flags |= lib.SHM_CHANNEL_ALLOW_FOREIGN
         out = ffi.new("shm_channel_t **")
-        rc = lib.shm_channel_open(out, cname, self._role, flags, capacity, mode)
-        if rc:
-            _errors.raise_error(rc, name, self._role, "open", capacity=capacity, mode=mode)
+        self._open(out, cname, flags, capacity, mode)
         # The handle closes when the last reference to this cdata goes: normally in
         # close(), but later if a call in another thread, or a view of a message that
         # the user kept, still holds it; so no C call ever runs on a closed handle.
@@ -366,6 +364,12 @@ class _Channel:
         _live_channels.add(self)
         if spin is not None:
             self.set_spin(spin)
+
+    def _open(self, out: Any, cname: bytes, flags: int, capacity: int, mode: int) -> None:
+        """Open the C handle into out[0], or raise. Other kinds of channel override it."""
+        rc = lib.shm_channel_open(out, cname, self._role, flags, capacity, mode)
+        if rc:
+            _errors.raise_error(rc, self._name, self._role, "open", capacity=capacity, mode=mode)
 
     # ---- lifetime ---------------------------------------------------------------------
 

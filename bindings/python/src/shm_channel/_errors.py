@@ -14,8 +14,10 @@ __all__ = [
     "EndOfStream",
     "IncompatibleLayout",
     "MessageTooLarge",
+    "MessageOverwritten",
     "PeerDied",
     "ShmChannelError",
+    "TopicTypeError",
 ]
 
 
@@ -76,16 +78,39 @@ class EndOfStream(BrokenPipeError, ShmChannelError):
     """
 
 
+# ---- broadcast channels (publish/subscribe) ----------------------------------------------
+
+
+class TopicTypeError(ShmChannelError, TypeError):
+    """The broadcast channel carries another type than the one asked for
+    (``EMEDIUMTYPE``). ``have`` is the channel's type tag, ``want`` the one asked for
+    (spec/topics.md); also a :class:`TypeError`.
+    """
+
+    have: str = ""
+    want: str = ""
+
+
+class MessageOverwritten(ShmChannelError):
+    """A zero-copy view of a broadcast message was overwritten by the publisher while it
+    was held (``ESTALE``): what was read of it may be torn, and it counts as missed.
+    """
+
+
 class ChannelClosedError(ValueError):
     """The channel object was closed (like I/O on a closed file, a :class:`ValueError`)."""
 
 
-_ROLE_NAMES = {1: "producer", 2: "consumer", 3: "observer"}
+_ROLE_NAMES = {1: "producer", 2: "consumer", 3: "observer", 4: "publisher", 5: "subscriber"}
 
 
 def _message(err: int, name: str, role: int, op: str, extra: dict[str, object]) -> str:
     """What went wrong with channel `name`, and what to do about it."""
     who = _ROLE_NAMES.get(role, "handle")
+    if role in (4, 5):
+        text = _broadcast_message(err, name, role, op, extra)
+        if text:
+            return text
     if err == _errno.ENOENT:
         return (
             f"no channel named {name!r} in {ffi.string(lib.shm_channel_dir()).decode()}: "
@@ -183,6 +208,50 @@ def _message(err: int, name: str, role: int, op: str, extra: dict[str, object]) 
     return str(ffi.string(lib.shm_channel_strerror(-err)).decode())
 
 
+def _broadcast_message(err: int, name: str, role: int, op: str, extra: dict[str, object]) -> str:
+    """The texts that differ for a publisher (role 4) or subscriber (role 5); "" = as streams."""
+    if err == _errno.EPROTOTYPE:
+        return f"{name!r} is not a broadcast channel (it is a stream or another kind)"
+    if err == _errno.EUSERS:
+        return (
+            f"every subscriber entry of {name!r} is held by a live subscriber: close one, or "
+            "create the channel with a larger max_subscribers"
+        )
+    if err == _errno.ESTALE:
+        return (
+            f"the publisher of {name!r} overwrote the message while its view was held: what "
+            "was read of it may be torn (it counts as missed); copy sooner or use a larger depth"
+        )
+    if err == _errno.EINVAL and op == "open":
+        return (
+            f"invalid argument opening {name!r}: if it already exists, its depth, max_payload "
+            f"or max_subscribers differ from those asked ({extra.get('config')}); pass 0 to "
+            "accept any"
+        )
+    if err == _errno.EBUSY and op == "open" and role == 4:
+        return (
+            f"{name!r} already has a live publisher (in this or another process): close that "
+            "one first; a new publisher takes over after it closes or dies"
+        )
+    if err == _errno.EAGAIN and role == 5:
+        return f"nothing new on {name!r} (timeout=0): retry later, or pass a timeout"
+    if err == _errno.EPIPE:
+        return f"end of stream: the publisher closed {name!r} and every held message was read"
+    if err == _errno.EOWNERDEAD:
+        return (
+            f"the publisher of {name!r} died; every message it published was read. A new "
+            "publisher may take over and continue the numbering"
+        )
+    if err == _errno.EMSGSIZE and role == 4:
+        return (
+            f"a message of {extra.get('size')} bytes is larger than the "
+            f"{extra.get('limit')}-byte max_payload of {name!r}"
+        )
+    if err == _errno.EBADF:
+        return f"this call is not allowed for a {_ROLE_NAMES[role]} of {name!r}"
+    return ""
+
+
 _CLASSES: dict[int, type[OSError]] = {
     _errno.EMSGSIZE: MessageTooLarge,
     _errno.EBADMSG: CorruptSegment,
@@ -191,6 +260,8 @@ _CLASSES: dict[int, type[OSError]] = {
     _errno.EPROTOTYPE: IncompatibleLayout,
     _errno.EOWNERDEAD: PeerDied,
     _errno.EBUSY: ChannelBusy,
+    _errno.EMEDIUMTYPE: TopicTypeError,
+    _errno.ESTALE: MessageOverwritten,
 }
 
 
