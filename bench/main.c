@@ -358,6 +358,8 @@ int main(int argc, char **argv)
             int first = nres;
             fprintf(stderr, "throughput %llu B ", (unsigned long long)size);
             add(res, &nres, &bench_memcpy, size, cap, NULL);
+            if (size >= 1024 * 1024)
+                add(res, &nres, &bench_memcpy_ring, size, cap, NULL);
             add(res, &nres, &bench_spsc_ring, size, cap, NULL);
             add(res, &nres, &bench_pipe, size, cap, NULL);
             add(res, &nres, &bench_unix, size, cap, NULL);
