@@ -76,7 +76,7 @@ static int claim_role(shm_channel_t *ch)
             return rc;
         shm__store_relaxed(&h->producer_waiting, 0); /* a dead predecessor's flag */
         ch->prod.hs = shm__hs_register();
-        shm__store_relaxed(&h->producer_handshake, ch->prod.hs);
+        shm__hs_advertise(&h->producer_handshake, ch->prod.hs);
         shm__store_relaxed(&h->producer_epoch, shm__load_relaxed(&h->producer_epoch) + 1);
         shm__store_release(&h->producer_state, SHM_CHANNEL_PEER_ATTACHED);
         /* Our handshake word before our first publish's load of consumer_waiting (§5.10). */
@@ -88,7 +88,7 @@ static int claim_role(shm_channel_t *ch)
             return rc;
         shm__store_relaxed(&h->consumer_waiting, 0);
         ch->cons.hs = shm__hs_register();
-        shm__store_relaxed(&h->consumer_handshake, ch->cons.hs);
+        shm__hs_advertise(&h->consumer_handshake, ch->cons.hs);
         shm__store_relaxed(&h->consumer_epoch, shm__load_relaxed(&h->consumer_epoch) + 1);
         shm__store_release(&h->consumer_state, SHM_CHANNEL_PEER_ATTACHED);
         shm__fence_seq_cst();
@@ -553,7 +553,7 @@ static void end_role(shm_channel_t *ch)
         if (ch->prod.reserving)
             shm__ring_abort(&ch->prod);
         /* No longer publishing: a successor of any layout finds "fence" (§5.10). */
-        shm__store_relaxed(&h->producer_handshake, SHM__HS_FENCE);
+        shm__hs_advertise(&h->producer_handshake, SHM__HS_FENCE);
         /* Release: every published record precedes end-of-stream. */
         shm__store_release(&h->producer_state, SHM_CHANNEL_PEER_CLOSED);
         shm__fence_seq_cst();
@@ -561,7 +561,7 @@ static void end_role(shm_channel_t *ch)
         shm__lock_drop(ch->seg.fd, SHM__LOCK_PRODUCER);
     } else if (ch->role == SHM_CHANNEL_CONSUMER) {
         /* A peeked, unreleased message stays for the next consumer. */
-        shm__store_relaxed(&h->consumer_handshake, SHM__HS_FENCE);
+        shm__hs_advertise(&h->consumer_handshake, SHM__HS_FENCE);
         shm__store_release(&h->consumer_state, SHM_CHANNEL_PEER_CLOSED);
         shm__fence_seq_cst();
         wake(&h->read_seq, NULL);

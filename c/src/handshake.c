@@ -22,6 +22,13 @@ static long membarrier(int cmd)
 #endif
 }
 
+void shm__hs_advertise(uint32_t *word, uint32_t hs)
+{
+    if (shm__hook_handshake_fence_only == 1)
+        return; /* a layout-1.0 side knows of no such word: it leaves what it finds */
+    shm__store_relaxed(word, hs);
+}
+
 uint32_t shm__hs_register(void)
 {
     if (shm__hook_handshake_fence_only)
@@ -36,6 +43,8 @@ uint32_t shm__hs_register(void)
 
 int shm__hs_heavy_barrier(void)
 {
+    if (shm__hook_handshake_fence_only == 1)
+        return 0; /* as a layout-1.0 side: it knows of no handshake word, issues nothing */
     if (shm__hook_handshake_fence_only == 2)
         return -ENOSYS;
     return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? 0 : -errno;

@@ -25,6 +25,11 @@
  * SHM__HS_FENCE (no syscall, a seccomp filter, an old kernel, or the test knob). */
 uint32_t shm__hs_register(void);
 
+/* Store this side's handshake word: its handshake at attach (before its state 1), and
+ * SHM__HS_FENCE at a clean close (before its state 2), so that whoever takes the role next,
+ * of any layout version, is never taken for a membarrier side. */
+void shm__hs_advertise(uint32_t *word, uint32_t hs);
+
 /* The sleeper's heavy barrier (spec §5.10 step S3), when the peer's word is
  * SHM__HS_MEMBARRIER: 0, or -errno if the barrier could not be issued (the caller then
  * sleeps at most SHM__HS_UNSURE_SLICE_NS). Never called when the peer's word is 0. */
