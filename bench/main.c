@@ -367,6 +367,8 @@ int main(int argc, char **argv)
                 add(res, &nres, &bench_spsc_fenced, size, cap, "spsc_ring");
             if (has_id(c.only, "shm_copy"))
                 add(res, &nres, &bench_shm_copy, size, cap, "spsc_ring");
+            if (size == 64 && has_id(c.only, "shm_copy_fenced"))
+                add(res, &nres, &bench_shm_copy_fenced, size, cap, "spsc_ring");
             if (has_id(c.only, "shm_zerocopy"))
                 add(res, &nres, &bench_shm_zerocopy, size, cap, "spsc_ring");
             if (size == 64 && has_id(c.only, "shm_batch"))
