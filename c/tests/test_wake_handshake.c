@@ -15,7 +15,13 @@
  * correct run can hold for long: a publish or release that precedes a sleep is followed by
  * a wake, or seen by the sleeper's re-check). The watcher counts it, wakes the sleeper with
  * a FUTEX_WAKE of its own so the run goes on, and the test requires the count to be 0.
- * Every message is checked (sequence, length, content). */
+ * Every message is checked (sequence, length, content).
+ *
+ * A one-way stream masks most lost wake-ups (the producer's next publish sees the flag and
+ * wakes the sleeper). The ping-pong tests do not: each side publishes one message and then
+ * waits for the reply, so a missed wake-up leaves both asleep for good; and each side spins a
+ * random time before sleeping (0 to 20 us, about one round trip), so its sleep step often
+ * meets the peer's publish at the same moment, the race the handshake must win. */
 #define _GNU_SOURCE
 #include "ct_criterion.h"
 #include <errno.h>
@@ -39,6 +45,7 @@ TestSuite(handshake, .init = ct_setup, .fini = ct_teardown, .timeout = 900);
 
 #define CAP 1024u
 #define MAXLEN 120u
+#define BIGLEN 504u /* CAP / 2 - 8 */
 #define STALL_NS (10 * CT_SEC)
 
 struct ctl {
@@ -55,7 +62,17 @@ struct cfg {
     uint64_t count;
     uint64_t seed;
     int handover; /* the consumer closes halfway and takes the role again as a 1.0 side */
+    int big;      /* 8 B and 504 B messages in turn (big_len) */
 };
+
+/* 8 B and 504 B (the largest) in turn: a 504 B record then starts 16 bytes past a multiple
+ * of 512 and the next one needs padding, so the producer finds the ring full while it holds
+ * a single big message and sleeps until the consumer has released nearly everything: the
+ * consumer's last release before it sleeps itself is the one wake the producer gets. */
+static uint64_t big_len(uint64_t i)
+{
+    return (i & 1) ? BIGLEN : 8;
+}
 
 static uint64_t ld(const uint64_t *p)
 {
@@ -99,14 +116,14 @@ static int producer_main(void *arg)
         ctl->rc_p = rc;
         return 1;
     }
-    uint8_t buf[MAXLEN];
+    uint8_t buf[BIGLEN];
     for (uint64_t i = 0; i < c->count; i++) {
         uint64_t r = ct_mix(c->seed ^ (i * 2 + 1));
         if ((i & 31) == 0)
             vary(ch, r >> 8);
         if ((r & 0xff) < 64)
             pause_a_little(r >> 16);
-        uint64_t len = ct_msg_len(c->seed, i, MAXLEN);
+        uint64_t len = c->big ? big_len(i) : ct_msg_len(c->seed, i, MAXLEN);
         ct_msg_fill(buf, c->seed, i, len);
         while ((rc = shm_channel_write(ch, buf, len, -1)) == -EPIPE && c->handover)
             ct_sleep_ms(1); /* full while the consumer hands over: wait for its successor */
@@ -134,7 +151,7 @@ static int consumer_main(void *arg)
         ctl->rc_c = rc;
         return 1;
     }
-    uint8_t buf[MAXLEN];
+    uint8_t buf[BIGLEN];
     for (uint64_t i = 0; i < c->count; i++) {
         if (c->handover && i == c->count / 2) {
             /* A clean close, then a successor that knows nothing of handshake words. */
@@ -156,7 +173,8 @@ static int consumer_main(void *arg)
             snprintf(ctl->msg, sizeof ctl->msg, "read %llu: %d", (unsigned long long)i, rc);
             return 1;
         }
-        if (ct_msg_check(buf, len, c->seed, i, MAXLEN) != 0) {
+        if (c->big ? ct_msg_verify(buf, len, c->seed, i, big_len(i)) != 0
+                   : ct_msg_check(buf, len, c->seed, i, MAXLEN) != 0) {
             st(&ctl->bad, i + 1);
             return 1;
         }
@@ -183,7 +201,7 @@ static struct outcome run(int p_knob, int c_knob, uint64_t count, uint64_t seed,
     char name[64];
     ct_name(name, "hs");
     memset(ctl, 0, sizeof *ctl);
-    struct cfg c = {name, p_knob, c_knob, count, seed, handover};
+    struct cfg c = {name, p_knob, c_knob, count, seed, handover & 1, handover >> 1};
     pid_t pp = ct_fork(producer_main, &c);
     pid_t pc = ct_fork(consumer_main, &c);
     /* Map the segment once it exists (either child creates it). */
@@ -256,7 +274,7 @@ static struct outcome run(int p_knob, int c_knob, uint64_t count, uint64_t seed,
 static uint64_t stress_count(void)
 {
     const char *s = getenv("SHM_CHANNEL_STRESS");
-    return s && *s && strcmp(s, "0") != 0 ? 4000000 : ct_scaled(60000, 10000);
+    return s && *s && strcmp(s, "0") != 0 ? 4000000 : ct_scaled(30000, 6000);
 }
 
 static void setup_ctl(void)
@@ -276,6 +294,9 @@ static void pairing(int p_knob, int c_knob, uint64_t seed)
 {
     setup_ctl();
     struct outcome o = run(p_knob, c_knob, stress_count(), seed, 0);
+    cr_assert_eq(o.lost, 0, "%llu lost wake-ups", (unsigned long long)o.lost);
+    /* The producer sleeps on a full ring that only the consumer's last release frees. */
+    o = run(p_knob, c_knob, stress_count() / 2, seed + 100, 2);
     cr_assert_eq(o.lost, 0, "%llu lost wake-ups", (unsigned long long)o.lost);
     cr_assert(o.p_sleeps > 0 && o.c_sleeps > 0, "both sides must sleep (p %llu, c %llu)",
               (unsigned long long)o.p_sleeps, (unsigned long long)o.c_sleeps);
@@ -310,9 +331,9 @@ Test(handshake, fence_producer_membarrier_consumer)
 Test(handshake, barrier_unavailable)
 {
     setup_ctl();
-    struct outcome o = run(0, 2, ct_scaled(20000, 5000), 15, 0);
+    struct outcome o = run(0, 2, ct_scaled(8000, 3000), 15, 0);
     cr_assert_eq(o.c_hs, SHM__HS_FENCE);
-    o = run(2, 0, ct_scaled(20000, 5000), 16, 0);
+    o = run(2, 0, ct_scaled(8000, 3000), 16, 0);
     cr_assert_eq(o.p_hs, SHM__HS_FENCE);
 }
 
@@ -326,4 +347,173 @@ Test(handshake, successor_after_close)
     cr_assert_eq(o.lost, 0, "%llu lost wake-ups", (unsigned long long)o.lost);
     cr_assert_eq(o.c_hs, SHM__HS_FENCE);
     cr_assert_eq(o.p_hs, expected_hs(0));
+}
+
+/* ---- ping-pong: every publish is the last before the publisher waits ------------------ */
+
+struct pp_cfg {
+    const char *ab, *ba; /* A -> B and B -> A */
+    int knob_a, knob_b;
+    uint64_t rounds;
+    uint64_t seed;
+};
+
+static int pp_side(const struct pp_cfg *c, int a)
+{
+    shm__hook_handshake_fence_only = a ? c->knob_a : c->knob_b;
+    shm__hook_liveness_slice_ns = 3600ull * CT_SEC;
+    ct_pin(a ? 0 : 1);
+    shm_channel_t *out = NULL, *in = NULL;
+    int rc = shm_channel_open(&out, a ? c->ab : c->ba, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE,
+                              CAP, 0);
+    if (rc == 0)
+        rc = shm_channel_open(&in, a ? c->ba : c->ab, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE,
+                              CAP, 0);
+    if (rc) {
+        *(a ? &ctl->rc_p : &ctl->rc_c) = rc;
+        return 1;
+    }
+    static const uint64_t spins[8] = {0, 300, 1000, 2000, 4000, 8000, 12000, 20000};
+    uint64_t buf[4];
+    for (uint64_t i = 0; i < c->rounds; i++) {
+        uint64_t r = ct_mix(c->seed ^ (i * 4 + (uint64_t)a));
+        shm_channel_set_spin(in, spins[r & 7]);
+        uint64_t len = 0;
+        if (a) {
+            buf[0] = i;
+            if ((rc = shm_channel_write(out, buf, 8 + (r >> 8) % 24, -1)) != 0)
+                break;
+            if ((rc = shm_channel_read(in, buf, sizeof buf, &len, -1)) != 0)
+                break;
+        } else {
+            if ((rc = shm_channel_read(in, buf, sizeof buf, &len, -1)) != 0)
+                break;
+            if ((r & 0xf) == 0)
+                pause_a_little(r >> 16);
+            if ((rc = shm_channel_write(out, buf, len, -1)) != 0)
+                break;
+        }
+        if (len < 8 || buf[0] != i) {
+            st(&ctl->bad, i + 1);
+            return 1;
+        }
+    }
+    if (rc) {
+        *(a ? &ctl->rc_p : &ctl->rc_c) = rc;
+        return 1;
+    }
+    st(a ? &ctl->p_done : &ctl->c_done, 1);
+    wait_stop();
+    shm_channel_close(out);
+    shm_channel_close(in);
+    return 0;
+}
+
+static const struct pp_cfg *pp_arg;
+
+static int pp_a(void *arg)
+{
+    (void)arg;
+    return pp_side(pp_arg, 1);
+}
+
+static int pp_b(void *arg)
+{
+    (void)arg;
+    return pp_side(pp_arg, 0);
+}
+
+static struct shm__header *map_header(const char *name)
+{
+    int fd = -1;
+    for (uint64_t t0 = ct_now_ns(); fd < 0; ct_sleep_ms(1)) {
+        fd = open(ct_path(name), O_RDWR | O_CLOEXEC);
+        cr_assert(fd >= 0 || ct_now_ns() - t0 < 60 * CT_SEC, "segment never appeared");
+    }
+    struct stat sb;
+    for (;; ct_sleep_ms(1)) {
+        cr_assert_eq(fstat(fd, &sb), 0);
+        if ((uint64_t)sb.st_size >= SHM_CHANNEL_HEADER_SIZE + CAP)
+            break;
+    }
+    struct shm__header *h =
+        mmap(NULL, SHM_CHANNEL_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    cr_assert(h != MAP_FAILED);
+    close(fd);
+    return h;
+}
+
+/* Lost wake-ups of a ping-pong: a consumer flagged waiting with a message there, and no
+ * position of either channel moving for STALL_NS (both sides are then asleep). */
+static uint64_t pp_run(int knob_a, int knob_b, uint64_t rounds, uint64_t seed)
+{
+    setup_ctl();
+    char ab[64], ba[64];
+    ct_name(ab, "ab");
+    ct_name(ba, "ba");
+    struct pp_cfg c = {ab, ba, knob_a, knob_b, rounds, seed};
+    pp_arg = &c;
+    pid_t pa = ct_fork(pp_a, NULL), pb = ct_fork(pp_b, NULL);
+    struct shm__header *h[2] = {map_header(ab), map_header(ba)};
+    uint64_t lost = 0, last = ~0ull, since = 0, sleeps = 0;
+    while (!(ld(&ctl->p_done) && ld(&ctl->c_done)) && !ctl->rc_p && !ctl->rc_c && !ld(&ctl->bad)) {
+        uint64_t sum = 0;
+        int stuck = 0;
+        for (int k = 0; k < 2; k++) {
+            uint64_t w = shm__load_acquire(&h[k]->write_pos);
+            uint64_t r = shm__load_acquire(&h[k]->read_pos);
+            sum += w * 3 + r;
+            stuck |= shm__load_acquire(&h[k]->consumer_waiting) && w != r;
+        }
+        if (stuck && sum == last) {
+            uint64_t now = ct_now_ns();
+            if (!since) {
+                since = now;
+            } else if (now - since > STALL_NS) {
+                lost++;
+                fprintf(stderr, "lost wake-up in a ping-pong\n");
+                for (int k = 0; k < 2; k++)
+                    futex_wake_all(&h[k]->write_seq);
+                since = 0;
+            }
+        } else {
+            since = 0;
+        }
+        last = sum;
+        ct_sleep_ms(5);
+    }
+    for (int k = 0; k < 2; k++)
+        sleeps += shm__load_relaxed(&h[k]->consumer_sleeps);
+    st(&ctl->stop, 1);
+    int sa = ct_wait(pa), sb = ct_wait(pb);
+    for (int k = 0; k < 2; k++)
+        munmap(h[k], SHM_CHANNEL_HEADER_SIZE);
+    cr_assert_eq(ld(&ctl->bad), 0, "round %llu: wrong reply", (unsigned long long)ld(&ctl->bad) - 1);
+    cr_assert(sa == 0 && sb == 0, "A %d, B %d (%d, %d)", sa, sb, ctl->rc_p, ctl->rc_c);
+    fprintf(stderr, "ping-pong a=%s b=%s: %llu rounds, %llu sleeps, lost %llu\n",
+            knob_a ? "fence" : "auto", knob_b ? "fence" : "auto", (unsigned long long)rounds,
+            (unsigned long long)sleeps, (unsigned long long)lost);
+    cr_assert(sleeps > 0, "nobody slept");
+    return lost;
+}
+
+static uint64_t pp_rounds(void)
+{
+    const char *s = getenv("SHM_CHANNEL_STRESS");
+    return s && *s && strcmp(s, "0") != 0 ? 2000000 : ct_scaled(40000, 5000);
+}
+
+Test(handshake, pingpong_both_membarrier)
+{
+    cr_assert_eq(pp_run(0, 0, pp_rounds(), 21), 0);
+}
+
+Test(handshake, pingpong_both_fence)
+{
+    cr_assert_eq(pp_run(1, 1, pp_rounds(), 22), 0);
+}
+
+Test(handshake, pingpong_mixed)
+{
+    cr_assert_eq(pp_run(0, 1, pp_rounds(), 23), 0);
 }
