@@ -41,7 +41,7 @@
 #include "hooks.h"
 #include "layout.h"
 
-TestSuite(handshake, .init = ct_setup, .fini = ct_teardown, .timeout = 900);
+TestSuite(handshake, .init = ct_setup, .fini = ct_teardown, .timeout = 1800);
 
 #define CAP 1024u
 #define MAXLEN 120u
@@ -274,7 +274,7 @@ static struct outcome run(int p_knob, int c_knob, uint64_t count, uint64_t seed,
 static uint64_t stress_count(void)
 {
     const char *s = getenv("SHM_CHANNEL_STRESS");
-    return s && *s && strcmp(s, "0") != 0 ? 4000000 : ct_scaled(30000, 6000);
+    return s && *s && strcmp(s, "0") != 0 ? 2000000 : ct_scaled(16000, 4000);
 }
 
 static void setup_ctl(void)
@@ -500,7 +500,7 @@ static uint64_t pp_run(int knob_a, int knob_b, uint64_t rounds, uint64_t seed)
 static uint64_t pp_rounds(void)
 {
     const char *s = getenv("SHM_CHANNEL_STRESS");
-    return s && *s && strcmp(s, "0") != 0 ? 2000000 : ct_scaled(40000, 5000);
+    return s && *s && strcmp(s, "0") != 0 ? 1000000 : ct_scaled(30000, 4000);
 }
 
 Test(handshake, pingpong_both_membarrier)
