@@ -4,11 +4,20 @@
  *               (the producer still writes the payload once: it stands for producing the
  *               data in place; the consumer reads the 8-byte sequence number only);
  *  - batch:     shm_channel_write_batch / shm_channel_read_batch, run->batch per call;
+ *  - copy, fence handshake: write/read with the consumer in a seccomp filter that makes
+ *               membarrier fail (as a container without it would): both sides then use the
+ *               layout-1.0 full fence after every publish (spec §5.10), so the row next to
+ *               `write/read` is the same-run price of that fence;
  *  - round trips: 64 B ping-pong over two channels with write/read (or reserve/peek),
  *               spinning (default spin) or blocking (shm_channel_set_spin(ch, 0)). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,7 +83,25 @@ static void note_stats(struct bench_run *run, shm_channel_t *ch)
 
 /* ---- throughput --------------------------------------------------------------------- */
 
-enum mode { COPY, ZEROCOPY, BATCH };
+enum mode { COPY, ZEROCOPY, BATCH, COPY_FENCED };
+
+/* This process (a bench child, which exits after its run) gets ENOSYS from membarrier from
+ * now on: its stream handles register nothing and say "fence" (spec §5.10), and so does
+ * the peer's publish step against it. */
+static int block_membarrier(struct bench_run *run)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        return bench_fail(run, "seccomp: %s", strerror(errno));
+    return 0;
+}
 
 static int produce(struct bench_run *run, enum mode mode)
 {
@@ -144,6 +171,11 @@ static int consume(struct bench_run *run, enum mode mode)
         bench_fail(run, "out of memory");
         goto out;
     }
+    if (mode == COPY_FENCED) {
+        if (block_membarrier(run))
+            goto out;
+        mode = COPY;
+    }
     if (open_side(run, "-c", SHM_CHANNEL_CONSUMER, &ch))
         goto out;
     if (bench_tp_begin(run))
@@ -197,6 +229,10 @@ static int copy_consume(struct bench_run *run)
 {
     return consume(run, COPY);
 }
+static int fenced_consume(struct bench_run *run)
+{
+    return consume(run, COPY_FENCED);
+}
 static int zc_produce(struct bench_run *run)
 {
     return produce(run, ZEROCOPY);
@@ -218,6 +254,12 @@ const struct bench_transport bench_shm_copy = {
     .id = "shm_copy", .label = "shm_channel write/read", .group = "shm_channel",
     .kind = BENCH_THROUGHPUT, .setup = shm_setup, .teardown = shm_teardown,
     .produce = copy_produce, .consume = copy_consume,
+};
+
+const struct bench_transport bench_shm_copy_fenced = {
+    .id = "shm_copy_fenced", .label = "shm_channel write/read, fence hs",
+    .group = "shm_channel", .kind = BENCH_THROUGHPUT, .setup = shm_setup,
+    .teardown = shm_teardown, .produce = copy_produce, .consume = fenced_consume,
 };
 
 const struct bench_transport bench_shm_zerocopy = {

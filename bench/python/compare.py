@@ -26,8 +26,8 @@ Throughput, for each message size (64 B to 6,220,800 B):
   py_batch     write_many / read_many (256 per call, read_many fills at most 64 KiB);
                sizes up to 4 KiB; checked per batch (first and last stamp, the count)
   py_zerocopy  Producer.reserve (fill the memoryview) / Consumer.peek (look in place)
-Ring (and shared-memory ring) capacity as bench/: 4 MiB, or the next power of two holding
-three messages beyond 1 MiB.
+Ring (and shared-memory ring) capacity as bench/: 4 MiB, or the smallest power of two whose
+largest payload holds the message (16 MiB for 1080p frames).
 
 Round trip, 64 B, one message in flight, ping here and pong in the child, each round trip
 timed with perf_counter_ns: mp_pipe (duplex Pipe), zmq_ipc (PAIR), py_ring (two rings),
@@ -72,9 +72,9 @@ CPUS: list[int] = []
 
 
 def capacity_for(size: int) -> int:
-    """As bench/main.c: 4 MiB, or the next power of two holding three records."""
+    """As bench/main.c: 4 MiB, or the smallest power of two whose largest payload holds it."""
     need = 1
-    while need < 3 * (size + 16):
+    while need < 2 * (size + 8):
         need <<= 1
     return max(need, 4 * MIB)
 

@@ -352,6 +352,10 @@ def targets(d: Data) -> list[Target]:
     t.append(Target("c64", "C 64 B throughput, write/read vs minimal SPSC ring",
                     f"{si(a.v.med) if a else '-'} msg/s", f"{si(b.v.med) if b else '-'} msg/s",
                     ratio(a, b), 1.0, True, noisy(d, a, b)))  # fmt: skip
+    a, f = c("shm_copy"), c("shm_copy_fenced")
+    t.append(Target("c64hs", "C 64 B write/read, membarrier handshake vs fence handshake (info: the fence's price)",
+                    f"{si(a.v.med) if a else '-'} msg/s", f"{si(f.v.med) if f else '-'} msg/s",
+                    ratio(a, f), 1.0, True, noisy(d, a, f)))  # fmt: skip
     a = c("shm_batch")
     t.append(Target("c64b", "C 64 B throughput, *_batch (32/call) vs minimal SPSC ring (info)",
                     f"{si(a.v.med) if a else '-'} msg/s", f"{si(b.v.med) if b else '-'} msg/s",
@@ -364,7 +368,11 @@ def targets(d: Data) -> list[Target]:
     a, b = c("shm_spin", kind="rtt"), c("cacheline", kind="rtt")
     t.append(Target("rtt_cl", "C 64 B spinning round trip vs bare cache-line round trip",
                     ns(a.v.med) if a else "-", ns(b.v.med) if b else "-",
-                    ratio(a, b), 2.5, False, noisy(d, a, b)))  # fmt: skip
+                    ratio(a, b), 1.6, False, noisy(d, a, b)))  # fmt: skip
+    a, b = d.get("rust", "tp", "rs_zerocopy", 6220800), d.get("rust", "tp", "ice_pubsub", 6220800)
+    t.append(Target("frames", "1080p frames (6,220,800 B), Rust zero-copy vs iceoryx2 pub/sub",
+                    f"{a.gbps:.2f} GB/s" if a else "-", f"{b.gbps:.2f} GB/s" if b else "-",
+                    ratio(a, b), 1.0, True, noisy(d, a, b)))  # fmt: skip
     a, b = d.get("rust", "rtt", "rs_spin"), d.get("rust", "rtt", "ice_rtt")
     t.append(Target("ice", "64 B one-way latency (RTT/2), Rust spin vs iceoryx2 pub/sub",
                     ns(a.v.med / 2) if a else "-", ns(b.v.med / 2) if b else "-",
@@ -381,7 +389,7 @@ def targets(d: Data) -> list[Target]:
     a = p("py_batch")
     t.append(Target("pyb", "Python 64 B batch throughput vs multiprocessing.Pipe",
                     f"{si(a.v.med) if a else '-'} msg/s", f"{si(b.v.med) if b else '-'} msg/s",
-                    ratio(a, b), 10.0, True, noisy(d, a, b)))  # fmt: skip
+                    ratio(a, b), 20.0, True, noisy(d, a, b)))  # fmt: skip
     def overlap(a: Fig | None, b: Fig | None) -> bool:
         return bool(a and b and a.v.lo <= b.v.hi and b.v.lo <= a.v.hi)
 
@@ -453,6 +461,14 @@ def sh(cmd: list[str]) -> str:
         return ""
 
 
+def cache_line_rtt(d: Data) -> str:
+    """The bare cache-line round trip between the two CPUs of the C part (bench/README.md)."""
+    f = d.get("c", "rtt", "cacheline")
+    if not f or not f.v.ok:
+        return "not measured"
+    return f"{ns(f.v.med)} median [{ns(f.v.lo)}–{ns(f.v.hi)}] (C part, 2 lines)"
+
+
 def machine(d: Data) -> list[tuple[str, str]]:
     cpu = "unknown"
     flags = ""
@@ -473,6 +489,7 @@ def machine(d: Data) -> list[tuple[str, str]]:
     gov = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
     rows = [
         ("CPU", f"{cpu}, {os.cpu_count()} CPUs online"),
+        ("cache-line round trip", cache_line_rtt(d)),
         ("memory", mem),
         ("kernel", f"{platform.system()} {platform.release()} {platform.machine()}"),
         ("virtualisation", virt),

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "atomics.h"
+#include "handshake.h"
 #include "hooks.h"
 #include "layout.h"
 #include "os.h"
@@ -74,16 +75,23 @@ static int claim_role(shm_channel_t *ch)
         if ((rc = shm__ring_producer_attach(&ch->ring, &ch->prod)) != 0)
             return rc;
         shm__store_relaxed(&h->producer_waiting, 0); /* a dead predecessor's flag */
+        ch->prod.hs = shm__hs_register();
+        shm__hs_advertise(&h->producer_handshake, ch->prod.hs);
         shm__store_relaxed(&h->producer_epoch, shm__load_relaxed(&h->producer_epoch) + 1);
         shm__store_release(&h->producer_state, SHM_CHANNEL_PEER_ATTACHED);
+        /* Our handshake word before our first publish's load of consumer_waiting (§5.10). */
+        shm__fence_seq_cst();
     } else if (ch->role == SHM_CHANNEL_CONSUMER) {
         if ((rc = shm__lock_try(ch->seg.fd, SHM__LOCK_CONSUMER, 1)) != 0)
             return rc;
         if ((rc = shm__ring_consumer_attach(&ch->ring, &ch->cons)) != 0)
             return rc;
         shm__store_relaxed(&h->consumer_waiting, 0);
+        ch->cons.hs = shm__hs_register();
+        shm__hs_advertise(&h->consumer_handshake, ch->cons.hs);
         shm__store_relaxed(&h->consumer_epoch, shm__load_relaxed(&h->consumer_epoch) + 1);
         shm__store_release(&h->consumer_state, SHM_CHANNEL_PEER_ATTACHED);
+        shm__fence_seq_cst();
     }
     return 0;
 }
@@ -276,12 +284,15 @@ static int wait_ready(shm_channel_t *ch, struct op *op, int64_t timeout_ns)
     uint32_t *seq = producer ? &h->read_seq : &h->write_seq;
     uint32_t *waiting = producer ? &h->producer_waiting : &h->consumer_waiting;
     uint64_t *sleeps = producer ? &h->producer_sleeps : &h->consumer_sleeps;
+    const uint32_t *peer_hs = producer ? &h->consumer_handshake : &h->producer_handshake;
     for (;;) {
         uint32_t seen = shm__load_acquire(seq);
         shm__store_relaxed(waiting, 1);
         /* Store waiting, then load the peer's position (inside try_once): the peer stores
-         * its position, then loads waiting, so one of us sees the other. */
+         * its position, then loads waiting, so one of us sees the other: by our fence and
+         * its fence, or, if the peer publishes without one, by our membarrier (§5.10). */
         shm__fence_seq_cst();
+        int unsure = shm__hs_before_sleep(peer_hs) != 0;
         if ((rc = try_once(ch, op)) != -EAGAIN)
             break;
         if ((rc = settle(ch, op, 1)) != -EAGAIN)
@@ -294,6 +305,8 @@ static int wait_ready(shm_channel_t *ch, struct op *op, int64_t timeout_ns)
         uint64_t slice = shm__hook_liveness_slice_ns;
         if (deadline - now < slice)
             slice = deadline - now;
+        if (unsure && slice > SHM__HS_UNSURE_SLICE_NS)
+            slice = SHM__HS_UNSURE_SLICE_NS; /* the peer may publish unfenced: look again soon */
         shm__counter_add(sleeps, 1);
         if (shm__futex_wait(seq, seen, slice) == -EINTR) {
             rc = -EINTR;
@@ -539,6 +552,8 @@ static void end_role(shm_channel_t *ch)
     if (ch->role == SHM_CHANNEL_PRODUCER) {
         if (ch->prod.reserving)
             shm__ring_abort(&ch->prod);
+        /* No longer publishing: a successor of any layout finds "fence" (§5.10). */
+        shm__hs_advertise(&h->producer_handshake, SHM__HS_FENCE);
         /* Release: every published record precedes end-of-stream. */
         shm__store_release(&h->producer_state, SHM_CHANNEL_PEER_CLOSED);
         shm__fence_seq_cst();
@@ -546,6 +561,7 @@ static void end_role(shm_channel_t *ch)
         shm__lock_drop(ch->seg.fd, SHM__LOCK_PRODUCER);
     } else if (ch->role == SHM_CHANNEL_CONSUMER) {
         /* A peeked, unreleased message stays for the next consumer. */
+        shm__hs_advertise(&h->consumer_handshake, SHM__HS_FENCE);
         shm__store_release(&h->consumer_state, SHM_CHANNEL_PEER_CLOSED);
         shm__fence_seq_cst();
         wake(&h->read_seq, NULL);

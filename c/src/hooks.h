@@ -22,6 +22,14 @@ extern uint64_t shm__hook_lock_check_delay_ns;
  * process), so that ThreadSanitizer, which tracks addresses, sees both sides' accesses to
  * the shared words. dst's own mapping is released. 0, or -EINVAL if the two handles are
  * not of the same segment. */
+/* The wake handshake (spec §5.10) as a side without membarrier would run it. 1: this
+ * process's stream handles behave as a layout-1.0 side: they never touch the handshake words,
+ * fence on every publish, issue no membarrier before sleeping. 2: a 1.1 side whose
+ * membarrier registration failed (a kernel or container without it): word 0, fence on every
+ * publish, and its heavy barrier fails too (it then bounds its sleeps). Default 0: register
+ * and use membarrier when possible. */
+extern int shm__hook_handshake_fence_only;
+
 int shm__hook_share_mapping(shm_channel_t *dst, const shm_channel_t *src);
 
 #endif

@@ -1,4 +1,4 @@
-/* Private mirror of the segment layout, version 1 (spec/README.md, "Segment layout").
+/* Private mirror of the segment layout, version 1.1 (spec/README.md, "Segment layout").
  * Every offset is asserted against the spec table. All fields are little-endian; this
  * implementation supports little-endian hosts only. */
 #ifndef SHM_CHANNEL_LAYOUT_H
@@ -11,7 +11,10 @@
 #error "shm_channel layout v1 is little-endian; this host is not"
 #endif
 
-#define SHM__MAGIC "SHM_CHAN" /* 53 48 4D 5F 43 48 41 4E */
+#define SHM__MAGIC "SHM_CHAN"
+/* The minor version a stream creator writes: 1 since the handshake words (§5.10). Readers
+ * accept every minor of major 1 (a 1.0 segment's handshake words are zero: "fence"). */
+#define SHM__STREAM_LAYOUT_MINOR 1 /* 53 48 4D 5F 43 48 41 4E */
 #define SHM__RECORD_HEADER 8u
 #define SHM__RECORD_ALIGN 8u
 #define SHM__REC_MESSAGE 1u
@@ -64,10 +67,12 @@ struct shm__header {
     uint8_t reserved6[64];      /* 320 */
     /* own line, written by the consumer when it goes to sleep */
     uint32_t consumer_waiting;  /* 384 */
-    uint8_t reserved7[124];     /* 388 */
+    uint32_t consumer_handshake; /* 388: layout 1.1, the consumer's wake handshake (§5.10) */
+    uint8_t reserved7[120];     /* 392 */
     /* own line, written by the producer when it goes to sleep */
     uint32_t producer_waiting;  /* 512 */
-    uint8_t reserved8[124];     /* 516 */
+    uint32_t producer_handshake; /* 516: layout 1.1, the producer's wake handshake (§5.10) */
+    uint8_t reserved8[120];     /* 520 */
     uint8_t reserved9[4096 - 640]; /* 640 */
 };
 
@@ -103,6 +108,8 @@ SHM__ASSERT_OFF(consumer_wakes, 304);
 SHM__ASSERT_OFF(consumer_sleeps, 312);
 SHM__ASSERT_OFF(consumer_waiting, 384);
 SHM__ASSERT_OFF(producer_waiting, 512);
+SHM__ASSERT_OFF(consumer_handshake, 388);
+SHM__ASSERT_OFF(producer_handshake, 516);
 _Static_assert(sizeof(struct shm__header) == 4096, "header is 4096 bytes");
 
 /* Largest payload for a capacity: half the ring less one record header, so a record

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "atomics.h"
+#include "handshake.h"
 #include "segment.h"
 #include "shm_channel.h"
 
@@ -11,7 +12,7 @@ void shm__ring_format(struct shm__header *h, uint64_t capacity, uint32_t creator
                       uint64_t created_ns)
 {
     h->layout_major = SHM_CHANNEL_LAYOUT_MAJOR;
-    h->layout_minor = SHM_CHANNEL_LAYOUT_MINOR;
+    h->layout_minor = SHM__STREAM_LAYOUT_MINOR;
     h->kind = SHM_CHANNEL_KIND_STREAM;
     h->header_size = SHM_CHANNEL_HEADER_SIZE;
     h->capacity = capacity;
@@ -173,9 +174,9 @@ int shm__ring_publish(const struct shm__ring *r, struct shm__ring_producer *p)
      * (an abort takes it back). */
     shm__store_release(&h->write_pos, p->reserving ? p->reserve_start : p->wpos);
     /* Store write_pos, then load consumer_waiting: the consumer does the mirror image
-     * (store waiting, load write_pos), so one of us sees the other (spec: Waiting). */
-    shm__fence_seq_cst();
-    return shm__load_relaxed(&h->consumer_waiting) != 0;
+     * (store waiting, fence or membarrier, load write_pos), so one of us sees the other
+     * (spec §5.10). */
+    return shm__hs_peer_waiting(p->hs, &h->consumer_handshake, &h->consumer_waiting);
 }
 
 int shm__ring_peek(const struct shm__ring *r, struct shm__ring_consumer *c, const void **ptr,
@@ -247,6 +248,5 @@ int shm__ring_publish_release(const struct shm__ring *r, struct shm__ring_consum
     /* Release: our reads of the released records are done before the producer reuses them. */
     shm__store_release(&h->read_pos, c->rpos);
     /* Store read_pos, then load producer_waiting (mirror of the producer's sleep). */
-    shm__fence_seq_cst();
-    return shm__load_relaxed(&h->producer_waiting) != 0;
+    return shm__hs_peer_waiting(c->hs, &h->producer_handshake, &h->producer_waiting);
 }

@@ -26,6 +26,7 @@ struct shm__ring_producer {
     int reserving;
     uint64_t pending_msgs;  /* committed since the last publish */
     uint64_t pending_bytes;
+    uint32_t hs;            /* our wake handshake (handshake.h), fixed at attach */
 };
 
 /* Consumer-local state. */
@@ -38,6 +39,7 @@ struct shm__ring_consumer {
     int peeking;
     uint64_t pending_msgs;
     uint64_t pending_bytes;
+    uint32_t hs;            /* our wake handshake (handshake.h), fixed at attach */
 };
 
 /* Fill the identity fields of a fresh, zeroed header for `capacity`, magic included.

@@ -102,7 +102,7 @@ Test(ring_format, writes_every_identity_field)
     struct shm__header *h = (struct shm__header *)(void *)m;
     cr_assert_eq(memcmp(m, "SHM_CHAN", 8), 0);
     cr_assert_eq(h->layout_major, 1);
-    cr_assert_eq(h->layout_minor, 0);
+    cr_assert_eq(h->layout_minor, 1); /* 1.1: the handshake words (spec §5.10) */
     cr_assert_eq(h->kind, 1);
     cr_assert_eq(h->flags, 0);
     cr_assert_eq(h->header_size, 4096);

@@ -189,7 +189,8 @@ Test(vectors, every_vector_gives_its_verdict)
         "empty", "one_message", "zero_length", "wrapped_padding", "full_ring", "end_of_stream",
         "producer_died", "bad_magic", "unknown_major", "wrong_kind", "capacity_not_pow2",
         "file_short", "record_past_write_pos", "position_diff_exceeds_capacity",
-        "bad_record_type", "padding_wrong_length", "header_not_ready"};
+        "bad_record_type", "padding_wrong_length", "header_not_ready", "handshake_membarrier",
+        "handshake_unknown"};
     for (size_t r = 0; r < sizeof required / sizeof required[0]; r++) {
         int found = 0;
         for (int i = 0; i < n; i++)

@@ -59,7 +59,9 @@ FIELDS = [
     (304, "<Q", "consumer_wakes"),
     (312, "<Q", "consumer_sleeps"),
     (384, "<I", "consumer_waiting"),
+    (388, "<I", "consumer_handshake"),
     (512, "<I", "producer_waiting"),
+    (516, "<I", "producer_handshake"),
 ]
 FIELD_NAMES = {name for _, _, name in FIELDS}
 
@@ -348,6 +350,32 @@ def build():
     v.verdict(msgs=[b"from a newer minor"], end="EAGAIN",
               must="A reader accepts any minor of its major and MUST NOT reject a segment because "
               "a reserved byte is non-zero (spec section 1 and 7).")
+    V.append(v)
+
+    v = Vector("handshake_membarrier",
+               "layout 1.1: both handshake words say membarrier (spec section 5.10)")
+    p = v.message(0, b"fast publish")
+    p = v.message(p, b"no fence")
+    v.set(layout_minor=1, write_pos=p, producer_state=1, producer_epoch=1, msgs_written=2,
+          bytes_written=20, producer_handshake=1, consumer_handshake=1, consumer_state=1,
+          consumer_epoch=1)
+    v.details.append("Written by two layout-1.1 sides that both registered for "
+                     "`MEMBARRIER_CMD_GLOBAL_EXPEDITED` and died (a copied file carries no "
+                     "locks). The consumer's word is a dead holder's: the new consumer stores its "
+                     "own word when it attaches (section 5.3 step 3), whatever it finds.")
+    v.verdict(msgs=[b"fast publish", b"no fence"], end="EOWNERDEAD",
+              must="The handshake words change nothing in what is read: both messages, then "
+              "`EOWNERDEAD` (the producer died). A 1.0 reader reads this segment the same way.")
+    V.append(v)
+
+    v = Vector("handshake_unknown",
+               "layout 1.1: handshake words with a value no version defines (7)")
+    p = v.message(0, b"fenced")
+    v.set(layout_minor=1, write_pos=p, msgs_written=1, bytes_written=6,
+          producer_handshake=7, consumer_handshake=7)
+    v.verdict(msgs=[b"fenced"], end="EAGAIN",
+              must="A handshake word other than 1 means the full-fence handshake (section "
+              "5.10): the segment opens and reads normally; a reader MUST NOT reject it.")
     V.append(v)
 
     # ---------------------------------------------------------------- invalid vectors

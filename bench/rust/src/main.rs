@@ -51,8 +51,10 @@ type IceNode = Node<ipc::Service>;
 // ---- small helpers ----------------------------------------------------------------------
 
 fn capacity_for(size: usize) -> usize {
-    // As bench/main.c: 4 MiB, or the next power of two holding three records.
-    (3 * (size + 16)).next_power_of_two().max(4 * MIB)
+    // As bench/main.c: 4 MiB, or the smallest power of two whose largest payload holds the
+    // message (the recommended capacity: two frames take turns in cache; iceoryx2 gets as
+    // many samples as fit, at least 2).
+    (2 * (size + 8)).next_power_of_two().max(4 * MIB)
 }
 
 fn ice_buffer_for(size: usize) -> usize {

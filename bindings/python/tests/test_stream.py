@@ -336,7 +336,7 @@ def test_stat_and_properties(pair, name: str) -> None:
     assert st.used == 16 and st.write_pos - st.read_pos == 16
     assert st.producer_alive and st.consumer_alive and st.in_use
     assert st.producer_state == 1 and st.consumer_state == 1
-    assert st.kind == 1 and (st.layout_major, st.layout_minor) == (1, 0)
+    assert st.kind == 1 and (st.layout_major, st.layout_minor) == (1, 1)  # 1.1: spec §5.10
     c.read()
     st2 = sc.stat(name)
     assert st2.msgs_read == 1 and st2.bytes_read == 5 and st2.used == 0

@@ -228,7 +228,7 @@ impl Observer {
     /// # let name = &format!("doc-observer-stat-{}", std::process::id());
     /// # let tx = shm_channel::Producer::create(name)?;
     /// let obs = shm_channel::Observer::open(name)?;
-    /// assert_eq!(obs.stat()?.layout_version, (1, 0));
+    /// assert_eq!(obs.stat()?.layout_version, (1, 1));
     /// # drop(obs); drop(tx);
     /// # Ok::<(), shm_channel::Error>(())
     /// ```

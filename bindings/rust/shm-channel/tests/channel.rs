@@ -431,7 +431,7 @@ fn stats_count_messages_bytes_and_states() {
     rx.read(&mut Vec::new()).unwrap();
     let st = obs.stat().unwrap();
     assert_eq!(st.kind, 1);
-    assert_eq!(st.layout_version, (1, 0));
+    assert_eq!(st.layout_version, (1, 1)); // streams are 1.1 (spec §5.10)
     assert_eq!((st.capacity, st.max_payload), (4096, 2040));
     assert_eq!((st.msgs_written, st.bytes_written), (3, 110));
     assert_eq!((st.msgs_read, st.bytes_read), (1, 0));

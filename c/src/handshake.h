@@ -1,0 +1,64 @@
+/* The wake handshake of a stream (spec/README.md §5.10): how a side that published orders its
+ * position store before its load of the peer's waiting flag, and what a side about to sleep
+ * does so that the two never miss each other.
+ *
+ *  - fence (layout 1.0, every implementation): the publisher runs a full fence after its
+ *    position store; the sleeper stores its waiting flag, runs a full fence, re-reads.
+ *  - membarrier (layout 1.1): a side registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED says so in
+ *    its `*_handshake` word; while both words say so, a publisher only keeps the compiler from
+ *    moving its load above its store, and the sleeper pays instead: after its fence it issues
+ *    membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which runs a full barrier on every CPU that
+ *    runs a thread of a registered process (the publisher's). */
+#ifndef SHM_CHANNEL_HANDSHAKE_H
+#define SHM_CHANNEL_HANDSHAKE_H
+
+#include <stdint.h>
+
+#include "atomics.h"
+
+#define SHM__HS_FENCE 0u      /* layout 1.0's handshake; also what a 1.0 side leaves (zero) */
+#define SHM__HS_MEMBARRIER 1u /* registered: publishes without a fence against a 1 peer */
+
+/* Called at every attach of a stream role: register this process for
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED (registration belongs to the address space, so a forked
+ * child registers again on its own open). SHM__HS_MEMBARRIER if that worked, else
+ * SHM__HS_FENCE (no syscall, a seccomp filter, an old kernel, or the test knob). */
+uint32_t shm__hs_register(void);
+
+/* Store this side's handshake word: its handshake at attach (before its state 1), and
+ * SHM__HS_FENCE at a clean close (before its state 2), so that whoever takes the role next,
+ * of any layout version, is never taken for a membarrier side. */
+void shm__hs_advertise(uint32_t *word, uint32_t hs);
+
+/* The sleeper's heavy barrier (spec §5.10 step S3), when the peer's word is
+ * SHM__HS_MEMBARRIER: 0, or -errno if the barrier could not be issued (the caller then
+ * sleeps at most SHM__HS_UNSURE_SLICE_NS). Never called when the peer's word is 0. */
+int shm__hs_heavy_barrier(void);
+
+#define SHM__HS_UNSURE_SLICE_NS 1000000ull
+
+/* Publish side, after the release store of its position (spec §5.4 step 7, §5.5 step 5):
+ * order that store before the load of the peer's waiting flag, then load it. `own` is this
+ * side's handshake, `peer_hs` the peer's word (in the same cache line as `peer_waiting`, so
+ * reading it costs no extra line). Non-zero if the peer may be asleep. */
+static inline int shm__hs_peer_waiting(uint32_t own, const uint32_t *peer_hs,
+                                       const uint32_t *peer_waiting)
+{
+    if (own == SHM__HS_MEMBARRIER && shm__load_relaxed(peer_hs) == SHM__HS_MEMBARRIER)
+        __atomic_signal_fence(__ATOMIC_SEQ_CST); /* compiler only: the sleeper's membarrier */
+    else
+        shm__fence_seq_cst();
+    return shm__load_relaxed(peer_waiting) != 0;
+}
+
+/* Sleep side, after storing its waiting flag and a full fence, before re-reading the peer's
+ * position (spec §5.6 step 2): the heavy barrier when the peer may publish without a fence.
+ * 0, or -errno as shm__hs_heavy_barrier. */
+static inline int shm__hs_before_sleep(const uint32_t *peer_hs)
+{
+    if (shm__load_relaxed(peer_hs) != SHM__HS_MEMBARRIER)
+        return 0;
+    return shm__hs_heavy_barrier();
+}
+
+#endif
