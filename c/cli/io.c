@@ -36,6 +36,8 @@ const struct opt_spec opts_record[] = {
     {"count", 'n', OPT_U64, "stop after N messages"},
     {"timeout", 't', OPT_DOUBLE, "stop (exit 4) when no message came for N seconds"},
     {"follow", 0, OPT_FLAG, "broadcast: start at the newest message, not the oldest held"},
+    {"create", 'c', OPT_FLAG, "create the stream if it does not exist"},
+    {"capacity", 0, OPT_U64, "with --create: ring bytes (a power of two)"},
     {0}};
 const struct opt_spec opts_replay[] = {
     {"fast", 0, OPT_FLAG, "do not keep the recorded pace"},

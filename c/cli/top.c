@@ -164,7 +164,8 @@ static const struct chan_snap *find_snap(const struct snaps *s, const char *name
 
 static void print_table(const struct snaps *prev, const struct snaps *cur)
 {
-    printf("%-28s %-9s %8s %8s %8s %7s %7s %7s %7s  %s\n", "NAME", "KIND", "MSG/S", "BYTES/S",
+    printf("%-24s %-9s %10s %7s %7s %8s %7s %7s %7s %7s  %s\n", "NAME", "KIND", "MSGS", "MSG/S",
+           "BYTES/S",
            "FILL/LAG", "FULL/S", "EMPTY/S", "SLEEP/S", "WAKE/S", "PEERS");
     for (size_t i = 0; i < cur->n; i++) {
         const struct chan_snap *c = &cur->v[i], *p = find_snap(prev, c->name);
@@ -192,8 +193,8 @@ static void print_table(const struct snaps *prev, const struct snaps *cur)
             strcpy(f, "-"); /* a publisher never waits, a subscriber's wait is a sleep */
             strcpy(e, "-");
         }
-        printf("%-28.28s %-9s %8s %8s %8s %7s %7s %7s %7s  %s\n", c->name, cli_kind_name(c->st.kind),
-               m, b, fill, f, e, sl, w, peers);
+        printf("%-24.24s %-9s %10" PRIu64 " %7s %7s %8s %7s %7s %7s %7s  %s\n", c->name,
+               cli_kind_name(c->st.kind), c->st.msgs_written, m, b, fill, f, e, sl, w, peers);
     }
 }
 

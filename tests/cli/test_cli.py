@@ -1,0 +1,443 @@
+"""The shm_channel program driven as real processes against real channels and real peers
+(docs/cli.md): every command, its --json, exit statuses, bad input, send | recv, record and
+replay, doctor, and top in a real terminal (a pty)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import subprocess
+import time
+
+import pytest
+
+from conftest import CLI
+
+COMMANDS = ["ls", "stat", "top", "hz", "send", "recv", "call", "record", "replay", "doctor",
+            "rm", "gc", "version"]
+
+
+# --- help, usage errors, exit statuses ------------------------------------------------------
+def test_help_lists_every_command_and_the_exit_statuses(cli):
+    out = cli.ok("--help")
+    for c in COMMANDS:
+        assert re.search(rf"^  {c}\b", out, re.M), f"{c} missing from --help:\n{out}"
+    for code in ("0 done", "1 runtime failure", "2 usage error", "3 doctor", "4 --timeout"):
+        assert code in out
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help(cli, cmd):
+    r = cli.run(cmd, "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"usage: shm_channel " + cmd.encode())
+    assert b"Exit status" in r.stdout
+    assert list(cli.dir.iterdir()) == [], "--help does nothing"
+
+
+@pytest.mark.parametrize("args", [
+    [], ["frob"], ["--bogus"], ["ls", "x"], ["stat"], ["stat", "a", "b"], ["send"],
+    ["recv", "x", "--format", "yaml"], ["recv", "x", "--count", "-1"],
+    ["recv", "x", "--count", "ten"], ["top", "--interval"], ["top", "--interval", "0"],
+    ["send", "x", "--frames", "--file"], ["send", "x", "extra"], ["gc", "--force"],
+    ["stat", "x", "--kind", "yaml"], ["record", "x"], ["replay", "f"], ["hz"],
+    ["send", "x", "--depth", "4"], ["ls", "--json=yes"],
+])
+def test_bad_command_lines_exit_2_and_do_nothing(cli, args):
+    r = cli.run(*args)
+    assert r.returncode == 2, f"{args}: exit {r.returncode} {r.stderr}"
+    assert b"usage: shm_channel" in r.stderr
+    assert list(cli.dir.iterdir()) == []
+
+
+def test_runtime_failures_exit_1_naming_the_channel_and_the_reason(cli):
+    for args in (["stat", "nosuch"], ["recv", "nosuch"], ["send", "nosuch"], ["hz", "nosuch"],
+                 ["rm", "nosuch"], ["record", "nosuch", "/dev/null"]):
+        r = cli.run(*args)
+        assert r.returncode == 1, f"{args}: {r.returncode}"
+        err = r.stderr.decode()
+        assert "nosuch" in err and "no such channel" in err.lower(), err
+    r = cli.run("replay", "/nonexistent/rec", "x")
+    assert r.returncode == 1 and b"/nonexistent/rec" in r.stderr
+
+
+def test_version(cli):
+    assert re.fullmatch(r"\d+\.\d+\.\d+\n", cli.ok("version"))
+
+
+# --- ls and stat --json against real peers --------------------------------------------------
+def _round_trip(cli, name, lines):
+    prod = cli.spawn("send", "--create", name)
+    cli.wait_for("created", lambda: cli.stat(name))
+    cons = cli.spawn("recv", name, stdin=subprocess.DEVNULL)
+    cli.wait_for("both attached", lambda: (s := cli.stat(name)) and s["producer"]["alive"]
+                 and s["consumer"]["alive"])
+    prod.stdin.write(b"".join(x + b"\n" for x in lines))
+    prod.stdin.flush()
+    got = [cons.stdout.readline().rstrip(b"\n") for _ in lines]
+    assert got == lines
+    return prod, cons
+
+
+def test_stream_stat_json_follows_real_peers(cli):
+    lines = [b"hello", b"", b"x" * 100]
+    prod, cons = _round_trip(cli, "s1", lines)
+    s = cli.stat("s1")
+    assert s["name"] == "s1" and s["kind"] == "stream" and s["kind_id"] == 1
+    assert s["layout"] == "1.0" and s["in_use"] is True
+    assert s["msgs_written"] == 3 and s["msgs_read"] == 3
+    assert s["bytes_written"] == 105 and s["bytes_read"] == 105 and s["used"] == 0
+    assert s["capacity"] == 1 << 20 and s["max_payload"] > 0
+    assert s["producer"] == {"state": "alive", "alive": True, "epoch": 1}
+    assert s["consumer"]["state"] == "alive"
+    for k in ("write_pos", "read_pos", "full_events", "empty_events", "producer_wakes",
+              "consumer_wakes", "producer_sleeps", "consumer_sleeps", "creator_pid",
+              "created_ns"):
+        assert isinstance(s[k], int), k
+    # The text form says the same.
+    text = cli.ok("stat", "s1")
+    assert re.search(r"^msgs_written +3$", text, re.M) and "producer        alive" in text
+    # The producer closes: end-of-stream; the consumer drains, exits 0, and the finished
+    # stream is gone.
+    prod.stdin.close()
+    assert prod.wait(30) == 0 and cons.wait(30) == 0
+    assert cli.run("stat", "s1").returncode == 1
+
+
+def test_broadcast_and_ls_json(cli):
+    pub = cli.spawn("send", "--create", "--broadcast", "--depth", "4", "--max-payload", "64",
+                    "--max-subscribers", "8", "b1")
+    cli.wait_for("publisher", lambda: (s := cli.stat("b1")) and s["publisher"]["alive"])
+    subs = [cli.spawn("recv", "--follow", "--format", "json", "b1", stdin=subprocess.DEVNULL)
+            for _ in range(2)]
+    cli.wait_for("2 subscribers", lambda: cli.stat("b1")["subscribers_live"] == 2)
+    pub.stdin.write(b"one\ntwo\nthree\n")
+    pub.stdin.flush()
+    for sub in subs:
+        got = [json.loads(sub.stdout.readline()) for _ in range(3)]
+        assert [g["text"] for g in got] == ["one", "two", "three"]
+        assert [g["seq"] for g in got] == [1, 2, 3] and [g["n"] for g in got] == [1, 2, 3]
+        assert got[0]["hex"] == "6f6e65" and got[0]["missed"] == 0
+    s = cli.stat("b1")
+    assert s["kind"] == "broadcast" and s["kind_id"] == 2
+    assert s["depth"] == 4 and s["max_payload"] == 64 and s["max_subscribers"] == 8
+    assert s["published"] == 3 and s["type_tag"] == ""
+    assert s["publisher"]["state"] == "alive" and s["joins"] == 2
+    assert len(s["subscribers"]) == 2
+    for e in s["subscribers"]:
+        assert e["alive"] and e["delivered"] == 3 and e["next_seq"] == 4 and e["lag"] == 0
+    # A stream next to it; ls --json lists both with the objects stat --json gives.
+    prod = cli.spawn("send", "--create", "s2")
+    cli.wait_for("producer", lambda: cli.stat("s2"))
+    (cli.dir / "not-a-channel").write_bytes(b"x" * 5000)
+    ls = cli.json("ls", "--json")
+    assert ls["dir"] == str(cli.dir)
+    by = {c["name"]: c for c in ls["channels"]}
+    assert set(by) == {"b1", "s2"}, "files that are not channels are left out"
+    assert by["b1"]["kind"] == "broadcast" and by["b1"]["subscribers_live"] == 2
+    assert by["s2"]["kind"] == "stream" and by["s2"]["producer"]["alive"]
+    assert set(by["s2"]) == set(cli.stat("s2")), "ls --json holds stat --json's objects"
+    text = cli.ok("ls")
+    assert re.search(r"^b1 +broadcast .* 2 subs", text, re.M), text
+    # The publisher closes: each subscriber ends (exit 0).
+    pub.stdin.close()
+    assert pub.wait(30) == 0
+    for sub in subs:
+        assert sub.wait(30) == 0
+    prod.stdin.close()
+    prod.wait(30)
+
+
+def test_broadcast_recv_without_follow_prints_what_is_held(cli):
+    pub = cli.spawn("send", "--create", "--broadcast", "--depth", "4", "b2")
+    pub.stdin.write(b"".join(b"%d\n" % i for i in range(1, 11)))
+    pub.stdin.flush()
+    cli.wait_for("10 published", lambda: (s := cli.stat("b2")) and s["published"] == 10)
+    r = cli.run("recv", "b2")
+    assert r.returncode == 0
+    assert r.stdout.split() == [b"7", b"8", b"9", b"10"], "the depth's newest, oldest first"
+
+
+def test_stat_of_kinds_not_yet_readable(cli):
+    r = cli.run("stat", "--kind", "compat", "x")
+    assert r.returncode == 1 and b"compat" in r.stderr and b"not yet" in r.stderr
+    r = cli.run("call", "svc")
+    assert r.returncode == 1 and b"service" in r.stderr
+
+
+# --- send | recv ------------------------------------------------------------------------------
+def test_send_recv_formats_and_counts(cli):
+    frames = [b"", b"\x00\x01\x02", b"a\nb", bytes(range(256)) * 4]
+    data = b"".join(struct.pack("<I", len(f)) + f for f in frames)
+    cli.ok("send", "--create", "--frames", "f1", input=data)
+    r = cli.run("recv", "f1", "--format", "frames")
+    assert r.returncode == 0 and r.stdout == data, "frames round trip byte for byte"
+
+    cli.ok("send", "--create", "--count", "2", "c1", input=b"a\nb\nc\n")
+    assert cli.ok("recv", "c1", "--format", "hex") == "61\n62\n", "--count 2 sent two"
+
+    cli.ok("send", "--create", "c2", input=b"x\ny\nz\n")
+    assert cli.ok("recv", "c2", "--count", "2") == "x\ny\n"
+    assert cli.stat("c2")["msgs_read"] == 2, "recv --count 2 read exactly two"
+    assert cli.ok("recv", "c2", "--format", "raw") == "z"
+
+    f1, f2 = cli.dir.parent / f"{cli.dir.name}-a", cli.dir.parent / f"{cli.dir.name}-b"
+    try:
+        f1.write_bytes(b"whole\nfile\n")
+        f2.write_bytes(b"\xff" * 3000)
+        cli.ok("send", "--create", "--file", "w1", str(f1), str(f2))
+        out = [json.loads(x) for x in cli.ok("recv", "w1", "--format", "json").splitlines()]
+        assert [o["len"] for o in out] == [11, 3000]
+        assert out[0]["text"] == "whole\nfile\n" and "text" not in out[1]
+        assert bytes.fromhex(out[1]["hex"]) == b"\xff" * 3000
+    finally:
+        f1.unlink()
+        f2.unlink()
+
+
+def test_send_rate_paces_messages(cli):
+    t0 = time.monotonic()
+    cli.ok("send", "--create", "--rate", "20", "r1", input=b"1\n2\n3\n4\n5\n6\n")
+    assert time.monotonic() - t0 >= 0.2, "6 messages at 20/s take at least 5/20 s"
+    assert cli.ok("recv", "r1").split() == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_bad_input_to_send(cli):
+    r = cli.run("send", "--create", "--frames", "bf", input=struct.pack("<I", 10) + b"short")
+    assert r.returncode == 1 and b"inside frame 1" in r.stderr
+    r = cli.run("send", "--create", "--capacity", "1024", "big", input=b"y" * 5000 + b"\n")
+    assert r.returncode == 1 and b"max_payload" in r.stderr and b"big" in r.stderr
+    r = cli.run("send", "--create", "--capacity", "1000", "cap")
+    assert r.returncode == 1 and b"cap" in r.stderr
+
+
+def test_recv_timeout_exits_4_and_peer_death_exits_1(cli):
+    cons_side = cli.spawn("send", "--create", "t1")  # a producer that sends nothing
+    cli.wait_for("producer", lambda: cli.stat("t1"))
+    r = cli.run("recv", "t1", "--timeout", "0.2")
+    assert r.returncode == 4 and b"timeout" in r.stderr
+    cons_side.kill()
+    cons_side.wait()
+    r = cli.run("recv", "t1")
+    assert r.returncode == 1 and b"producer died" in r.stderr
+
+
+# --- record / replay --------------------------------------------------------------------------
+def _read_recording(path):
+    data = path.read_bytes()
+    magic, version, kind, start_ns, max_payload = struct.unpack_from("<8sIIQQ", data)
+    assert magic == b"SHMCREC\0" and version == 1
+    recs, off = [], 32
+    while off < len(data):
+        t, n, missed = struct.unpack_from("<QII", data, off)
+        recs.append((t, data[off + 16:off + 16 + n], missed))
+        off += 16 + n
+    assert off == len(data)
+    return kind, start_ns, max_payload, recs
+
+
+def test_record_and_replay_keep_timestamps(cli, tmp_path):
+    rec = tmp_path / "rec.shmrec"
+    recorder = cli.spawn("record", "--create", "src", str(rec), stdin=subprocess.DEVNULL)
+    cli.wait_for("recorder attached", lambda: (s := cli.stat("src")) and s["consumer"]["alive"])
+    msgs = [b"m%d" % i for i in range(8)]
+    t0 = time.monotonic()
+    cli.ok("send", "--rate", "20", "src", input=b"".join(m + b"\n" for m in msgs))
+    assert recorder.wait(30) == 0, recorder.stderr.read()
+    kind, start_ns, max_payload, recs = _read_recording(rec)
+    assert kind == 1 and max_payload > 0 and abs(start_ns / 1e9 - time.time()) < 3600
+    assert [r[1] for r in recs] == msgs
+    ts = [r[0] for r in recs]
+    assert ts == sorted(ts) and ts[-1] - ts[0] >= 0.3e9, "7 gaps of 1/20 s"
+
+    # Replay at the recorded pace, into a consumer that tells when each message came.
+    t0 = time.monotonic()
+    cli.ok("replay", "--create", str(rec), "dst")
+    took = time.monotonic() - t0
+    assert took >= (ts[-1] - ts[0]) / 1e9 * 0.9, f"replay kept the pace: {took:.3f} s"
+    assert cli.ok("recv", "dst").encode().split() == msgs
+
+    # --fast: the same messages.
+    cli.ok("replay", "--fast", "--create", str(rec), "dst2")
+    assert cli.ok("recv", "dst2").encode().split() == msgs
+    # --count on replay
+    cli.ok("replay", "--fast", "--count", "3", "--create", str(rec), "dst3")
+    assert cli.ok("recv", "dst3").encode().split() == msgs[:3]
+
+
+def test_replay_rejects_bad_recordings(cli, tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"hello world, not a recording at all")
+    r = cli.run("replay", str(bad), "x")
+    assert r.returncode == 1 and b"not a shm_channel recording" in r.stderr
+    trunc = tmp_path / "trunc"
+    hdr = struct.pack("<8sIIQQ", b"SHMCREC\0", 1, 1, 0, 64)
+    trunc.write_bytes(hdr + struct.pack("<QII", 0, 2, 0) + b"ok" + struct.pack("<QII", 0, 50, 0)
+                      + b"short")
+    r = cli.run("replay", "--create", str(trunc), "tr")
+    assert r.returncode == 1 and b"truncated record 2" in r.stderr
+    assert cli.ok("recv", "tr") == "ok\n", "the complete record before it was replayed"
+    newer = tmp_path / "newer"
+    newer.write_bytes(struct.pack("<8sIIQQ", b"SHMCREC\0", 2, 1, 0, 64))
+    r = cli.run("replay", str(newer), "x")
+    assert r.returncode == 1 and b"version 2" in r.stderr
+
+
+def test_record_of_a_broadcast_channel(cli, tmp_path):
+    rec = tmp_path / "b.rec"
+    pub = cli.spawn("send", "--create", "--broadcast", "--depth", "16", "br")
+    cli.wait_for("publisher", lambda: cli.stat("br"))
+    recorder = cli.spawn("record", "--count", "3", "br", str(rec), stdin=subprocess.DEVNULL)
+    cli.wait_for("subscriber", lambda: cli.stat("br")["subscribers_live"] == 1)
+    pub.stdin.write(b"a\nb\nc\n")
+    pub.stdin.flush()
+    assert recorder.wait(30) == 0
+    kind, _, _, recs = _read_recording(rec)
+    assert kind == 2 and [r[1] for r in recs] == [b"a", b"b", b"c"]
+    pub.stdin.close()
+    pub.wait(30)
+
+
+# --- hz, top ----------------------------------------------------------------------------------
+def _busy_stream(cli, name, rate="400"):
+    """A consumer and a producer sending `payload` lines (an endless input) at `rate`/s."""
+    cons = cli.spawn("recv", name, "--create", stdout=subprocess.DEVNULL,
+                     stdin=subprocess.DEVNULL)
+    cli.wait_for("created", lambda: cli.stat(name))
+    yes = subprocess.Popen(["yes", "payload"], stdout=subprocess.PIPE)
+    cli.procs.append(yes)
+    prod = cli.spawn("send", name, "--rate", rate, stdin=yes.stdout)
+    cli.wait_for("peers", lambda: (s := cli.stat(name)) and s["producer"]["alive"])
+    return prod, cons
+
+
+def test_hz_measures_a_live_rate(cli):
+    _busy_stream(cli, "h1", rate="200")
+    out = cli.ok("hz", "h1", "--interval", "0.3", "--count", "2", "--json").splitlines()
+    assert len(out) == 2
+    for line in out:
+        h = json.loads(line)
+        assert h["name"] == "h1" and h["kind"] == "stream"
+        assert 0 < h["msgs_per_s"] <= 400 and h["bytes_per_s"] == pytest.approx(
+            h["msgs_per_s"] * 7, rel=0.5)
+    assert json.loads(out[1])["msgs_written"] > json.loads(out[0])["msgs_written"]
+    text = cli.ok("hz", "h1", "--interval", "0.2", "--count", "1")
+    assert re.match(r"h1: [\d.]+k? msg/s, ", text), text
+
+
+def test_top_once_json_and_text(cli):
+    _busy_stream(cli, "t1", rate="300")
+    cli.ok("send", "--create", "idle", input=b"a\n")
+    top = cli.json("top", "--once", "--json", "--interval", "0.3")
+    by = {c["name"]: c for c in top["channels"]}
+    assert set(by) == {"t1", "idle"}
+    assert by["t1"]["msgs_per_s"] > 0 and by["t1"]["producer"] == "alive"
+    assert by["t1"]["consumer"] == "alive" and 0 <= by["t1"]["fill"] <= 1
+    assert by["idle"]["msgs_per_s"] == 0 and by["idle"]["used"] > 0
+    text = cli.ok("top", "--once", "--interval", "0.2")
+    assert "\x1b[" not in text, "--once prints a plain table"
+    assert re.search(r"^t1 +stream ", text, re.M) and "prod alive, cons alive" in text
+
+
+def test_top_in_a_real_terminal_shows_live_figures(cli):
+    _busy_stream(cli, "live", rate="500")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(CLI, [CLI, "top", "--interval", "0.25"], dict(cli.env, TERM="xterm"))
+    out = b""
+    try:
+        end = time.monotonic() + 30
+        while out.count(b"\x1b[H\x1b[2J") < 5 and time.monotonic() < end:
+            r, _, _ = select.select([fd], [], [], 1)
+            if r:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    break
+    finally:
+        os.kill(pid, signal.SIGINT)
+        while True:  # what it prints on its way out
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, st = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, "Ctrl-C ends top cleanly"
+    screens = out.split(b"\x1b[H\x1b[2J")[1:]
+    assert len(screens) >= 3, out
+    totals, rates = [], []
+    for s in screens[1:4]:
+        text = s.decode()
+        assert "MSG/S" in text and "PEERS" in text
+        m = re.search(r"^live +stream +(\d+) +(\S+) ", text, re.M)
+        assert m, text
+        totals.append(int(m.group(1)))
+        rates.append(m.group(2))
+    assert totals[0] < totals[1] < totals[2], f"the written total grows: {totals}"
+    assert all(r not in ("0", "-") for r in rates), f"a nonzero rate: {rates}"
+    assert b"\x1b[?25h" in out, "the cursor is shown again on exit"
+
+
+# --- doctor, rm, gc ---------------------------------------------------------------------------
+def test_doctor_finds_a_dead_owner_and_gc_fixes_it(cli):
+    r = cli.run("doctor", "--min-size", "1M")
+    assert r.returncode == 0, r.stdout
+    assert b"0 problems found" in r.stdout
+    dying = cli.spawn("send", "--create", "dead1")
+    dying.stdin.write(b"unread\n")
+    dying.stdin.flush()
+    cli.wait_for("written", lambda: (s := cli.stat("dead1")) and s["msgs_written"] == 1)
+    dying.kill()
+    dying.wait()
+    alive = cli.spawn("send", "--create", "alive1")
+    cli.wait_for("alive", lambda: cli.stat("alive1"))
+    r = cli.run("doctor", "--min-size", "1M", "--json")
+    assert r.returncode == 3
+    d = json.loads(r.stdout)
+    assert d["channels"] == 2 and d["problems"] == 1 and d["dir"] == str(cli.dir)
+    (f,) = d["findings"]
+    assert f["level"] == "problem" and f["name"] == "dead1"
+    assert "dead" in f["what"] and "shm_channel rm dead1" in f["advice"]
+    text = cli.run("doctor", "--min-size", "1M").stdout.decode()
+    assert "problem: dead1: owners all dead" in text and "advice:" in text
+    # A small directory is a limit that will bite.
+    r = cli.run("doctor", "--min-size", "1024G", "--json")
+    assert any("holds only" in f["what"] and "--shm-size" in f["advice"]
+               for f in json.loads(r.stdout)["findings"])
+    # gc removes the dead channel, not the live one.
+    assert cli.ok("gc") == "removed dead1\n"
+    assert cli.run("doctor", "--min-size", "1M").returncode == 0
+    assert cli.stat("alive1")
+
+
+def test_doctor_flags_other_writable_segments(cli):
+    cli.ok("send", "--create", "open1", input=b"x\n")
+    os.chmod(cli.dir / "open1", 0o666)
+    d = json.loads(cli.run("doctor", "--min-size", "1M", "--json").stdout)
+    assert any(f["name"] == "open1" and "writable by others" in f["what"]
+               for f in d["findings"])
+
+
+def test_doctor_without_a_directory(cli, env):
+    r = subprocess.run([CLI, "doctor"], capture_output=True,
+                       env=dict(env, SHM_CHANNEL_DIR="/nonexistent/shm"))
+    assert r.returncode == 3 and b"/nonexistent/shm" in r.stdout
+
+
+def test_rm(cli):
+    cli.ok("send", "--create", "gone", input=b"x\n")
+    busy = cli.spawn("send", "--create", "busy")
+    cli.wait_for("busy", lambda: cli.stat("busy"))
+    r = cli.run("rm", "busy")
+    assert r.returncode == 1 and b"in use" in r.stderr
+    cli.ok("rm", "gone")
+    assert cli.run("stat", "gone").returncode == 1
