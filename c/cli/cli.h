@@ -53,6 +53,8 @@ const char *opt_str(const struct cli_args *a, const char *name, const char *dflt
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "shm_channel <cmd> <name>: <what>: <strerror(rc)>" on stderr; returns CLI_FAIL. */
 int cli_fail(const char *cmd, const char *name, const char *what, int rc);
+/* "shm_channel <cmd>: <path>: <strerror(-rc)>" for a file (not a channel); CLI_FAIL. */
+int cli_fail_file(const char *cmd, const char *path, int rc);
 
 /* --- the command table ---------------------------------------------------------------- */
 struct command {

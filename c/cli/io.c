@@ -215,7 +215,7 @@ int cmd_send(const struct cli_args *a)
             size_t len = 0;
             char *data = NULL;
             if ((rc = slurp_file(path, &data, &len)) != 0) {
-                status = cli_fail("send", name, path, rc);
+                status = cli_fail_file("send", path, rc);
                 break;
             }
             pace(t0, n, rate);
@@ -460,7 +460,7 @@ int cmd_record(const struct cli_args *a)
     if (!out) {
         rc = -errno;
         shm_channel_close(ch);
-        return cli_fail("record", name, path, rc);
+        return cli_fail_file("record", path, rc);
     }
     cli_catch_signals();
     uint64_t cap = shm_channel_max_payload(ch);
@@ -494,7 +494,7 @@ int cmd_record(const struct cli_args *a)
     shm_channel_close(ch);
     if ((out != stdout && fclose(out) != 0) || (out == stdout && fflush(out) != 0)) {
         if (status == CLI_OK)
-            status = cli_fail("record", name, path, -errno);
+            status = cli_fail_file("record", path, -errno);
     }
     fprintf(stderr, "shm_channel record %s: %" PRIu64 " messages to %s\n", name, n, path);
     return status;
@@ -505,7 +505,7 @@ int cmd_replay(const struct cli_args *a)
     const char *path = a->pos[0], *name = a->pos[1];
     FILE *in = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!in)
-        return cli_fail("replay", path, NULL, -errno);
+        return cli_fail_file("replay", path, -errno);
     unsigned char hdr[32];
     if (fread(hdr, 1, sizeof hdr, in) != sizeof hdr || memcmp(hdr, REC_MAGIC, 8)) {
         fclose(in);

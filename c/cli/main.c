@@ -118,6 +118,12 @@ int cli_fail(const char *cmd, const char *name, const char *what, int rc)
     return CLI_FAIL;
 }
 
+int cli_fail_file(const char *cmd, const char *path, int rc)
+{
+    fprintf(stderr, "shm_channel %s: %s: %s\n", cmd, path, strerror(-rc));
+    return CLI_FAIL;
+}
+
 static int find_opt(const struct opt_spec *spec, const char *name, size_t len, char shortname)
 {
     for (int i = 0; spec[i].name; i++)

@@ -63,7 +63,9 @@ def test_runtime_failures_exit_1_naming_the_channel_and_the_reason(cli):
         err = r.stderr.decode()
         assert "nosuch" in err and "no such channel" in err.lower(), err
     r = cli.run("replay", "/nonexistent/rec", "x")
-    assert r.returncode == 1 and b"/nonexistent/rec" in r.stderr
+    assert r.returncode == 1 and b"/nonexistent/rec: No such file or directory" in r.stderr
+    r = cli.run("send", "--create", "--file", "x", "/nonexistent/msg")
+    assert r.returncode == 1 and b"/nonexistent/msg: No such file or directory" in r.stderr
 
 
 def test_version(cli):
