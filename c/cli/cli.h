@@ -106,6 +106,16 @@ struct chan_snap {
     uint64_t max_lag;                /* broadcast: largest lag of a live subscriber */
     uint64_t missed;                 /* broadcast: sum over entries */
     uint64_t t_ns;                   /* CLOCK_MONOTONIC when taken */
+    /* Kinds whose calls the public header may not have yet: each is compiled in when the
+     * header defines its block (service: issue 12; compat: issue 13). */
+#ifdef SHM_CHANNEL_SERVICE_MAX_CLIENTS
+#define CLI_HAVE_SERVICE 1
+    shm_channel_service_stat_t svc;
+#endif
+#ifdef SHM_CHANNEL_KIND_COMPAT
+#define CLI_HAVE_COMPAT 1
+    shm_channel_compat_stat_t cs;
+#endif
 };
 
 /* Per-kind operations: one row per kind this tool knows. */
@@ -123,6 +133,8 @@ const struct kind_ops *cli_kind_by_name(const char *name);
 
 /* Open an observer on `name` and take a snapshot; *ch (if not NULL) keeps the handle. */
 int cli_observe(const char *name, struct chan_snap *s, shm_channel_t **ch);
+/* The same with extra open flags (SHM_CHANNEL_COMPAT for a compat segment). */
+int cli_observe_flags(const char *name, uint32_t flags, struct chan_snap *s, shm_channel_t **ch);
 /* The members of one channel's JSON object (without the braces). */
 void cli_snap_json(shm_channel_t *ch, const struct chan_snap *s, struct json *j);
 /* Call fn for every channel in the directory (files that are not channels are skipped).

@@ -420,8 +420,44 @@ int cmd_recv(const struct cli_args *a)
 /* --- call (service, kind 4) ----------------------------------------------------------- */
 int cmd_call(const struct cli_args *a)
 {
+    const char *name = a->pos[0];
+#ifdef CLI_HAVE_SERVICE
+    shm_channel_t *ch;
+    int rc = shm_channel_open_service(&ch, name, SHM_CHANNEL_CLIENT, 0, NULL, 0);
+    if (rc)
+        return cli_fail("call", name, "open", rc);
+    char *req = NULL;
+    size_t len = 0;
+    if ((rc = slurp_file("-", &req, &len)) != 0) {
+        shm_channel_close(ch);
+        return cli_fail_file("call", "stdin", rc);
+    }
+    cli_catch_signals();
+    double timeout = opt_double(a, "timeout", 0);
+    uint64_t cap = shm_channel_max_payload(ch), got = 0;
+    char *resp = malloc(cap ? cap : 1);
+    int status = CLI_OK;
+    rc = resp ? shm_channel_request(ch, req, len, resp, cap, &got,
+                                    timeout > 0 ? (int64_t)(timeout * 1e9) : -1)
+              : -ENOMEM;
+    if (rc == 0)
+        fwrite(resp, 1, got, stdout);
+    else if (rc == -ETIMEDOUT && timeout > 0) {
+        fprintf(stderr, "shm_channel call %s: no response within --timeout\n", name);
+        status = CLI_TIMEOUT;
+    } else if (rc == -EMSGSIZE && got == 0)
+        status = cli_fail("call", name, "the request is larger than the service's max_request",
+                          0);
+    else
+        status = cli_fail("call", name, "request", rc);
+    free(req);
+    free(resp);
+    shm_channel_close(ch);
+    return status;
+#else
     const struct kind_ops *k = cli_kind_by_name("service");
-    return cli_fail("call", a->pos[0], k->not_yet, 0);
+    return cli_fail("call", name, k->not_yet, 0);
+#endif
 }
 
 /* --- record / replay ------------------------------------------------------------------ */

@@ -234,16 +234,117 @@ static void bcast_json(shm_channel_t *ch, const struct chan_snap *s, struct json
     json_arr_end(j);
 }
 
+/* --- service (kind 4) ----------------------------------------------------------------- */
+#ifdef CLI_HAVE_SERVICE
+static int svc_snap(shm_channel_t *ch, struct chan_snap *s)
+{
+    return shm_channel_service_stat(ch, &s->svc);
+}
+
+static void svc_text(shm_channel_t *ch, const struct chan_snap *s)
+{
+    (void)ch;
+    const shm_channel_service_stat_t *v = &s->svc;
+    printf("max_request     %" PRIu64 "\n", v->max_request);
+    printf("max_response    %" PRIu64 "\n", v->max_response);
+    printf("max_clients     %u\n", v->max_clients);
+    printf("server          %s (epoch %u)\n", cli_state_name(v->server_state, v->server_alive),
+           v->server_epoch);
+    printf("clients         %u live (%u recorded, %" PRIu64 " joins, %" PRIu64 " reclaimed, %"
+           PRIu64 " reaped)\n", v->live_clients, v->clients, v->joins, v->reclaims, v->reaped);
+    printf("requests        %" PRIu64 "\n", v->requests);
+    printf("responses       %" PRIu64 "\n", v->responses);
+    printf("stale           %" PRIu64 "\n", v->stale);
+    printf("expired         %" PRIu64 "\n", v->expired);
+    printf("invalid         %" PRIu64 "\n", v->invalid);
+    printf("server_sleeps   %" PRIu64 "\n", v->server_sleeps);
+    printf("server_wakes    %" PRIu64 "\n", v->server_wakes);
+    printf("client_sleeps   %" PRIu64 "\n", v->client_sleeps);
+    printf("client_timeouts %" PRIu64 "\n", v->client_timeouts);
+    printf("in_use          %s\n", s->st.in_use ? "yes" : "no");
+    printf("creator_pid     %u\n", s->st.creator_pid);
+}
+
+static void svc_json(shm_channel_t *ch, const struct chan_snap *s, struct json *j)
+{
+    (void)ch;
+    const shm_channel_service_stat_t *v = &s->svc;
+    json_u64(j, "capacity", s->st.capacity);
+    json_u64(j, "max_payload", s->st.max_payload);
+    json_u64(j, "max_request", v->max_request);
+    json_u64(j, "max_response", v->max_response);
+    json_u64(j, "max_clients", v->max_clients);
+    role_json(j, "server", v->server_state, v->server_alive, v->server_epoch);
+    json_u64(j, "clients_live", v->live_clients);
+    json_u64(j, "clients_recorded", v->clients);
+    json_u64(j, "joins", v->joins);
+    json_u64(j, "reclaims", v->reclaims);
+    json_u64(j, "reaped", v->reaped);
+    json_u64(j, "requests", v->requests);
+    json_u64(j, "responses", v->responses);
+    json_u64(j, "stale", v->stale);
+    json_u64(j, "expired", v->expired);
+    json_u64(j, "invalid", v->invalid);
+    json_u64(j, "server_sleeps", v->server_sleeps);
+    json_u64(j, "server_wakes", v->server_wakes);
+    json_u64(j, "client_sleeps", v->client_sleeps);
+    json_u64(j, "client_timeouts", v->client_timeouts);
+}
+#endif
+
+/* --- compat (seed 002's layout; only ever named explicitly) ---------------------------- */
+#ifdef CLI_HAVE_COMPAT
+static int compat_snap(shm_channel_t *ch, struct chan_snap *s)
+{
+    return shm_channel_compat_stat(ch, &s->cs);
+}
+
+static void compat_text(shm_channel_t *ch, const struct chan_snap *s)
+{
+    (void)ch;
+    const shm_channel_compat_stat_t *c = &s->cs;
+    printf("capacity        %u\n", c->capacity);
+    printf("max_payload     %" PRIu64 "\n", s->st.max_payload);
+    printf("head            %u\n", c->head);
+    printf("tail            %u\n", c->tail);
+    printf("used            %u\n", c->used);
+    printf("torn_loads      %" PRIu64 "\n", c->torn_loads);
+    printf("segment_gone    %s\n", c->segment_gone ? "yes" : "no");
+}
+
+static void compat_json(shm_channel_t *ch, const struct chan_snap *s, struct json *j)
+{
+    (void)ch;
+    const shm_channel_compat_stat_t *c = &s->cs;
+    json_u64(j, "capacity", c->capacity);
+    json_u64(j, "max_payload", s->st.max_payload);
+    json_u64(j, "head", c->head);
+    json_u64(j, "tail", c->tail);
+    json_u64(j, "used", c->used);
+    json_u64(j, "torn_loads", c->torn_loads);
+    json_bool(j, "segment_gone", c->segment_gone);
+}
+#endif
+
 /* --- the table ------------------------------------------------------------------------ */
 static const struct kind_ops kinds[] = {
     {SHM_CHANNEL_KIND_STREAM, "stream", NULL, stream_snap, stream_text, stream_json},
     {SHM_CHANNEL_KIND_BROADCAST, "broadcast", NULL, bcast_snap, bcast_text, bcast_json},
-    /* Kinds whose public API is not in this build yet (issue 12: service; issue 13: compat,
-     * whose segments have no shm_channel header and are only ever named explicitly). */
+    /* Kinds compiled in when the header has their calls, else rows that say "not yet"
+     * (issue 12: service; issue 13: compat, whose segments have no shm_channel header and
+     * are only ever named explicitly: stat --kind compat). */
+#ifdef CLI_HAVE_SERVICE
+    {SHM_CHANNEL_KIND_SERVICE, "service", NULL, svc_snap, svc_text, svc_json},
+#else
     {4, "service", "kind 4 (service): not yet readable by this build's library", NULL, NULL,
      NULL},
+#endif
+#ifdef CLI_HAVE_COMPAT
+    {SHM_CHANNEL_KIND_COMPAT, "compat", NULL, compat_snap, compat_text, compat_json},
+#else
     {0, "compat", "compat segments (seed 002 layout): not yet in this build's library", NULL,
      NULL, NULL},
+#endif
 };
 
 const struct kind_ops *cli_kind_ops(uint32_t kind)
@@ -270,10 +371,16 @@ const char *cli_kind_name(uint32_t kind)
 
 int cli_observe(const char *name, struct chan_snap *s, shm_channel_t **out)
 {
+    return cli_observe_flags(name, 0, s, out);
+}
+
+int cli_observe_flags(const char *name, uint32_t flags, struct chan_snap *s, shm_channel_t **out)
+{
     shm_channel_t *ch;
     memset(s, 0, sizeof(*s));
     snprintf(s->name, sizeof s->name, "%s", name);
-    int rc = shm_channel_open(&ch, name, SHM_CHANNEL_OBSERVER, SHM_CHANNEL_ALLOW_FOREIGN, 0, 0);
+    int rc = shm_channel_open(&ch, name, SHM_CHANNEL_OBSERVER, SHM_CHANNEL_ALLOW_FOREIGN | flags,
+                              0, 0);
     if (rc)
         return rc;
     s->t_ns = cli_now_ns();
@@ -398,7 +505,12 @@ int cmd_stat(const struct cli_args *a)
     }
     struct chan_snap s;
     shm_channel_t *ch;
-    int rc = cli_observe(name, &s, &ch);
+    uint32_t flags = 0;
+#ifdef CLI_HAVE_COMPAT
+    if (kname && !strcmp(kname, "compat"))
+        flags = SHM_CHANNEL_COMPAT; /* no header to recognise: opened as what it must be */
+#endif
+    int rc = cli_observe_flags(name, flags, &s, &ch);
     if (rc == -EPROTOTYPE && s.st.kind) {
         const struct kind_ops *k = cli_kind_ops(s.st.kind);
         char what[160];

@@ -43,6 +43,13 @@ static void rates_of(const struct chan_snap *p, const struct chan_snap *c, struc
     if (b->kind == SHM_CHANNEL_KIND_BROADCAST) {
         r->sleeps = per_s(c->sub_sleeps, p->sub_sleeps, r->dt);
         r->wakes = per_s(b->producer_wakes, a->producer_wakes, r->dt);
+#ifdef CLI_HAVE_SERVICE
+    } else if (b->kind == SHM_CHANNEL_KIND_SERVICE) {
+        r->msgs = per_s(c->svc.requests, p->svc.requests, r->dt);
+        r->sleeps = per_s(c->svc.server_sleeps + c->svc.client_sleeps,
+                          p->svc.server_sleeps + p->svc.client_sleeps, r->dt);
+        r->wakes = per_s(c->svc.server_wakes, p->svc.server_wakes, r->dt);
+#endif
     } else {
         r->sleeps = per_s(b->producer_sleeps + b->consumer_sleeps,
                           a->producer_sleeps + a->consumer_sleeps, r->dt);
@@ -69,6 +76,13 @@ static const char *human(char *buf, size_t n, double v)
 
 static void fill_text(const struct chan_snap *s, char *buf, size_t n)
 {
+#ifdef CLI_HAVE_SERVICE
+    if (s->st.kind == SHM_CHANNEL_KIND_SERVICE) {
+        uint64_t done = s->svc.responses + s->svc.stale;
+        snprintf(buf, n, "owed %" PRIu64, s->svc.requests > done ? s->svc.requests - done : 0);
+        return;
+    }
+#endif
     if (s->st.kind == SHM_CHANNEL_KIND_BROADCAST)
         snprintf(buf, n, "lag %" PRIu64, s->max_lag);
     else
@@ -79,6 +93,14 @@ static void fill_text(const struct chan_snap *s, char *buf, size_t n)
 static void peers_text(const struct chan_snap *s, char *buf, size_t n)
 {
     const shm_channel_stat_t *st = &s->st;
+#ifdef CLI_HAVE_SERVICE
+    if (st->kind == SHM_CHANNEL_KIND_SERVICE) {
+        snprintf(buf, n, "server %s, clients %u/%u",
+                 cli_state_name(s->svc.server_state, s->svc.server_alive), s->svc.live_clients,
+                 s->svc.max_clients);
+        return;
+    }
+#endif
     if (st->kind == SHM_CHANNEL_KIND_BROADCAST)
         snprintf(buf, n, "pub %s, subs %u/%u", cli_state_name(st->producer_state,
                                                               st->producer_alive),
@@ -102,6 +124,16 @@ static void rates_json(struct json *j, const struct chan_snap *s, const struct r
     json_double(j, "wakes_per_s", r->wakes);
     json_u64(j, "msgs_written", st->msgs_written);
     json_u64(j, "bytes_written", st->bytes_written);
+#ifdef CLI_HAVE_SERVICE
+    if (st->kind == SHM_CHANNEL_KIND_SERVICE) {
+        json_str(j, "server", cli_state_name(s->svc.server_state, s->svc.server_alive));
+        json_u64(j, "clients_live", s->svc.live_clients);
+        json_u64(j, "max_clients", s->svc.max_clients);
+        json_u64(j, "requests", s->svc.requests);
+        json_u64(j, "responses", s->svc.responses);
+        return;
+    }
+#endif
     if (st->kind == SHM_CHANNEL_KIND_BROADCAST) {
         json_u64(j, "max_lag", s->max_lag);
         json_u64(j, "missed", s->missed);
