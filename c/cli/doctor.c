@@ -104,6 +104,16 @@ static int check_one(const char *name, void *ctx)
     snprintf(rm, sizeof rm, "no live process uses it: `shm_channel rm %s` (or `shm_channel gc` "
                             "for every such channel) frees %.1f MiB", name,
              (double)sb.st_size / 1048576.0);
+#ifdef CLI_HAVE_SERVICE
+    if (st->kind == SHM_CHANNEL_KIND_SERVICE) {
+        const shm_channel_service_stat_t *v = &s.svc;
+        if (v->server_state == SHM_CHANNEL_PEER_ATTACHED && !v->server_alive &&
+            v->live_clients == 0)
+            add(d, 1, name, rm, "owners all dead: the server died and no client is alive");
+        shm_channel_close(ch);
+        return 0;
+    }
+#endif
     if (st->kind == SHM_CHANNEL_KIND_BROADCAST) {
         int pub_dead = st->producer_state == SHM_CHANNEL_PEER_ATTACHED && !st->producer_alive;
         if (pub_dead && s.subs_live == 0)

@@ -59,6 +59,11 @@ static int kind_failure(const char *cmd, const char *name, int rc)
             const struct kind_ops *k = cli_kind_ops(s.st.kind);
             if (k && k->not_yet)
                 return cli_fail(cmd, name, k->not_yet, 0);
+            char what[160];
+            snprintf(what, sizeof what, "a %s channel: %s works on streams and broadcast "
+                     "channels%s", k ? k->name : "unknown", cmd,
+                     s.st.kind == 4 ? " (a service: shm_channel call)" : "");
+            return cli_fail(cmd, name, what, 0);
         }
     }
     return cli_fail(cmd, name, "open", rc);

@@ -93,7 +93,7 @@ void json_double(struct json *j, const char *key, double v)
 {
     member(j, key);
     if (isfinite(v))
-        fprintf(j->f, "%.6g", v);
+        fprintf(j->f, "%.10g", v);
     else
         fputs("null", j->f);
 }

@@ -205,11 +205,14 @@ def test_service_call_stat_ls_top(cli):
     r = cli.run("call", "--timeout", "0.2", "nosvc")
     assert r.returncode == 1 and b"nosvc" in r.stderr
     r = cli.run("recv", "svc1")
-    assert r.returncode == 1 and b"svc1" in r.stderr, "a service is not a stream"
-    server.terminate()
-    assert server.wait(30) == 0
+    assert r.returncode == 1 and b"svc1" in r.stderr and b"shm_channel call" in r.stderr
+    server.kill()
+    server.wait()
     r = cli.run("call", "--timeout", "0.5", "svc1", input=b"late")
     assert r.returncode in (1, 4) and b"svc1" in r.stderr
+    d = json.loads(cli.run("doctor", "--min-size", "1M", "--json").stdout)
+    assert [(f["name"], f["level"]) for f in d["findings"]] == [("svc1", "problem")]
+    assert "server died" in d["findings"][0]["what"]
 
 
 def test_compat_segment_named_explicitly(cli):
@@ -377,30 +380,38 @@ def _busy_stream(cli, name, rate="400"):
 
 def test_hz_measures_a_live_rate(cli):
     _busy_stream(cli, "h1", rate="200")
-    out = cli.ok("hz", "h1", "--interval", "0.3", "--count", "2", "--json").splitlines()
-    assert len(out) == 2
-    for line in out:
-        h = json.loads(line)
-        assert h["name"] == "h1" and h["kind"] == "stream"
-        assert 0 < h["msgs_per_s"] <= 400 and h["bytes_per_s"] == pytest.approx(
-            h["msgs_per_s"] * 7, rel=0.5)
-    assert json.loads(out[1])["msgs_written"] > json.loads(out[0])["msgs_written"]
+    out = cli.ok("hz", "h1", "--interval", "0.3", "--count", "4", "--json").splitlines()
+    assert len(out) == 4
+    hz = [json.loads(line) for line in out]
+    for h in hz:
+        assert h["name"] == "h1" and h["kind"] == "stream" and h["interval_s"] > 0
+        # every message is "payload": 7 bytes
+        assert h["bytes_per_s"] == pytest.approx(7 * h["msgs_per_s"], rel=1e-6)
+    assert any(h["msgs_per_s"] > 0 for h in hz), "messages flow (a loaded machine may stall one)"
+    written = [h["msgs_written"] for h in hz]
+    assert written == sorted(written) and written[-1] > written[0]
     text = cli.ok("hz", "h1", "--interval", "0.2", "--count", "1")
-    assert re.match(r"h1: [\d.]+k? msg/s, ", text), text
+    assert re.match(r"h1: [\d.]+k? msg/s, [\d.]+k?B/s, \d+%, \d+ messages\n", text), text
 
 
 def test_top_once_json_and_text(cli):
     _busy_stream(cli, "t1", rate="300")
     cli.ok("send", "--create", "idle", input=b"a\n")
-    top = cli.json("top", "--once", "--json", "--interval", "0.3")
-    by = {c["name"]: c for c in top["channels"]}
-    assert set(by) == {"t1", "idle"}
+    for _ in range(20):  # until an interval saw messages flow (a loaded machine may stall one)
+        top = cli.json("top", "--once", "--json", "--interval", "0.3")
+        by = {c["name"]: c for c in top["channels"]}
+        assert set(by) == {"t1", "idle"}
+        if by["t1"]["msgs_per_s"] > 0:
+            break
     assert by["t1"]["msgs_per_s"] > 0 and by["t1"]["producer"] == "alive"
+    assert by["t1"]["bytes_per_s"] == pytest.approx(7 * by["t1"]["msgs_per_s"], rel=1e-6)
     assert by["t1"]["consumer"] == "alive" and 0 <= by["t1"]["fill"] <= 1
     assert by["idle"]["msgs_per_s"] == 0 and by["idle"]["used"] > 0
+    assert by["idle"]["producer"] == "closed" and by["idle"]["consumer"] == "none"
     text = cli.ok("top", "--once", "--interval", "0.2")
     assert "\x1b[" not in text, "--once prints a plain table"
     assert re.search(r"^t1 +stream ", text, re.M) and "prod alive, cons alive" in text
+    assert re.search(r"^idle +stream +1 +0 +0 ", text, re.M), text
 
 
 def test_top_in_a_real_terminal_shows_live_figures(cli):
@@ -409,9 +420,20 @@ def test_top_in_a_real_terminal_shows_live_figures(cli):
     if pid == 0:
         os.execve(CLI, [CLI, "top", "--interval", "0.25"], dict(cli.env, TERM="xterm"))
     out = b""
+
+    def screens():
+        return out.split(b"\x1b[H\x1b[2J")[1:]
+
+    def figures():
+        rows = [re.search(rb"^live +stream +(\d+) +(\S+) ", s, re.M) for s in screens()[:-1]]
+        return [(int(m.group(1)), m.group(2)) for m in rows if m]
+
     try:
-        end = time.monotonic() + 30
-        while out.count(b"\x1b[H\x1b[2J") < 5 and time.monotonic() < end:
+        end = time.monotonic() + 60
+        while time.monotonic() < end:  # until the figures moved (a loaded machine is slow)
+            f = figures()
+            if len(f) >= 3 and f[-1][0] > f[0][0] and any(r not in (b"0", b"-") for _, r in f):
+                break
             r, _, _ = select.select([fd], [], [], 1)
             if r:
                 try:
@@ -431,19 +453,14 @@ def test_top_in_a_real_terminal_shows_live_figures(cli):
         _, st = os.waitpid(pid, 0)
         os.close(fd)
     assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, "Ctrl-C ends top cleanly"
-    screens = out.split(b"\x1b[H\x1b[2J")[1:]
-    assert len(screens) >= 3, out
-    totals, rates = [], []
-    for s in screens[1:4]:
-        text = s.decode()
-        assert "MSG/S" in text and "PEERS" in text
-        m = re.search(r"^live +stream +(\d+) +(\S+) ", text, re.M)
-        assert m, text
-        totals.append(int(m.group(1)))
-        rates.append(m.group(2))
-    assert totals[0] < totals[1] < totals[2], f"the written total grows: {totals}"
-    assert all(r not in ("0", "-") for r in rates), f"a nonzero rate: {rates}"
-    assert b"\x1b[?25h" in out, "the cursor is shown again on exit"
+    assert out.startswith(b"\x1b[?25l"), "the cursor is hidden while it redraws"
+    f = figures()
+    for s in screens()[:-1]:
+        assert b"MSG/S" in s and b"PEERS" in s and b"prod alive, cons alive" in s, s
+    totals = [t for t, _ in f]
+    assert len(f) >= 3 and totals == sorted(totals) and totals[-1] > totals[0], f
+    assert any(r not in (b"0", b"-") for _, r in f), f"a nonzero rate: {f}"
+    assert out.endswith(b"\x1b[?25h"), "the cursor is shown again on exit"
 
 
 # --- doctor, rm, gc ---------------------------------------------------------------------------
