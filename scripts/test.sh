@@ -20,6 +20,7 @@ run() {
   fi
 }
 run "C (plain, ASan+UBSan, TSan)" scripts/test-c.sh
+[ -x tests/cli/run.sh ] && run "CLI (shm_channel as real processes)" tests/cli/run.sh
 [ -x bindings/python/run-tests.sh ] && run "Python binding" bindings/python/run-tests.sh
 [ -x bindings/rust/run-tests.sh ] && run "Rust binding" bindings/rust/run-tests.sh
 [ -x tests/interop/run.sh ] && run "Interop" tests/interop/run.sh

@@ -23,6 +23,7 @@ trap 'rm -rf "$work"' EXIT
 echo "--- python: the wheel's contents and the sdist's"
 unzip -Z1 "$wheel" > "$work/wheel.txt"
 grep -qx 'shm_channel/libshm_channel.so.1' "$work/wheel.txt" || fail "no bundled library"
+grep -qx 'shm_channel/bin/shm_channel' "$work/wheel.txt" || fail "no bundled CLI (docs/cli.md)"
 grep -q 'dist-info/licenses/LICENSE-APACHE$' "$work/wheel.txt" || fail "no license in the wheel"
 ! grep -q '\.cpython-.*\.so$' "$work/wheel.txt" || fail "a CPython extension in the wheel"
 unzip -p "$wheel" '*.dist-info/METADATA' | grep -qx 'License-Expression: MIT OR Apache-2.0' ||
