@@ -15,6 +15,7 @@
 #include "ring.h"
 #include "segment.h"
 #include "shm_channel.h"
+#include "wait.h"
 
 /* A blocked call re-checks its peer's liveness at least this often (a test may lengthen
  * it: hooks.h). */
@@ -279,63 +280,62 @@ static int settle(shm_channel_t *ch, struct op *op, int force)
     return again == -EAGAIN ? rc : again;
 }
 
+/* What wait_ready waits with (wait.h). */
+struct ring_wait {
+    shm_channel_t *ch;
+    struct op *op;
+};
+
+static int ring_try(void *arg)
+{
+    struct ring_wait *w = arg;
+    return try_once(w->ch, w->op);
+}
+
+static int ring_settle(void *arg, int force)
+{
+    struct ring_wait *w = arg;
+    return settle(w->ch, w->op, force);
+}
+
+static uint32_t ring_prepare(void *arg, uint32_t **word)
+{
+    struct ring_wait *w = arg;
+    struct shm__header *h = w->ch->ring.hdr;
+    int producer = w->ch->role == SHM_CHANNEL_PRODUCER;
+    *word = producer ? &h->read_seq : &h->write_seq;
+    uint32_t seen = shm__load_acquire(*word);
+    shm__store_relaxed(producer ? &h->producer_waiting : &h->consumer_waiting, 1);
+    /* Store waiting, then load the peer's position (inside try_once): the peer stores
+     * its position, then loads waiting, so one of us sees the other. */
+    shm__fence_seq_cst();
+    return seen;
+}
+
+static void ring_finish(void *arg)
+{
+    struct ring_wait *w = arg;
+    struct shm__header *h = w->ch->ring.hdr;
+    shm__store_relaxed(w->ch->role == SHM_CHANNEL_PRODUCER ? &h->producer_waiting
+                                                          : &h->consumer_waiting, 0);
+}
+
 /* Try until the ring has room (producer) or a message (consumer): spin for spin_ns, then
- * sleep on the peer's futex word, re-checking the peer's liveness every slice. */
+ * sleep on the peer's futex word, re-checking the peer's liveness every slice (wait.c). */
 static int wait_ready(shm_channel_t *ch, struct op *op, int64_t timeout_ns)
 {
-    int rc = try_once(ch, op);
-    if (rc != -EAGAIN)
-        return rc;
     struct shm__header *h = ch->ring.hdr;
     int producer = ch->role == SHM_CHANNEL_PRODUCER;
-    shm__counter_add(producer ? &h->full_events : &h->empty_events, 1);
-    if (timeout_ns == 0)
-        return settle(ch, op, 0);
-
-    uint64_t start = shm__now_ns();
-    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
-    if (ch->spin_ns) {
-        uint64_t spin_end = start + ch->spin_ns;
-        if (spin_end > deadline)
-            spin_end = deadline;
-        for (unsigned i = 1;; i++) {
-            shm__cpu_relax();
-            if ((rc = try_once(ch, op)) != -EAGAIN)
-                return rc;
-            if ((i & 63) == 0 && shm__now_ns() >= spin_end)
-                break;
-        }
-    }
-
-    uint32_t *seq = producer ? &h->read_seq : &h->write_seq;
-    uint32_t *waiting = producer ? &h->producer_waiting : &h->consumer_waiting;
-    uint64_t *sleeps = producer ? &h->producer_sleeps : &h->consumer_sleeps;
-    for (;;) {
-        uint32_t seen = shm__load_acquire(seq);
-        shm__store_relaxed(waiting, 1);
-        /* Store waiting, then load the peer's position (inside try_once): the peer stores
-         * its position, then loads waiting, so one of us sees the other. */
-        shm__fence_seq_cst();
-        if ((rc = try_once(ch, op)) != -EAGAIN)
-            break;
-        if ((rc = settle(ch, op, 1)) != -EAGAIN)
-            break;
-        uint64_t now = shm__now_ns();
-        if (now >= deadline) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        uint64_t slice = shm__hook_liveness_slice_ns;
-        if (deadline - now < slice)
-            slice = deadline - now;
-        shm__counter_add(sleeps, 1);
-        if (shm__futex_wait(seq, seen, slice) == -EINTR) {
-            rc = -EINTR;
-            break;
-        }
-    }
-    shm__store_relaxed(waiting, 0);
-    return rc;
+    struct ring_wait rw = {ch, op};
+    struct shm__wait w = {.try_once = ring_try,
+                          .settle = ring_settle,
+                          .prepare = ring_prepare,
+                          .finish = ring_finish,
+                          .arg = &rw,
+                          .spin_ns = ch->spin_ns,
+                          .misses = producer ? &h->full_events : &h->empty_events,
+                          .sleeps = producer ? &h->producer_sleeps : &h->consumer_sleeps};
+    return shm__wait_run(&w, timeout_ns);
 }
 
 static int check_role(shm_channel_t *ch, uint32_t role)
