@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "ct.h"
+#include "hooks.h"
 
 TestSuite(svc_api, .init = ct_setup, .fini = ct_teardown, .timeout = 120);
 
@@ -487,4 +489,59 @@ Test(svc_api, permissions_squatting_and_exclusive)
     cr_assert_eq(shm_channel_open_service(&ch, sq, SHM_CHANNEL_SERVER, SHM_CHANNEL_CREATE, NULL, 0),
                  -EACCES);
     rmdir(path);
+}
+
+/* The server check's two looks (spec/service.md §5.7, §6 (f)): a clean close that lands
+ * between a client's first look (state 1) and its lock query (lock free) is a close, never a
+ * death. Every lock query is delayed by 10 ms (shm__hook_lock_check_delay_ns) and every sleep
+ * lasts at most 1 ms (shm__hook_liveness_slice_ns), so a close lands in the window most of the
+ * time; it starts once the client has observably slept a few times. */
+struct closer {
+    shm_channel_t *srv;
+    shm_channel_t *obs;
+};
+
+static void *close_when_client_sleeps(void *arg)
+{
+    struct closer *c = arg;
+    shm_channel_service_stat_t st;
+    for (int w = 0; w < 20000; w++) {
+        if (shm_channel_service_stat(c->obs, &st) == 0 && st.client_sleeps > 2 && st.requests)
+            break;
+        usleep(100);
+    }
+    usleep(2500); /* the client spends 10 of every 11 ms in its delayed lock query */
+    shm_channel_close(c->srv);
+    return NULL;
+}
+
+Test(svc_api, clean_close_during_the_lock_check_is_epipe_not_death)
+{
+    shm__hook_lock_check_delay_ns = 10 * CT_MS;
+    uint64_t slice = shm__hook_liveness_slice_ns;
+    shm__hook_liveness_slice_ns = CT_MS;
+    for (int round = 0; round < 4; round++) {
+        char n[64];
+        ct_name(n, "twolook");
+        shm_channel_t *srv = sopen(n, SHM_CHANNEL_SERVER, SHM_CHANNEL_CREATE, 16, 16, 2);
+        shm_channel_t *cli = sopen(n, SHM_CHANNEL_CLIENT, 0, 0, 0, 0);
+        shm_channel_t *obs = NULL;
+        cr_assert_eq(shm_channel_open_service(&obs, n, SHM_CHANNEL_OBSERVER, 0, NULL, 0), 0);
+        shm_channel_set_spin(cli, 0);
+        send_str(cli, "x");
+        shm_channel_request_id_t id = recv_str(srv, "x");
+        (void)id;
+        struct closer c = {srv, obs};
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, close_when_client_sleeps, &c), 0);
+        char buf[16];
+        uint64_t len;
+        int rc = shm_channel_read(cli, buf, sizeof buf, &len, 10 * CT_SEC);
+        pthread_join(t, NULL);
+        cr_assert_eq(rc, -EPIPE, "round %d: %d (%s)", round, rc, shm_channel_strerror(rc));
+        shm_channel_close(cli);
+        shm_channel_close(obs);
+    }
+    shm__hook_lock_check_delay_ns = 0;
+    shm__hook_liveness_slice_ns = slice;
 }
