@@ -634,3 +634,17 @@ Test(svc_api, sleepers_are_woken_and_no_wake_call_while_nobody_sleeps)
     shm_channel_close(srv);
     shm__hook_liveness_slice_ns = slice;
 }
+
+/* A service too large for the shared memory there is: -ENOSPC at creation (through the one
+ * creation path every kind shares), and no file is left behind. */
+Test(svc_api, enospc_leaves_nothing)
+{
+    char n[64];
+    ct_name(n, "huge");
+    shm_channel_service_config_t cfg = {1ull << 30, 1ull << 30, 1024, 0, {0}};
+    shm_channel_t *ch = NULL;
+    int rc = shm_channel_open_service(&ch, n, SHM_CHANNEL_SERVER, SHM_CHANNEL_CREATE, &cfg, 0);
+    cr_assert_eq(rc, -ENOSPC, "%d (%s)", rc, shm_channel_strerror(rc));
+    cr_assert_eq(ct_exists(n), 0);
+    cr_assert_eq(ct_count_files(), 0);
+}
