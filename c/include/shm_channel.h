@@ -646,8 +646,9 @@ SHM_CHANNEL_API int shm_channel_drop(shm_channel_t *ch, const shm_channel_reques
  * Server: reclaim now the slots of clients that died, and report every slot reclaimed by
  * this server since the last call (here or while receive waited): fills dead[0..cap - 1]
  * with their indices and returns how many were filled (the rest stay for the next call).
- * Requests of a reaped client are no longer owed. Returns the count, -EBADF, -EINVAL
- * (NULL dead with cap > 0).
+ * A reaped client's request is no longer owed, except one held in place
+ * (shm_channel_receive_peek), which stays until answered, dropped or released (its answer
+ * reaches nobody). Returns the count, -EBADF, -EINVAL (NULL dead with cap > 0).
  */
 SHM_CHANNEL_API int shm_channel_reap(shm_channel_t *ch, uint32_t *dead, uint32_t cap);
 
