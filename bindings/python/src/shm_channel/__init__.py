@@ -35,6 +35,7 @@ from ._errors import (
     ShmChannelError,
 )
 from ._lib import LIBRARY_ENV, library_path, library_version
+from ._service import Client, Request, Server, ServerClosed, ServiceStat, StaleRequest
 
 __version__ = "1.0.0"
 
@@ -61,6 +62,7 @@ __all__ = [
     "MIN_CAPACITY",
     "ChannelBusy",
     "ChannelClosedError",
+    "Client",
     "Consumer",
     "CorruptSegment",
     "EndOfStream",
@@ -68,7 +70,12 @@ __all__ = [
     "MessageTooLarge",
     "PeerDied",
     "Producer",
+    "Request",
+    "Server",
+    "ServerClosed",
+    "ServiceStat",
     "ShmChannelError",
+    "StaleRequest",
     "Stat",
     "__version__",
     "array_message",

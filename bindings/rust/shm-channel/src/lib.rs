@@ -71,6 +71,7 @@ mod error;
 mod handle;
 mod options;
 mod producer;
+mod service;
 mod stats;
 
 use std::ffi::{CStr, CString, OsStr};
@@ -84,6 +85,10 @@ pub use consumer::{Consumer, Messages, Peeked};
 pub use error::{Error, Result};
 pub use options::OpenOptions;
 pub use producer::{Producer, Reservation};
+pub use service::{
+    Client, Received, RequestId, RequestSpace, Response, ResponseSpace, Server, ServiceOptions,
+    ServiceStats,
+};
 pub use stats::{Observer, PeerState, Stats};
 
 use error::{check, Op};
