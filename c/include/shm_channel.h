@@ -432,6 +432,233 @@ SHM_CHANNEL_API uint32_t shm_channel_version(void);
 /* Library version as text, e.g. "1.0.0". */
 SHM_CHANNEL_API const char *shm_channel_version_string(void);
 
+/* ==== Services (kind 4, spec/service.md): request/response, one server, many clients ====
+ *
+ * A server offers a named service; up to max_clients clients send it requests, each with
+ * one request in flight, and each gets only the response to its own request. The server
+ * waits for the next request from any client in one call, may hold one request of every
+ * client at once and answers them in any order, or not at all. Blocking calls spin, then
+ * sleep on a futex (no system call while the peer is busy, none while nobody sleeps).
+ *
+ * The calls every kind shares, on a service handle:
+ *   client: shm_channel_write() sends a request (copy) without waiting for its response;
+ *     shm_channel_reserve()/shm_channel_commit()/shm_channel_abort() build one in place;
+ *     shm_channel_read() / shm_channel_peek() wait for the response to it (copy / in place,
+ *     as shm_channel_response()); shm_channel_release() ends a view (optional: a view stays
+ *     valid until the next request). timeout_ns of write/reserve bounds the wait for a
+ *     server and for the request buffer. Sending a request gives up an earlier one whose
+ *     response was not read (as a timeout does).
+ *   server: shm_channel_abort() drops an outstanding shm_channel_respond_reserve() (the
+ *     request stays owed). write, write_batch, reserve, commit, read, read_batch, peek and
+ *     release return -EOPNOTSUPP: a response needs a request id (the calls below).
+ *   both: write_batch/read_batch -EOPNOTSUPP; shm_channel_stat() (producer_* = the server,
+ *     consumer_alive = any client alive, msgs_written = requests taken, msgs_read =
+ *     responses), shm_channel_max_payload() (max(max_request, max_response)),
+ *     shm_channel_capacity() (bytes of the slot area), shm_channel_set_spin(),
+ *     shm_channel_detach(), shm_channel_close() as for every kind. The broadcast calls
+ *     (recv, read_latest, peek_latest) return -EBADF, broadcast_stat/sub_stat -EPROTOTYPE.
+ */
+
+/* Kind and roles of a service (the same numbering as enum shm_channel_kind / _role). */
+enum shm_channel_service_kind {
+    SHM_CHANNEL_KIND_SERVICE = 4 /* one server, many clients, request/response */
+};
+enum shm_channel_service_role {
+    SHM_CHANNEL_SERVER = 6, /* the one server; a second live one gets -EBUSY */
+    SHM_CHANNEL_CLIENT = 7  /* one of up to max_clients clients; one more gets -EUSERS */
+};
+
+/* Limits of a service (spec/service.md §3.1). */
+#define SHM_CHANNEL_SERVICE_MAX_CLIENTS 1024
+#define SHM_CHANNEL_SERVICE_MAX_MESSAGE 1073741824 /* 2^30: largest max_request/response */
+#define SHM_CHANNEL_SERVICE_DEFAULT_MESSAGE 4096
+#define SHM_CHANNEL_SERVICE_DEFAULT_CLIENTS 64
+
+/* Creation parameters of a service; when opening an existing one, every nonzero field must
+ * match the segment's (-EINVAL). A NULL pointer means all zero. */
+typedef struct shm_channel_service_config {
+    uint64_t max_request;  /* largest request, 0..2^30 bytes; 0: 4096 when creating */
+    uint64_t max_response; /* largest response, 0..2^30 bytes; 0: 4096 when creating */
+    uint32_t max_clients;  /* client slots, 1..1024; 0: 64 when creating */
+    uint32_t reserved0;    /* zero */
+    uint64_t reserved[4];  /* zero */
+} shm_channel_service_config_t;
+
+/* Names one received request: the client's slot and the request's number in that slot. A
+ * number names one request of one client once for the life of the segment. */
+typedef struct shm_channel_request_id {
+    uint32_t client;   /* slot index, 0..max_clients - 1 */
+    uint32_t reserved; /* zero */
+    uint64_t seq;      /* request number in the slot, from 1 */
+} shm_channel_request_id_t;
+
+/* Snapshot of a service segment (shm_channel_service_stat). Counters as recorded in the
+ * segment; *_alive from the kernel's locks. */
+typedef struct shm_channel_service_stat {
+    uint64_t max_request;
+    uint64_t max_response;
+    uint32_t max_clients;
+    uint32_t clients;         /* slots recorded attached (a dead client counts until reaped) */
+    uint32_t live_clients;    /* slots whose lock a live client holds (this handle included) */
+    uint32_t server_state;    /* enum shm_channel_peer_state */
+    uint32_t server_epoch;    /* incremented by every server attach */
+    int32_t server_alive;     /* 1 if a live process holds the server role */
+    uint64_t joins;           /* client joins ever */
+    uint64_t reclaims;        /* slots of dead clients taken back (by anyone) */
+    uint64_t reaped;          /* of those, by a server */
+    uint64_t requests;        /* requests handed to a server */
+    uint64_t responses;       /* responses published */
+    uint64_t stale;           /* responses not written: the client had given up */
+    uint64_t expired;         /* requests addressed to an earlier server, dropped */
+    uint64_t invalid;         /* requests with an invalid length, dropped */
+    uint64_t server_sleeps;   /* times the server prepared to sleep */
+    uint64_t server_wakes;    /* client wake-ups made by the server */
+    uint64_t client_sleeps;   /* times the attached clients prepared to sleep (sum) */
+    uint64_t client_timeouts; /* requests the attached clients gave up on (sum) */
+    uint64_t reserved[6];     /* zero */
+} shm_channel_service_stat_t;
+
+/*
+ * Open (and with SHM_CHANNEL_CREATE, create) the service `name` (kind 4) as
+ * SHM_CHANNEL_SERVER, SHM_CHANNEL_CLIENT or SHM_CHANNEL_OBSERVER. shm_channel_open() with
+ * the role SERVER or CLIENT and capacity 0 is this call with cfg NULL. name, flags (CREATE,
+ * EXCL, ALLOW_FOREIGN) and mode as shm_channel_open(). cfg: the creation parameters, or for
+ * an existing service the parameters it must have (NULL: any).
+ * Either side may create and start first; a client never waits here for a server (request()
+ * does, and shm_channel_wait_server()). One live server: a second gets -EBUSY; after it
+ * closes or dies, a new one takes over the name (requests sent to its predecessor are
+ * dropped, never run by the successor). Up to max_clients clients at once; the slot of a
+ * dead client is taken back by the next joiner or by the server.
+ * Blocks as shm_channel_open() (at most 1 s while another process initialises the segment).
+ * Returns 0 and sets *out, or the errors of shm_channel_open() (-EPROTOTYPE: the segment is
+ * of another kind; shm_channel_open() and shm_channel_open_broadcast() get -EPROTOTYPE on a
+ * service), or: -EINVAL (a bad or mismatching parameter, nonzero reserved words, another
+ * role), -EUSERS (client: every slot is held by a live client).
+ */
+SHM_CHANNEL_API int shm_channel_open_service(shm_channel_t **out, const char *name,
+                                             uint32_t role, uint32_t flags,
+                                             const shm_channel_service_config_t *cfg,
+                                             uint32_t mode);
+
+/*
+ * Client: send one request of req_len bytes (0..max_request) and wait for its response,
+ * copied into resp (resp_cap bytes); *resp_len gets its size. If no server ever attached,
+ * first waits for one, within the same timeout. timeout_ns: negative waits forever; 0
+ * sends only if a server is live and returns -ETIMEDOUT unless the answer is there at once.
+ * Returns 0, or: -ETIMEDOUT (the request was withdrawn if the server had not taken it yet,
+ * so it never runs; if the server had it, its answer is never returned by a later call),
+ * -EINTR (a signal: given up as for a timeout), -EPIPE (the server closed), -EOWNERDEAD
+ * (the server died: no successor runs the request), -ECONNRESET (the server that had the
+ * request is gone and another has attached: send it again), -EMSGSIZE (req_len >
+ * max_request, nothing sent; or the response did not fit: *resp_len = its size, and it
+ * stays readable by shm_channel_response() until the next request), -EBADMSG (corrupt
+ * segment), -EBADF (not a client), -EINVAL (NULL with a nonzero length, NULL resp_len).
+ */
+SHM_CHANNEL_API int shm_channel_request(shm_channel_t *ch, const void *req, uint64_t req_len,
+                                        void *resp, uint64_t resp_cap, uint64_t *resp_len,
+                                        int64_t timeout_ns);
+
+/*
+ * Client, zero-copy: wait for the response to the request sent with shm_channel_write() or
+ * shm_channel_commit() and set *ptr / *len to it in place (8-byte aligned, read-only); the
+ * view stays valid until this handle's next request. Calling it again returns the same
+ * response. Returns 0, -EINVAL (no request sent, or NULL), or the errors of
+ * shm_channel_request() but -EMSGSIZE.
+ */
+SHM_CHANNEL_API int shm_channel_response(shm_channel_t *ch, const void **ptr, uint64_t *len,
+                                         int64_t timeout_ns);
+
+/*
+ * Client: wait until a live server is attached (also after the previous one closed or
+ * died: its successor). Returns 0, -ETIMEDOUT (also at once with timeout 0 and no live
+ * server), -EINTR, -EBADF (not a client), -EINVAL.
+ */
+SHM_CHANNEL_API int shm_channel_wait_server(shm_channel_t *ch, int64_t timeout_ns);
+
+/*
+ * Server: wait for the next request from any client and copy it into buf (cap bytes); *len
+ * gets its size, *id names it for shm_channel_respond() / shm_channel_drop(). The client's
+ * request buffer is free again at once; the answer is still owed. Clients are served in
+ * fair rounds. While it waits, the server reclaims the slots of dead clients once per
+ * liveness slice (shm_channel_reap() reports them). timeout_ns as shm_channel_read().
+ * Returns 0, or: -EAGAIN (timeout 0, none), -ETIMEDOUT, -EINTR, -EMSGSIZE (cap too small:
+ * *len = its size, *id set; it stays the next request this call or shm_channel_receive_peek()
+ * returns), -EBADF (not a server), -EINVAL (NULL len or id, NULL buf with cap > 0).
+ */
+SHM_CHANNEL_API int shm_channel_receive(shm_channel_t *ch, void *buf, uint64_t cap,
+                                        uint64_t *len, shm_channel_request_id_t *id,
+                                        int64_t timeout_ns);
+
+/*
+ * Server, zero-copy: shm_channel_receive() in place. The view (8-byte aligned, read-only)
+ * stays valid until the request is answered (respond/respond_commit), dropped or released
+ * (shm_channel_receive_release()); until then that client cannot send its next request.
+ * Returns 0 or the errors of shm_channel_receive() but -EMSGSIZE.
+ */
+SHM_CHANNEL_API int shm_channel_receive_peek(shm_channel_t *ch, const void **ptr,
+                                             uint64_t *len, shm_channel_request_id_t *id,
+                                             int64_t timeout_ns);
+
+/*
+ * Server: done reading a request received with shm_channel_receive_peek() in place (its
+ * view ends); the answer is still owed. The client may send its next request only after
+ * this (or the answer). Returns 0, -EINVAL (not held in place), -EBADF.
+ */
+SHM_CHANNEL_API int shm_channel_receive_release(shm_channel_t *ch,
+                                                const shm_channel_request_id_t *id);
+
+/*
+ * Server: answer request *id with len bytes (0..max_response), copied. Never waits; wakes
+ * the client if it sleeps. Returns 0, or: -ESTALE (the client gave up on it and has sent a
+ * newer request: nothing is written, the request is no longer owed), -EINVAL (not owed:
+ * never received, answered or dropped already, or its client was reaped; NULL data with
+ * len > 0), -EMSGSIZE (len > max_response; still owed), -EBUSY (a respond_reserve is
+ * outstanding), -EBADF (not a server).
+ */
+SHM_CHANNEL_API int shm_channel_respond(shm_channel_t *ch, const shm_channel_request_id_t *id,
+                                        const void *data, uint64_t len);
+
+/*
+ * Server, zero-copy: set *ptr to space (8-byte aligned) for a response of up to len bytes to
+ * request *id, in the client's response buffer. Fill it, then shm_channel_respond_commit()
+ * (or shm_channel_abort()). One at a time. Returns 0 or the errors of shm_channel_respond().
+ */
+SHM_CHANNEL_API int shm_channel_respond_reserve(shm_channel_t *ch,
+                                                const shm_channel_request_id_t *id,
+                                                uint64_t len, void **ptr);
+
+/*
+ * Server: publish the reserved response to *id with its final length (<= reserved).
+ * Returns 0, -EINVAL (no reservation for *id, or len larger than reserved), -EBADF.
+ */
+SHM_CHANNEL_API int shm_channel_respond_commit(shm_channel_t *ch,
+                                               const shm_channel_request_id_t *id,
+                                               uint64_t len);
+
+/*
+ * Server: answer request *id not at all; its client's call times out, or sees the server's
+ * close or death. A request held in place is released. Returns 0, -EINVAL (not owed),
+ * -EBADF.
+ */
+SHM_CHANNEL_API int shm_channel_drop(shm_channel_t *ch, const shm_channel_request_id_t *id);
+
+/*
+ * Server: reclaim now the slots of clients that died, and report every slot reclaimed by
+ * this server since the last call (here or while receive waited): fills dead[0..cap - 1]
+ * with their indices and returns how many were filled (the rest stay for the next call).
+ * Requests of a reaped client are no longer owed. Returns the count, -EBADF, -EINVAL
+ * (NULL dead with cap > 0).
+ */
+SHM_CHANNEL_API int shm_channel_reap(shm_channel_t *ch, uint32_t *dead, uint32_t cap);
+
+/*
+ * Service, any role (observer included): fill *st with the service-specific part of the
+ * segment. Never blocks; live_clients costs one lock query per slot recorded attached.
+ * Returns 0, -EINVAL (NULL), -EPROTOTYPE (not a service handle), -EBADF (detached).
+ */
+SHM_CHANNEL_API int shm_channel_service_stat(shm_channel_t *ch, shm_channel_service_stat_t *st);
+/* ==== end of services ==== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@
 #include "handle.h"
 #include "hooks.h"
 #include "os.h"
+#include "wait.h"
 
 static int role_is(const shm_channel_t *ch, uint32_t role)
 {
@@ -199,48 +200,49 @@ static int settle(shm_channel_t *ch, struct want *w, int force)
     return again == -EAGAIN ? rc : again;
 }
 
+/* What wait_next waits with (wait.h). */
+struct bc_wait {
+    shm_channel_t *ch;
+    struct want *w;
+};
+
+static int bc_try(void *arg)
+{
+    struct bc_wait *b = arg;
+    return try_once(b->ch, b->w);
+}
+
+static int bc_settle(void *arg, int force)
+{
+    struct bc_wait *b = arg;
+    return settle(b->ch, b->w, force);
+}
+
+static uint32_t bc_prepare(void *arg, uint32_t **word)
+{
+    struct bc_wait *b = arg;
+    *word = &b->ch->bc.hdr->notify_seq;
+    return shm__bcast_wait_prepare(&b->ch->bc, &b->ch->sub);
+}
+
+static void bc_done(void *arg)
+{
+    struct bc_wait *b = arg;
+    shm__bcast_wait_done(&b->ch->bc, &b->ch->sub);
+}
+
 /* Spin for spin_ns, then sleep on notify_seq counted in as a sleeper (spec §5.7),
- * re-checking the publisher every slice. */
+ * re-checking the publisher every slice (wait.c). */
 static int wait_next(shm_channel_t *ch, struct want *w, int64_t timeout_ns)
 {
-    int rc = try_once(ch, w);
-    if (rc != -EAGAIN)
-        return rc;
-    if (timeout_ns == 0)
-        return settle(ch, w, 0);
-    uint64_t start = shm__now_ns();
-    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
-    if (ch->spin_ns) {
-        uint64_t spin_end = start + ch->spin_ns;
-        if (spin_end > deadline)
-            spin_end = deadline;
-        for (unsigned i = 1;; i++) {
-            shm__cpu_relax();
-            if ((rc = try_once(ch, w)) != -EAGAIN)
-                return rc;
-            if ((i & 63) == 0 && shm__now_ns() >= spin_end)
-                break;
-        }
-    }
-    struct shm__bcast *b = &ch->bc;
-    for (;;) {
-        uint32_t seen = shm__bcast_wait_prepare(b, &ch->sub);
-        if ((rc = try_once(ch, w)) == -EAGAIN && (rc = settle(ch, w, 1)) == -EAGAIN) {
-            uint64_t now = shm__now_ns();
-            if (now >= deadline) {
-                rc = -ETIMEDOUT;
-            } else {
-                uint64_t slice = shm__hook_liveness_slice_ns;
-                if (deadline - now < slice)
-                    slice = deadline - now;
-                if (shm__futex_wait(&b->hdr->notify_seq, seen, slice) == -EINTR)
-                    rc = -EINTR;
-            }
-        }
-        shm__bcast_wait_done(b, &ch->sub);
-        if (rc != -EAGAIN)
-            return rc;
-    }
+    struct bc_wait bw = {ch, w};
+    struct shm__wait wt = {.try_once = bc_try,
+                           .settle = bc_settle,
+                           .prepare = bc_prepare,
+                           .done = bc_done,
+                           .arg = &bw,
+                           .spin_ns = ch->spin_ns};
+    return shm__wait_run(&wt, timeout_ns);
 }
 
 int shm__bc_recv(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len, uint64_t *missed,

@@ -15,6 +15,7 @@
 #include "ring.h"
 #include "segment.h"
 #include "shm_channel.h"
+#include "wait.h"
 
 /* A blocked call re-checks its peer's liveness at least this often (a test may lengthen
  * it: hooks.h). */
@@ -43,9 +44,14 @@ static void format_broadcast(void *base, void *arg)
     shm__bcast_format(base, arg, (uint32_t)getpid(), shm__realtime_ns());
 }
 
+static void format_service(void *base, void *arg)
+{
+    shm__svc_format(base, arg, (uint32_t)getpid(), shm__realtime_ns());
+}
+
 static int check_open_args(uint32_t role, uint32_t flags, uint64_t capacity, uint32_t mode)
 {
-    if (role < SHM_CHANNEL_PRODUCER || role > SHM_CHANNEL_SUBSCRIBER)
+    if (role < SHM_CHANNEL_PRODUCER || role > SHM_CHANNEL_CLIENT)
         return -EINVAL;
     if (flags & ~(uint32_t)(SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL | SHM_CHANNEL_ALLOW_FOREIGN |
                             SHM_CHANNEL_FROM_OLDEST))
@@ -105,7 +111,8 @@ static int open_stream(shm_channel_t *ch, uint64_t capacity, const struct shm__s
 
 static int open_handle(shm_channel_t **out, const char *name, uint32_t role, uint32_t flags,
                        uint64_t capacity, const shm_channel_broadcast_config_t *cfg,
-                       uint32_t mode, uint32_t want_kind)
+                       const shm_channel_service_config_t *scfg, uint32_t mode,
+                       uint32_t want_kind)
 {
     int created = 0;
     if (!out)
@@ -115,12 +122,16 @@ static int open_handle(shm_channel_t **out, const char *name, uint32_t role, uin
     if (rc)
         return rc;
     int broadcast = role == SHM_CHANNEL_PUBLISHER || role == SHM_CHANNEL_SUBSCRIBER;
-    if (broadcast && capacity)
-        return -EINVAL; /* a broadcast segment's size comes from its configuration */
+    int service = role == SHM_CHANNEL_SERVER || role == SHM_CHANNEL_CLIENT;
+    if ((broadcast || service) && capacity)
+        return -EINVAL; /* their segment's size comes from the configuration */
     if (mode == 0)
         mode = 0600;
     struct shm__bcast_geom geom;
     if (broadcast && (rc = shm__bc_config(cfg, &geom)) != 0)
+        return rc;
+    struct shm__svc_geom sgeom;
+    if (service && (rc = shm__sv_config(scfg, &sgeom)) != 0)
         return rc;
     shm_channel_t *ch = calloc(1, sizeof(*ch));
     if (!ch)
@@ -141,12 +152,17 @@ static int open_handle(shm_channel_t **out, const char *name, uint32_t role, uin
     if (broadcast)
         mk = (struct shm__seg_create){geom.segment_size, format_broadcast, &geom,
                                       1u << SHM__LOCK_ATTACH};
+    if (service)
+        mk = (struct shm__seg_create){sgeom.segment_size, format_service, &sgeom,
+                                      1u << SHM__LOCK_ATTACH};
     if (role == SHM_CHANNEL_PRODUCER)
         mk.locks |= 1u << SHM__LOCK_PRODUCER;
     else if (role == SHM_CHANNEL_CONSUMER)
         mk.locks |= 1u << SHM__LOCK_CONSUMER;
     else if (role == SHM_CHANNEL_PUBLISHER)
         mk.locks |= 1u << SHM__BCAST_LOCK_PUBLISHER;
+    else if (role == SHM_CHANNEL_SERVER)
+        mk.locks |= 1u << SHM__SVC_LOCK_SERVER;
     if ((rc = shm__seg_attach(&ch->seg, flags, mode, &mk, &created)) != 0)
         goto fail;
     /* Observers (ls, stat, monitoring) never wait, and see every kind: a file that is not
@@ -156,7 +172,8 @@ static int open_handle(shm_channel_t **out, const char *name, uint32_t role, uin
         goto fail;
     ch->kind = info.kind;
     rc = ch->kind == SHM_CHANNEL_KIND_BROADCAST ? shm__bc_attach(ch, flags, cfg, &info)
-                                               : open_stream(ch, capacity, &info);
+         : ch->kind == SHM_CHANNEL_KIND_SERVICE ? shm__sv_attach(ch, scfg, &info)
+                                                : open_stream(ch, capacity, &info);
     if (rc)
         goto fail;
     *out = ch;
@@ -165,6 +182,7 @@ fail:
     if (created)
         shm__unlink_if_same(ch->seg.dirfd, ch->seg.name, ch->seg.fd);
     shm__seg_release(&ch->seg);
+    shm__sv_free(ch);
     free(ch);
     return rc;
 }
@@ -173,9 +191,10 @@ int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint3
                      uint64_t capacity, uint32_t mode)
 {
     uint32_t want_kind = role == SHM_CHANNEL_OBSERVER ? 0 /* any kind: ls, stat, monitoring */
+                         : role >= SHM_CHANNEL_SERVER    ? SHM_CHANNEL_KIND_SERVICE
                          : role >= SHM_CHANNEL_PUBLISHER ? SHM_CHANNEL_KIND_BROADCAST
                                                          : SHM_CHANNEL_KIND_STREAM;
-    return open_handle(out, name, role, flags, capacity, NULL, mode, want_kind);
+    return open_handle(out, name, role, flags, capacity, NULL, NULL, mode, want_kind);
 }
 
 int shm_channel_open_broadcast(shm_channel_t **out, const char *name, uint32_t role,
@@ -185,7 +204,23 @@ int shm_channel_open_broadcast(shm_channel_t **out, const char *name, uint32_t r
     if (role != SHM_CHANNEL_PUBLISHER && role != SHM_CHANNEL_SUBSCRIBER &&
         role != SHM_CHANNEL_OBSERVER)
         return -EINVAL;
-    return open_handle(out, name, role, flags, 0, cfg, mode, SHM_CHANNEL_KIND_BROADCAST);
+    return open_handle(out, name, role, flags, 0, cfg, NULL, mode, SHM_CHANNEL_KIND_BROADCAST);
+}
+
+int shm_channel_open_service(shm_channel_t **out, const char *name, uint32_t role,
+                             uint32_t flags, const shm_channel_service_config_t *cfg,
+                             uint32_t mode)
+{
+    if (role != SHM_CHANNEL_SERVER && role != SHM_CHANNEL_CLIENT && role != SHM_CHANNEL_OBSERVER)
+        return -EINVAL;
+    return open_handle(out, name, role, flags, 0, NULL, cfg, mode, SHM_CHANNEL_KIND_SERVICE);
+}
+
+/* A service handle (kind 4) takes the calls every kind shares in service_api.c. */
+static int is_service(const shm_channel_t *ch)
+{
+    return ch && !ch->detached && ch->kind == SHM_CHANNEL_KIND_SERVICE &&
+           ch->role != SHM_CHANNEL_OBSERVER;
 }
 
 /* ---- waking and waiting ----------------------------------------------------------- */
@@ -245,63 +280,62 @@ static int settle(shm_channel_t *ch, struct op *op, int force)
     return again == -EAGAIN ? rc : again;
 }
 
+/* What wait_ready waits with (wait.h). */
+struct ring_wait {
+    shm_channel_t *ch;
+    struct op *op;
+};
+
+static int ring_try(void *arg)
+{
+    struct ring_wait *w = arg;
+    return try_once(w->ch, w->op);
+}
+
+static int ring_settle(void *arg, int force)
+{
+    struct ring_wait *w = arg;
+    return settle(w->ch, w->op, force);
+}
+
+static uint32_t ring_prepare(void *arg, uint32_t **word)
+{
+    struct ring_wait *w = arg;
+    struct shm__header *h = w->ch->ring.hdr;
+    int producer = w->ch->role == SHM_CHANNEL_PRODUCER;
+    *word = producer ? &h->read_seq : &h->write_seq;
+    uint32_t seen = shm__load_acquire(*word);
+    shm__store_relaxed(producer ? &h->producer_waiting : &h->consumer_waiting, 1);
+    /* Store waiting, then load the peer's position (inside try_once): the peer stores
+     * its position, then loads waiting, so one of us sees the other. */
+    shm__fence_seq_cst();
+    return seen;
+}
+
+static void ring_finish(void *arg)
+{
+    struct ring_wait *w = arg;
+    struct shm__header *h = w->ch->ring.hdr;
+    shm__store_relaxed(w->ch->role == SHM_CHANNEL_PRODUCER ? &h->producer_waiting
+                                                          : &h->consumer_waiting, 0);
+}
+
 /* Try until the ring has room (producer) or a message (consumer): spin for spin_ns, then
- * sleep on the peer's futex word, re-checking the peer's liveness every slice. */
+ * sleep on the peer's futex word, re-checking the peer's liveness every slice (wait.c). */
 static int wait_ready(shm_channel_t *ch, struct op *op, int64_t timeout_ns)
 {
-    int rc = try_once(ch, op);
-    if (rc != -EAGAIN)
-        return rc;
     struct shm__header *h = ch->ring.hdr;
     int producer = ch->role == SHM_CHANNEL_PRODUCER;
-    shm__counter_add(producer ? &h->full_events : &h->empty_events, 1);
-    if (timeout_ns == 0)
-        return settle(ch, op, 0);
-
-    uint64_t start = shm__now_ns();
-    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
-    if (ch->spin_ns) {
-        uint64_t spin_end = start + ch->spin_ns;
-        if (spin_end > deadline)
-            spin_end = deadline;
-        for (unsigned i = 1;; i++) {
-            shm__cpu_relax();
-            if ((rc = try_once(ch, op)) != -EAGAIN)
-                return rc;
-            if ((i & 63) == 0 && shm__now_ns() >= spin_end)
-                break;
-        }
-    }
-
-    uint32_t *seq = producer ? &h->read_seq : &h->write_seq;
-    uint32_t *waiting = producer ? &h->producer_waiting : &h->consumer_waiting;
-    uint64_t *sleeps = producer ? &h->producer_sleeps : &h->consumer_sleeps;
-    for (;;) {
-        uint32_t seen = shm__load_acquire(seq);
-        shm__store_relaxed(waiting, 1);
-        /* Store waiting, then load the peer's position (inside try_once): the peer stores
-         * its position, then loads waiting, so one of us sees the other. */
-        shm__fence_seq_cst();
-        if ((rc = try_once(ch, op)) != -EAGAIN)
-            break;
-        if ((rc = settle(ch, op, 1)) != -EAGAIN)
-            break;
-        uint64_t now = shm__now_ns();
-        if (now >= deadline) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        uint64_t slice = shm__hook_liveness_slice_ns;
-        if (deadline - now < slice)
-            slice = deadline - now;
-        shm__counter_add(sleeps, 1);
-        if (shm__futex_wait(seq, seen, slice) == -EINTR) {
-            rc = -EINTR;
-            break;
-        }
-    }
-    shm__store_relaxed(waiting, 0);
-    return rc;
+    struct ring_wait rw = {ch, op};
+    struct shm__wait w = {.try_once = ring_try,
+                          .settle = ring_settle,
+                          .prepare = ring_prepare,
+                          .finish = ring_finish,
+                          .arg = &rw,
+                          .spin_ns = ch->spin_ns,
+                          .misses = producer ? &h->full_events : &h->empty_events,
+                          .sleeps = producer ? &h->producer_sleeps : &h->consumer_sleeps};
+    return shm__wait_run(&w, timeout_ns);
 }
 
 static int check_role(shm_channel_t *ch, uint32_t role)
@@ -346,6 +380,8 @@ int shm_channel_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t tim
 {
     if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
         return shm__bc_reserve(ch, len, ptr);
+    if (is_service(ch))
+        return shm__sv_reserve(ch, len, ptr, timeout_ns);
     return do_reserve(ch, len, ptr, timeout_ns);
 }
 
@@ -353,6 +389,8 @@ int shm_channel_commit(shm_channel_t *ch, uint64_t len)
 {
     if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
         return shm__bc_commit(ch, len);
+    if (is_service(ch))
+        return shm__sv_commit(ch, len);
     return do_commit(ch, len);
 }
 
@@ -360,6 +398,8 @@ int shm_channel_abort(shm_channel_t *ch)
 {
     if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
         return shm__bc_abort(ch);
+    if (is_service(ch))
+        return shm__sv_abort(ch);
     int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
     return rc ? rc : shm__ring_abort(&ch->prod);
 }
@@ -370,6 +410,8 @@ int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t
         return -EINVAL;
     if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
         return shm__bc_write(ch, data, len);
+    if (is_service(ch))
+        return shm__sv_write(ch, data, len, timeout_ns);
     void *dst;
     int rc = do_reserve(ch, len, &dst, timeout_ns);
     if (rc)
@@ -384,6 +426,8 @@ int shm_channel_write_batch(shm_channel_t *ch, const void *data, const uint64_t 
 {
     if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
         return shm__bc_write_batch(ch, data, lens, count);
+    if (is_service(ch))
+        return -EOPNOTSUPP;
     int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
     if (rc)
         return rc;
@@ -446,6 +490,8 @@ int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t
 {
     if (ch && ch->role == SHM_CHANNEL_SUBSCRIBER)
         return shm__bc_peek(ch, ptr, len, timeout_ns);
+    if (is_service(ch))
+        return shm__sv_peek(ch, ptr, len, timeout_ns);
     return do_peek(ch, ptr, len, timeout_ns);
 }
 
@@ -453,6 +499,8 @@ int shm_channel_release(shm_channel_t *ch)
 {
     if (ch && ch->role == SHM_CHANNEL_SUBSCRIBER)
         return shm__bc_release(ch);
+    if (is_service(ch))
+        return shm__sv_release(ch);
     return do_release(ch);
 }
 
@@ -463,6 +511,8 @@ int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
         return -EINVAL;
     if (ch && ch->role == SHM_CHANNEL_SUBSCRIBER)
         return shm__bc_recv(ch, buf, cap, len, NULL, timeout_ns);
+    if (is_service(ch))
+        return shm__sv_read(ch, buf, cap, len, timeout_ns);
     const void *src;
     uint64_t n;
     int rc = do_peek(ch, &src, &n, timeout_ns);
@@ -481,6 +531,8 @@ int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t 
 {
     if (ch && ch->role == SHM_CHANNEL_SUBSCRIBER)
         return shm__bc_read_batch(ch, buf, cap, lens, max_count, timeout_ns);
+    if (is_service(ch))
+        return -EOPNOTSUPP;
     int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
     if (rc)
         return rc;
@@ -535,6 +587,10 @@ static void end_role(shm_channel_t *ch)
         shm__bc_end_role(ch);
         return;
     }
+    if (ch->kind == SHM_CHANNEL_KIND_SERVICE) {
+        shm__sv_end_role(ch);
+        return;
+    }
     struct shm__header *h = ch->ring.hdr;
     if (ch->role == SHM_CHANNEL_PRODUCER) {
         if (ch->prod.reserving)
@@ -577,6 +633,7 @@ void shm_channel_close(shm_channel_t *ch)
     if (!ch->detached)
         end_role(ch);
     shm__seg_release(&ch->seg);
+    shm__sv_free(ch);
     free(ch);
 }
 
@@ -622,6 +679,10 @@ int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st)
     memset(st, 0, sizeof(*st));
     if (ch->kind == SHM_CHANNEL_KIND_BROADCAST) {
         shm__bc_stat(ch, st);
+        return 0;
+    }
+    if (ch->kind == SHM_CHANNEL_KIND_SERVICE) {
+        shm__sv_stat(ch, st);
         return 0;
     }
     const struct shm__header *h = ch->ring.hdr;
@@ -673,6 +734,13 @@ int shm__hook_share_mapping(shm_channel_t *dst, const shm_channel_t *src)
         shm__bcast_bind(&dst->bc, src->seg.base, &dst->bc.g);
         if (dst->role == SHM_CHANNEL_SUBSCRIBER)
             dst->sub.entry = &dst->bc.subs[dst->sub.index];
+    } else if (dst->kind == SHM_CHANNEL_KIND_SERVICE) {
+        shm__svc_bind(&dst->svc, src->seg.base, &dst->svc.g);
+        if (dst->role == SHM_CHANNEL_CLIENT) {
+            dst->cli.line = shm__svc_line(&dst->svc, dst->cli.index);
+            dst->cli.rq = shm__svc_req(&dst->svc, dst->cli.index);
+            dst->cli.rs = shm__svc_resp(&dst->svc, dst->cli.index);
+        }
     } else {
         shm__ring_bind(&dst->ring, src->seg.base, dst->ring.capacity);
     }
@@ -683,6 +751,9 @@ uint64_t shm_channel_max_payload(shm_channel_t *ch)
 {
     if (!ch)
         return 0;
+    if (ch->kind == SHM_CHANNEL_KIND_SERVICE)
+        return ch->svc.g.max_request > ch->svc.g.max_response ? ch->svc.g.max_request
+                                                              : ch->svc.g.max_response;
     return ch->kind == SHM_CHANNEL_KIND_BROADCAST ? ch->bc.g.max_payload : ch->ring.max_payload;
 }
 
@@ -690,6 +761,8 @@ uint64_t shm_channel_capacity(shm_channel_t *ch)
 {
     if (!ch)
         return 0;
+    if (ch->kind == SHM_CHANNEL_KIND_SERVICE)
+        return ch->svc.g.capacity;
     return ch->kind == SHM_CHANNEL_KIND_BROADCAST ? ch->bc.g.capacity : ch->ring.capacity;
 }
 
@@ -722,10 +795,12 @@ const char *shm_channel_strerror(int err)
     case ENOMEM: return "out of memory";
     case EPROTO: return "not a shm_channel segment (bad magic)";
     case EPROTONOSUPPORT: return "unsupported segment layout major version";
-    case EPROTOTYPE: return "wrong kind of channel: a stream opened as broadcast, or a broadcast channel opened as a stream";
+    case EPROTOTYPE: return "wrong kind of channel: a segment of one kind (stream, broadcast, service) opened as another";
     case EMEDIUMTYPE: return "the broadcast channel's type tag is not the one required";
-    case EUSERS: return "every subscriber entry of the broadcast channel is taken";
-    case ESTALE: return "the view was overwritten by the publisher while it was held";
+    case EUSERS: return "every subscriber entry of the broadcast channel, or every client slot of the service, is taken";
+    case ESTALE: return "stale: the view was overwritten by the publisher while it was held, or the client gave up on the request being answered";
+    case ECONNRESET: return "the server that had the request is gone and another has attached: send it again";
+    case EOPNOTSUPP: return "not supported on this kind of channel or role";
     case EOVERFLOW: return "message numbers exhausted";
     case EBADMSG: return "corrupt segment: a header field, position or record is out of range, or its pages are not all allocated";
     case ETIMEDOUT: return "timed out";

@@ -8,6 +8,7 @@
 #include "broadcast.h"
 #include "ring.h"
 #include "segment.h"
+#include "service.h"
 #include "shm_channel.h"
 
 struct shm_channel {
@@ -25,6 +26,11 @@ struct shm_channel {
     struct shm__bcast bc;
     struct shm__bcast_pub pub;
     struct shm__bcast_sub sub;
+    /* service (kind 4) */
+    struct shm__svc svc;
+    struct shm__svc_server *srv; /* allocated for a server */
+    struct shm__svc_client cli;
+    struct shm__sv_state *sv;    /* the API's private state (service_api.c) */
 };
 
 /* broadcast_api.c: the kind-2 side of the shared entry points, argument checks included
@@ -49,5 +55,20 @@ int shm__bc_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len
 int shm__bc_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns);
 int shm__bc_release(shm_channel_t *ch);
 void shm__bc_stat(shm_channel_t *ch, shm_channel_stat_t *st);
+
+/* service_api.c: the kind-4 side of the shared entry points (spec/service.md). */
+int shm__sv_config(const shm_channel_service_config_t *cfg, struct shm__svc_geom *g);
+int shm__sv_attach(shm_channel_t *ch, const shm_channel_service_config_t *cfg,
+                   const struct shm__seg_info *info);
+void shm__sv_end_role(shm_channel_t *ch);
+void shm__sv_free(shm_channel_t *ch);
+int shm__sv_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t timeout_ns);
+int shm__sv_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t timeout_ns);
+int shm__sv_commit(shm_channel_t *ch, uint64_t len);
+int shm__sv_abort(shm_channel_t *ch);
+int shm__sv_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len, int64_t timeout_ns);
+int shm__sv_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns);
+int shm__sv_release(shm_channel_t *ch);
+void shm__sv_stat(shm_channel_t *ch, shm_channel_stat_t *st);
 
 #endif

@@ -35,7 +35,8 @@ int shm__identity_check(const void *hdr, uint64_t file_size, uint32_t want_kind)
         return -EPROTONOSUPPORT;
     uint16_t kind = shm__load_relaxed(&h->kind);
     if (want_kind ? kind != want_kind
-                  : kind != SHM_CHANNEL_KIND_STREAM && kind != SHM_CHANNEL_KIND_BROADCAST)
+                  : kind != SHM_CHANNEL_KIND_STREAM && kind != SHM_CHANNEL_KIND_BROADCAST &&
+                        kind != SHM_CHANNEL_KIND_SERVICE)
         return -EPROTOTYPE;
     return 0;
 }
@@ -98,6 +99,12 @@ static int validate_kind(const struct shm__header *hdr, uint64_t size, struct sh
         int rc = shm__bcast_validate(hdr, size, &info->bcast);
         if (rc == 0)
             info->segment_size = info->bcast.segment_size;
+        return rc;
+    }
+    if (info->kind == SHM_CHANNEL_KIND_SERVICE) {
+        int rc = shm__svc_validate(hdr, size, &info->svc);
+        if (rc == 0)
+            info->segment_size = info->svc.segment_size;
         return rc;
     }
     return shm__ring_validate(hdr, size, &info->segment_size);

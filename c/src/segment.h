@@ -12,6 +12,7 @@
 
 #include "broadcast.h"
 #include "layout.h"
+#include "service.h"
 #include "shm_channel.h"
 
 /* One open segment file and its mapping. */
@@ -29,6 +30,7 @@ struct shm__seg_info {
     uint32_t kind;
     uint64_t segment_size;
     struct shm__bcast_geom bcast; /* kind 2 only */
+    struct shm__svc_geom svc;     /* kind 4 only */
 };
 
 /* How a new segment is made, when the open may create one. */
