@@ -22,6 +22,7 @@ TIMEOUT = 10.0  # seconds: the most either side waits for the other
 
 
 def server(name: str) -> None:
+    """Answer "pong" to each "ping", until "end"."""
     with shm_channel.Server(name, max_request=16, max_response=16, max_clients=4) as srv:
         rounds = 0
         while True:
@@ -40,6 +41,7 @@ def server(name: str) -> None:
 
 
 def client(name: str) -> None:
+    """Wait for the server, play ROUNDS rounds, then say "end"."""
     with shm_channel.Client(name, max_request=16, max_response=16, max_clients=4) as cli:
         cli.wait_server(timeout=TIMEOUT)
         start = time.perf_counter()

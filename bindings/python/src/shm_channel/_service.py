@@ -29,7 +29,7 @@ from ._channel import (
     _release_views,
     _timeout_ns,
 )
-from ._errors import ChannelBusy, PeerDied, ShmChannelError
+from ._errors import ChannelBusy, IncompatibleLayout, PeerDied, ShmChannelError
 from ._lib import ffi, lib
 
 if TYPE_CHECKING:
@@ -68,7 +68,8 @@ class ServerClosed(BrokenPipeError, ShmChannelError):
 
 def _service_error(rc: int, name: str, role: int, op: str, **extra: Any) -> Exception:
     """The exception for a service call's return value: the meanings that differ from a
-    stream's here, the rest as :func:`shm_channel._errors.error` says."""
+    stream's here, the rest as :func:`shm_channel._errors.error` says.
+    """
     err = -rc
     cls: type[OSError] = OSError
     text = ""
@@ -119,6 +120,7 @@ def _service_error(rc: int, name: str, role: int, op: str, **extra: Any) -> Exce
             "server had not taken it) and is not sent again"
         )
     elif err == _errno.EPROTOTYPE:
+        cls = IncompatibleLayout
         text = f"{name!r} is a channel of another kind, not a service"
     if not text:
         return _errors.error(rc, name, role, op, **extra)
@@ -244,7 +246,8 @@ class _Service(_Channel):
 
 class ServiceStat:
     """A snapshot of a service's counters (``shm_channel_service_stat_t``): every field of
-    the C struct but the reserved words, as an attribute."""
+    the C struct but the reserved words, as an attribute.
+    """
 
     def __init__(self, st: Any) -> None:
         for field, _ in ffi.typeof(st[0]).fields:
@@ -353,7 +356,7 @@ class Client(_Service):
         until the block ends (the next request reuses the space).
         """
         _timeout_ns(timeout)
-        return _ResponseView(self, data, None, timeout)
+        return _ResponseView(self, data, timeout)
 
     def reserve(self, size: int, timeout: float | None = None) -> _RequestSpace:
         """Zero-copy request: ``with client.reserve(n) as buf:`` yields a writable
@@ -373,7 +376,7 @@ class Client(_Service):
         :meth:`reserve` and yields it in place, as :meth:`request_view` does.
         """
         _timeout_ns(timeout)
-        return _ResponseView(self, None, None, timeout)
+        return _ResponseView(self, None, timeout)
 
     def wait_server(self, timeout: float | None = None) -> None:
         """Wait until a server is attached. :class:`TimeoutError` if none came in time."""
@@ -472,9 +475,7 @@ class _ResponseView:
 
     __slots__ = ("_client", "_data", "_timeout", "_views")
 
-    def __init__(
-        self, client: Client, data: Buffer | None, _unused: None, timeout: float | None
-    ) -> None:
+    def __init__(self, client: Client, data: Buffer | None, timeout: float | None) -> None:
         self._client = client
         self._data = data
         self._timeout = timeout
@@ -544,7 +545,8 @@ class Request:
     def respond(self, data: Buffer) -> bool:
         """Send the answer (any contiguous buffer; never waits). Returns True, or False if
         the client gave up on this request (timed out and sent another) or is gone (died,
-        and its slot was reaped): nothing is written then. :class:`MessageTooLarge` if larger than ``max_response``.
+        and its slot was reaped): nothing is written then. :class:`MessageTooLarge` if
+        larger than ``max_response`` (the request is still owed).
         """
         srv = self._server
         self._finish()
@@ -779,7 +781,8 @@ class Server(_Service):
 
     def reap(self) -> list[int]:
         """Reclaim the slots of clients that died, now; returns their slot numbers. A
-        waiting :meth:`receive` also does this by itself, several times a second."""
+        waiting :meth:`receive` also does this by itself, several times a second.
+        """
         dead = ffi.new("uint32_t[]", self._max_clients)
         try:
             self._busy = True
@@ -829,4 +832,3 @@ class Server(_Service):
                 req.respond(answer)
             served += 1
         return served
-
