@@ -397,3 +397,7 @@ class SvcProc(Proc):
         if self.lang == "rust":
             return [str(SVC_PEER_RUST), *args]
         return [sys.executable, str(SVC_PEER_PY), *args]
+
+
+CORNER.update({"svc-matrix": "server<clients", "svc-client-killed": "server",
+               "svc-server-killed": "killed>successor"})

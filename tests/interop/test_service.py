@@ -151,12 +151,16 @@ def test_svc_server_killed(session, svc_built, dead, succ):
 
     def body():
         aprog = session.progress_path("server-a")
-        a = spawn(session, dead, "serve", *common, "--expect", 3, "--hang-after", 300,
-                  "--progress", aprog, label="server-a")
         progs = [session.progress_path("client%d" % c) for c in range(3)]
         clients = [spawn(session, lang, "request", *common, "--id", c, "--count", count,
                          "--progress", progs[c], label="c%d" % c)
                    for c, lang in enumerate(LANGS)]
+        # Every client has joined before A serves, so none is still starting (and waiting
+        # for a server, with no request to fail) when A dies.
+        session.wait_for("every client to join", lambda: all(
+            p.exists() and p.stat().st_size >= 24 for p in progs), 60, watch=clients)
+        a = spawn(session, dead, "serve", *common, "--expect", 3, "--hang-after", 300,
+                  "--progress", aprog, label="server-a")
         session.wait_for("server A to hang holding a request",
                          lambda: session.progress(aprog)["hang"], 60, watch=[a, *clients])
         a.sigkill()

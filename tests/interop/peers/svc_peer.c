@@ -120,10 +120,14 @@ struct opts {
     double deadline;
 };
 
-static void usage(const char *fmt, const char *arg)
+static void usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "svc_peer: ");
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "\nusage: svc_peer serve|request --name N [options] "
                     "(see tests/interop/README.md, Services)\n");
     exit(2);
@@ -497,6 +501,7 @@ static int request(const struct opts *o)
     }
     uint32_t c = (uint32_t)o->id;
     int code = 0;
+    progress(cl.i, 0, 0); /* joined: the slot is ours */
     rc = shm_channel_wait_server(cl.ch, left_ns(cl.end));
     double t0 = now_s();
     while (rc == 0 && cl.i < o->count) {

@@ -293,6 +293,7 @@ def request(o: Opts) -> int:
     code = 0
     t0 = time.monotonic()
     i = o.start
+    prog.put(i, 0, 0)  # joined: the slot is ours
     try:
         cli.wait_server(o.deadline)
         t0 = time.monotonic()
