@@ -13,7 +13,7 @@ from harness import LANGS, InteropError, SvcProc, record
 PAIRS = [(s, c) for s in LANGS for c in LANGS]
 CROSS = [(a, b) for a in LANGS for b in LANGS if a != b]
 CLIENTS = 4
-REQUESTS = 1500
+REQUESTS = 1000
 DEADLINE = 60
 
 

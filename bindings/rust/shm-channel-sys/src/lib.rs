@@ -825,8 +825,7 @@ extern "C" {
     ) -> c_int;
 
     /// Server: answers request `*id` not at all.
-    pub fn shm_channel_drop(ch: *mut shm_channel_t, id: *const shm_channel_request_id_t)
-        -> c_int;
+    pub fn shm_channel_drop(ch: *mut shm_channel_t, id: *const shm_channel_request_id_t) -> c_int;
 
     /// Server: reclaims the slots of dead clients now and reports the slots reclaimed since
     /// the last call into `dead`; returns how many.

@@ -652,13 +652,22 @@ fn every_function_links_and_the_version_matches() {
             "shm_channel_open_service",
             shm_channel_open_service as *const () as usize,
         ),
-        ("shm_channel_request", shm_channel_request as *const () as usize),
-        ("shm_channel_response", shm_channel_response as *const () as usize),
+        (
+            "shm_channel_request",
+            shm_channel_request as *const () as usize,
+        ),
+        (
+            "shm_channel_response",
+            shm_channel_response as *const () as usize,
+        ),
         (
             "shm_channel_wait_server",
             shm_channel_wait_server as *const () as usize,
         ),
-        ("shm_channel_receive", shm_channel_receive as *const () as usize),
+        (
+            "shm_channel_receive",
+            shm_channel_receive as *const () as usize,
+        ),
         (
             "shm_channel_receive_peek",
             shm_channel_receive_peek as *const () as usize,
@@ -667,7 +676,10 @@ fn every_function_links_and_the_version_matches() {
             "shm_channel_receive_release",
             shm_channel_receive_release as *const () as usize,
         ),
-        ("shm_channel_respond", shm_channel_respond as *const () as usize),
+        (
+            "shm_channel_respond",
+            shm_channel_respond as *const () as usize,
+        ),
         (
             "shm_channel_respond_reserve",
             shm_channel_respond_reserve as *const () as usize,

@@ -196,10 +196,8 @@ fn stat(h: &Handle) -> Result<ServiceStats> {
     let mut st = ServiceStats::default();
     // SAFETY: `h` is an open handle and `st` a valid out-pointer; the call only reads the
     // handle's fixed fields and the shared segment.
-    check(
-        unsafe { sys::shm_channel_service_stat(h.raw(), &mut st) },
-        Op::Other,
-    )?;
+    let rc = unsafe { sys::shm_channel_service_stat(h.raw(), &mut st) };
+    check(rc, Op::Other)?;
     Ok(st)
 }
 
@@ -347,11 +345,11 @@ impl Client {
         if rc < 0 {
             return Err(self.request_error(rc, len));
         }
-        // SAFETY: on success `p` points at `len` writable bytes in our mapping that nobody
-        // else touches until the request is committed (or, aborted, the next reserve).
         let space: &mut [u8] = if len == 0 {
             &mut []
         } else {
+            // SAFETY: on success `p` points at `len` writable bytes in our mapping that nobody
+            // else touches until the request is committed (or, aborted, the next reserve).
             unsafe { slice::from_raw_parts_mut(p.cast(), len) }
         };
         Ok(RequestSpace {
@@ -392,12 +390,12 @@ impl Client {
         if rc < 0 {
             return Err(fail(rc));
         }
-        // SAFETY: on success `p` points at `len` bytes of the answer inside our mapping,
-        // which the server writes again only after this client's next request: the guard
-        // borrows the client mutably, so no request can be sent while it lives.
         let data: &[u8] = if len == 0 || p.is_null() {
             &[]
         } else {
+            // SAFETY: on success `p` points at `len` bytes of the answer inside our mapping,
+            // which the server writes again only after this client's next request: the guard
+            // borrows the client mutably, so no request can be sent while it lives.
             unsafe { slice::from_raw_parts(p.cast(), len as usize) }
         };
         Ok(Response { data })
@@ -563,12 +561,12 @@ impl Server {
             )
         };
         check(rc, Op::Read)?;
-        // SAFETY: on success `p` points at `len` bytes of the request in our mapping, which
-        // its client does not touch until the server releases or answers it; the guard
-        // borrows the server mutably, so that happens only through the guard.
         let data: &[u8] = if len == 0 || p.is_null() {
             &[]
         } else {
+            // SAFETY: on success `p` points at `len` bytes of the request in our mapping, which
+            // its client does not touch until the server releases or answers it; the guard
+            // borrows the server mutably, so that happens only through the guard.
             unsafe { slice::from_raw_parts(p.cast(), len as usize) }
         };
         Ok(Received {
@@ -613,11 +611,11 @@ impl Server {
         if !self.answered(rc, len)? {
             return Ok(None);
         }
-        // SAFETY: on success `p` points at `len` writable bytes of the client's response
-        // buffer, which its client reads only after the commit.
         let space: &mut [u8] = if len == 0 {
             &mut []
         } else {
+            // SAFETY: on success `p` points at `len` writable bytes of the client's response
+            // buffer, which its client reads only after the commit.
             unsafe { slice::from_raw_parts_mut(p.cast(), len) }
         };
         Ok(Some(ResponseSpace {
@@ -761,8 +759,9 @@ impl ResponseSpace<'_> {
         let len = len.min(this.space.len());
         // SAFETY: the handle holds this reservation; the guard is not dropped (its Drop
         // would abort the reservation published here).
-        let rc =
-            unsafe { sys::shm_channel_respond_commit(this.server.svc.h.raw(), &this.id.0, len as u64) };
+        let rc = unsafe {
+            sys::shm_channel_respond_commit(this.server.svc.h.raw(), &this.id.0, len as u64)
+        };
         check(rc, Op::Other).map(drop)
     }
 }
