@@ -13,6 +13,7 @@
 #include "harness.h"
 #include "report.h"
 #include "shm_channel.h"
+#include "svc_cases.h"
 
 #define MIB (1024u * 1024u)
 
@@ -30,7 +31,8 @@ static void usage(FILE *f)
             "  --only LIST        shm_channel cases to run (ids: shm_copy, shm_zerocopy,\n"
             "                     shm_batch, shm_spin, shm_zerocopy_spin, shm_block,\n"
             "                     bcast_pub0, bcast_pub1, bcast_pub8, bcast_pub64,\n"
-            "                     bcast_latest, bcast_frames4);\n"
+            "                     bcast_latest, bcast_frames4, svc_spin1, svc_spin8,\n"
+            "                     svc_spin64, svc_block1, svc_block8, svc_block64);\n"
             "                     the baselines always run\n"
             "  --throughput       throughput only      --roundtrip   round trips only\n"
             "  --no-broadcast     leave out the broadcast (kind 2) cases\n"
@@ -402,6 +404,17 @@ int main(int argc, char **argv)
             add(res, &nres, &bench_shm_rtt_zc_spin, 64, cap, "cacheline");
         if (has_id(c.only, "shm_block"))
             add(res, &nres, &bench_shm_rtt_block, 64, cap, "cacheline");
+        /* Services (kind 4): one client's round trip among 1, 8 and 64 clients. */
+        const struct bench_transport *svc_spin[] = {&bench_svc_spin1, &bench_svc_spin8,
+                                                    &bench_svc_spin64};
+        const struct bench_transport *svc_block[] = {&bench_svc_block1, &bench_svc_block8,
+                                                     &bench_svc_block64};
+        for (int k = 0; k < 3; k++) {
+            if (has_id(c.only, svc_spin[k]->id))
+                add(res, &nres, svc_spin[k], 64, cap, "cacheline");
+            if (has_id(c.only, svc_block[k]->id))
+                add(res, &nres, svc_block[k], 64, cap, "unix");
+        }
         measure(&c, res + first, nres - first);
         fprintf(stderr, "\n");
     }

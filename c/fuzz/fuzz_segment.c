@@ -1,6 +1,7 @@
 /* libFuzzer target: a segment file with arbitrary bytes, opened as consumer and as producer
- * (or, when its kind field says broadcast, as subscriber and publisher), driven by every
- * call until they fail, while the input also scribbles on the live mapping.
+ * (or, when its kind field says broadcast, as subscriber and publisher; service: as client
+ * and server), driven by every call until they fail, while the input also scribbles on the
+ * live mapping.
  *
  * Input = segment image [+ script]. When the image's segment_size field (offset 40) is a
  * plausible size below the input's length, the bytes past it are a script of operations
@@ -38,6 +39,8 @@ static char dir[64];
 /* The image is a broadcast segment (kind 2): the handles are a subscriber and a publisher,
  * and the data area (the slots) starts at data_off. */
 static int bcast;
+/* The image is a service (kind 4): the handles are a client (cons) and a server (prod). */
+static int svc;
 static uint64_t data_off = HDR;
 static uint8_t buf[BUF];
 static uint8_t payload[BUF];
@@ -375,6 +378,16 @@ static void bcast_stat(shm_channel_t *ch)
     EXPECT("sub_stat (own)", rc, rc == 0 || rc == -EINVAL);
 }
 
+/* The service counters of a handle. */
+static void svc_stat(shm_channel_t *ch)
+{
+    shm_channel_service_stat_t ss;
+    int rc = shm_channel_service_stat(ch, &ss);
+    EXPECT("service_stat", rc, rc == 0);
+    if (ss.live_clients > ss.max_clients || ss.max_clients > SHM_CHANNEL_SERVICE_MAX_CLIENTS)
+        EXPECT("service_stat (clients)", rc, 0);
+}
+
 static void op_stat(struct ctx *c)
 {
     shm_channel_stat_t st;
@@ -383,12 +396,16 @@ static void op_stat(struct ctx *c)
         EXPECT("stat", rc, rc == 0);
         if (bcast)
             bcast_stat(c->cons);
+        if (svc)
+            svc_stat(c->cons);
     }
     if (c->prod) {
         int rc = shm_channel_stat(c->prod, &st);
         EXPECT("stat", rc, rc == 0);
         if (bcast)
             bcast_stat(c->prod);
+        if (svc)
+            svc_stat(c->prod);
     }
     if (memcmp(c->map, "\0\0\0\0\0\0\0\0", 8) == 0)
         return; /* open would wait its bounded second for the creator */
@@ -402,6 +419,8 @@ static void op_stat(struct ctx *c)
         EXPECT("stat (observer)", rc, rc == 0);
         if (st.kind == SHM_CHANNEL_KIND_BROADCAST)
             bcast_stat(ob);
+        if (st.kind == SHM_CHANNEL_KIND_SERVICE)
+            svc_stat(ob);
         shm_channel_close(ob);
     }
 }
@@ -443,6 +462,17 @@ static void scribble(struct ctx *c, uint8_t sel, uint64_t v)
     }
     if (c->map_len <= HDR + 8)
         return;
+    if (svc && sel < 192) { /* a word of a client slot: line, request or response head */
+        uint64_t stride = get64(c->map + 64, 8), resp = get64(c->map + 104, 8);
+        static const uint64_t at[] = {0, 12, 128, 136, 140};
+        if (stride == 0 || stride > c->map_len)
+            return;
+        uint64_t slot = (v >> 32) % ((c->map_len - HDR) / stride + 1);
+        uint64_t off = HDR + slot * stride + ((sel & 7) < 5 ? at[sel & 7] : resp + ((sel & 1) ? 8 : 0));
+        if (off + 8 <= c->map_len && off >= HDR)
+            memcpy(c->map + off, &v, (sel & 16) ? 4 : 8);
+        return;
+    }
     size_t data_len = c->map_len - HDR;
     uint64_t pos;
     if (sel < 192) { /* the record header at read_pos or write_pos */
@@ -457,8 +487,159 @@ static void scribble(struct ctx *c, uint8_t sel, uint64_t v)
     memcpy(c->map + HDR + off, &v, 8);
 }
 
+/* ---- kind 4: the client is c->cons, the server c->prod ---------------------------- */
+
+static int svc_verdict(int rc)
+{
+    return rc == -EPIPE || rc == -EOWNERDEAD || rc == -ECONNRESET || rc == -EBADMSG;
+}
+
+/* Client: send a request (copy, or in place), never waiting. */
+static int svc_send(struct ctx *c, uint64_t len, int in_place)
+{
+    int rc;
+    if (in_place) {
+        void *p = NULL;
+        rc = shm_channel_reserve(c->cons, len, &p, 0);
+        EXPECT("svc reserve", rc, rc == 0 || rc == -EAGAIN || rc == -EMSGSIZE ||
+                                      rc == -EOVERFLOW || svc_verdict(rc));
+        if (rc == 0) {
+            check_in_data("svc reserve", p, len, shm_channel_capacity(c->cons));
+            memcpy(p, payload, len);
+            rc = shm_channel_commit(c->cons, len);
+            EXPECT("svc commit", rc, rc == 0);
+        }
+        return rc;
+    }
+    rc = shm_channel_write(c->cons, payload, len, 0);
+    EXPECT("svc write", rc, rc == 0 || rc == -EAGAIN || rc == -EMSGSIZE || rc == -EOVERFLOW ||
+                                svc_verdict(rc));
+    return rc;
+}
+
+/* Client: the response, copied or in place, never waiting. */
+static int svc_response(struct ctx *c, int view, uint64_t cap)
+{
+    uint64_t len = 0;
+    int rc;
+    if (view) {
+        const void *p = NULL;
+        rc = shm_channel_response(c->cons, &p, &len, 0);
+        if (rc == 0)
+            check_in_data("svc response", p, len, shm_channel_capacity(c->cons));
+    } else {
+        rc = shm_channel_read(c->cons, buf, cap, &len, 0);
+        if (rc == 0 && len > cap)
+            EXPECT("svc read (length)", rc, 0);
+    }
+    EXPECT("svc response", rc, rc == 0 || rc == -EAGAIN || rc == -EINVAL || rc == -EMSGSIZE ||
+                                   svc_verdict(rc));
+    if (rc == 0 && len > shm_channel_max_payload(c->cons))
+        EXPECT("svc response (length)", rc, 0);
+    return rc;
+}
+
+static shm_channel_request_id_t svc_ids[8];
+static int svc_nids;
+
+/* Server: the next request, copied or in place. */
+static int svc_receive(struct ctx *c, int view, uint64_t cap)
+{
+    uint64_t len = 0;
+    shm_channel_request_id_t id;
+    int rc;
+    if (view) {
+        const void *p = NULL;
+        rc = shm_channel_receive_peek(c->prod, &p, &len, &id, 0);
+        if (rc == 0)
+            check_in_data("svc receive_peek", p, len, shm_channel_capacity(c->prod));
+    } else {
+        rc = shm_channel_receive(c->prod, buf, cap, &len, &id, 0);
+        if (rc == 0 && len > cap)
+            EXPECT("svc receive (length)", rc, 0);
+    }
+    EXPECT("svc receive", rc, rc == 0 || rc == -EAGAIN || rc == -EMSGSIZE);
+    if ((rc == 0 || rc == -EMSGSIZE) && id.client >= SHM_CHANNEL_SERVICE_MAX_CLIENTS)
+        EXPECT("svc receive (id)", rc, 0);
+    if (rc == 0)
+        svc_ids[svc_nids++ % 8] = id;
+    return rc;
+}
+
+/* Server: answer held request k one way or another. */
+static void svc_answer(struct ctx *c, unsigned k, unsigned how, uint64_t len)
+{
+    shm_channel_request_id_t *id = &svc_ids[k % 8];
+    int rc;
+    switch (how % 5) {
+    case 0:
+        rc = shm_channel_respond(c->prod, id, payload, len);
+        break;
+    case 1: {
+        void *p = NULL;
+        rc = shm_channel_respond_reserve(c->prod, id, len, &p);
+        if (rc == 0) {
+            check_in_data("svc respond_reserve", p, len, shm_channel_capacity(c->prod));
+            memcpy(p, payload, len);
+            rc = (how & 8) ? shm_channel_abort(c->prod) : shm_channel_respond_commit(c->prod, id, len / 2);
+            EXPECT("svc respond_commit", rc, rc == 0);
+        }
+        break;
+    }
+    case 2:
+        rc = shm_channel_drop(c->prod, id);
+        break;
+    case 3:
+        rc = shm_channel_receive_release(c->prod, id);
+        break;
+    default: {
+        uint32_t dead[8];
+        rc = shm_channel_reap(c->prod, dead, 8);
+        EXPECT("svc reap", rc, rc >= 0 && rc <= 8);
+        for (int i = 0; i < rc; i++)
+            if (dead[i] >= SHM_CHANNEL_SERVICE_MAX_CLIENTS)
+                EXPECT("svc reap (index)", rc, 0);
+        return;
+    }
+    }
+    EXPECT("svc answer", rc, rc == 0 || rc == -ESTALE || rc == -EINVAL || rc == -EMSGSIZE ||
+                                 rc == -EBUSY);
+}
+
+static void svc_round_trip(struct ctx *c, uint64_t len)
+{
+    uint64_t got = 0;
+    int rc = shm_channel_request(c->cons, payload, len, buf, BUF, &got, 0);
+    EXPECT("svc request", rc, rc == 0 || rc == -ETIMEDOUT || rc == -EMSGSIZE ||
+                                  rc == -EOVERFLOW || svc_verdict(rc));
+}
+
+static void svc_default_script(struct ctx *c)
+{
+    for (uint64_t i = 0; i < 256; i++) {
+        if (c->cons)
+            svc_send(c, i * 37 % 5000, (int)(i & 1));
+        if (c->prod)
+            for (int k = 0; k < 3; k++)
+                if (svc_receive(c, (int)((i + (uint64_t)k) % 3 == 0), i % 4 ? BUF : 3) != 0)
+                    break;
+        if (c->prod)
+            svc_answer(c, (unsigned)i, (unsigned)(i * 7), i * 53 % 5000);
+        if (c->cons)
+            svc_response(c, (int)(i % 3 == 0), i % 5 ? BUF : 2);
+        if (c->cons && i % 16 == 0)
+            svc_round_trip(c, i);
+        if (i % 64 == 0)
+            op_stat(c);
+    }
+}
+
 static void default_script(struct ctx *c)
 {
+    if (svc) {
+        svc_default_script(c);
+        return;
+    }
     /* peek first: it shows where the message lies (check_in_data) */
     for (int i = 0; i < 64 && c->cons && op_peek(c, i & 1) == 0; i++)
         ;
@@ -482,18 +663,20 @@ static void default_script(struct ctx *c)
 static int open_ok(int rc)
 {
     return rc == 0 || rc == -EPROTO || rc == -EPROTONOSUPPORT || rc == -EPROTOTYPE ||
-           rc == -EBADMSG || rc == -ENOENT;
+           rc == -EBADMSG || rc == -ENOENT || (svc && rc == -EUSERS);
 }
 
 /* Open the reading (consumer / subscriber) or writing (producer / publisher) side. */
 static int open_side(shm_channel_t **ch, int writer)
 {
     uint32_t role = bcast ? (writer ? SHM_CHANNEL_PUBLISHER : SHM_CHANNEL_SUBSCRIBER)
+                    : svc ? (writer ? SHM_CHANNEL_SERVER : SHM_CHANNEL_CLIENT)
                           : (writer ? SHM_CHANNEL_PRODUCER : SHM_CHANNEL_CONSUMER);
     uint32_t flags = SHM_CHANNEL_ALLOW_FOREIGN;
     if (bcast && !writer)
         flags |= SHM_CHANNEL_FROM_OLDEST; /* every held message, not just the newest */
     int rc = bcast ? shm_channel_open_broadcast(ch, NAME, role, flags, NULL, 0)
+             : svc ? shm_channel_open_service(ch, NAME, role, flags, NULL, 0)
                    : shm_channel_open(ch, NAME, role, flags, 0, 0);
     if (rc)
         *ch = NULL;
@@ -515,6 +698,35 @@ static void run_script(struct ctx *c, const uint8_t *s, size_t n)
         uint64_t a = get64(s + i, avail);
         uint8_t b = avail > 8 ? s[i + 8] : 0;
         uint64_t len = a % (BUF / 2);
+        if (svc && op % 11 <= 7) { /* the service calls; stat, scribble, reopen as below */
+            switch (op % 11) {
+            case 0:
+            case 1:
+                if (c->cons)
+                    svc_send(c, len % 70000, op % 11);
+                break;
+            case 2:
+            case 3:
+                if (c->cons)
+                    svc_response(c, op % 11 == 3, b ? len : BUF);
+                break;
+            case 4:
+            case 5:
+                if (c->prod)
+                    svc_receive(c, op % 11 == 5, b ? len : BUF);
+                break;
+            case 6:
+                if (c->prod)
+                    svc_answer(c, b, (unsigned)(a >> 56), len % 70000);
+                break;
+            case 7:
+                if (c->cons)
+                    svc_round_trip(c, len % 70000);
+                break;
+            }
+            i += avail > 9 ? 9 : avail;
+            continue;
+        }
         switch (op % 11) {
         case 0:
             if (c->cons && bcast && (b & 6) == 6)
@@ -613,6 +825,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The kind field picks the roles: kind 2 is opened as subscriber and publisher. */
     bcast = (data[12] | data[13] << 8) == SHM_CHANNEL_KIND_BROADCAST;
+    svc = (data[12] | data[13] << 8) == SHM_CHANNEL_KIND_SERVICE;
+    svc_nids = 0;
+    memset(svc_ids, 0, sizeof svc_ids);
     data_off = HDR;
     int rc = open_side(&c.cons, 0);
     EXPECT("open consumer", rc, open_ok(rc));

@@ -374,7 +374,7 @@ static int client_response(shm_channel_t *ch, void *buf, uint64_t cap, const voi
         }
         if (*len > cap)
             return -EMSGSIZE;
-        if (*len)
+        if (*len && buf)
             memcpy(buf, p, *len);
         return 0;
     }

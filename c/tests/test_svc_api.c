@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "ct.h"
+#include "hooks.h"
 
 TestSuite(svc_api, .init = ct_setup, .fini = ct_teardown, .timeout = 120);
 
@@ -487,4 +489,162 @@ Test(svc_api, permissions_squatting_and_exclusive)
     cr_assert_eq(shm_channel_open_service(&ch, sq, SHM_CHANNEL_SERVER, SHM_CHANNEL_CREATE, NULL, 0),
                  -EACCES);
     rmdir(path);
+}
+
+/* The server check's two looks (spec/service.md §5.7, §6 (f)): a clean close that lands
+ * between a client's first look (state 1) and its lock query (lock free) is a close, never a
+ * death. Every lock query is delayed by 10 ms (shm__hook_lock_check_delay_ns) and every sleep
+ * lasts at most 1 ms (shm__hook_liveness_slice_ns), so a close lands in the window most of the
+ * time; it starts once the client has observably slept a few times. */
+struct closer {
+    shm_channel_t *srv;
+    shm_channel_t *obs;
+};
+
+static void *close_when_client_sleeps(void *arg)
+{
+    struct closer *c = arg;
+    shm_channel_service_stat_t st;
+    for (int w = 0; w < 20000; w++) {
+        if (shm_channel_service_stat(c->obs, &st) == 0 && st.client_sleeps > 2 && st.requests)
+            break;
+        usleep(100);
+    }
+    usleep(2500); /* the client spends 10 of every 11 ms in its delayed lock query */
+    shm_channel_close(c->srv);
+    return NULL;
+}
+
+Test(svc_api, clean_close_during_the_lock_check_is_epipe_not_death)
+{
+    shm__hook_lock_check_delay_ns = 10 * CT_MS;
+    uint64_t slice = shm__hook_liveness_slice_ns;
+    shm__hook_liveness_slice_ns = CT_MS;
+    for (int round = 0; round < 4; round++) {
+        char n[64];
+        ct_name(n, "twolook");
+        shm_channel_t *srv = sopen(n, SHM_CHANNEL_SERVER, SHM_CHANNEL_CREATE, 16, 16, 2);
+        shm_channel_t *cli = sopen(n, SHM_CHANNEL_CLIENT, 0, 0, 0, 0);
+        shm_channel_t *obs = NULL;
+        cr_assert_eq(shm_channel_open_service(&obs, n, SHM_CHANNEL_OBSERVER, 0, NULL, 0), 0);
+        shm_channel_set_spin(cli, 0);
+        send_str(cli, "x");
+        shm_channel_request_id_t id = recv_str(srv, "x");
+        (void)id;
+        struct closer c = {srv, obs};
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, close_when_client_sleeps, &c), 0);
+        char buf[16];
+        uint64_t len;
+        int rc = shm_channel_read(cli, buf, sizeof buf, &len, 10 * CT_SEC);
+        pthread_join(t, NULL);
+        cr_assert_eq(rc, -EPIPE, "round %d: %d (%s)", round, rc, shm_channel_strerror(rc));
+        shm_channel_close(cli);
+        shm_channel_close(obs);
+    }
+    shm__hook_lock_check_delay_ns = 0;
+    shm__hook_liveness_slice_ns = slice;
+}
+
+/* No lost wake-up on either side: with the liveness slice at 60 s, a sleeper that is not
+ * woken sleeps until its timeout. A server asleep in receive (observably: server_sleeps) is
+ * woken by the doorbell of a request; a client asleep waiting for its answer is woken by the
+ * response; and a busy round trip with spinning makes no wake call at all. */
+struct sleeper {
+    shm_channel_t *ch;
+    int rc;
+    uint64_t len;
+    char buf[16];
+    shm_channel_request_id_t id;
+};
+
+static void *server_sleeps_in_receive(void *arg)
+{
+    struct sleeper *s = arg;
+    s->rc = shm_channel_receive(s->ch, s->buf, sizeof s->buf, &s->len, &s->id, 30 * CT_SEC);
+    return NULL;
+}
+
+static void *client_sleeps_for_answer(void *arg)
+{
+    struct sleeper *s = arg;
+    s->rc = shm_channel_read(s->ch, s->buf, sizeof s->buf, &s->len, 30 * CT_SEC);
+    return NULL;
+}
+
+Test(svc_api, sleepers_are_woken_and_no_wake_call_while_nobody_sleeps)
+{
+    uint64_t slice = shm__hook_liveness_slice_ns;
+    shm__hook_liveness_slice_ns = 60 * CT_SEC;
+    char n[64];
+    ct_name(n, "wake");
+    shm_channel_t *srv = sopen(n, SHM_CHANNEL_SERVER, SHM_CHANNEL_CREATE, 16, 16, 2);
+    shm_channel_t *cli = sopen(n, SHM_CHANNEL_CLIENT, 0, 0, 0, 0);
+    shm_channel_set_spin(srv, 0);
+    shm_channel_set_spin(cli, 0);
+    shm_channel_service_stat_t st;
+    struct sleeper s = {srv, 1, 0, {0}, {0, 0, 0}};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, server_sleeps_in_receive, &s), 0);
+    for (int w = 0; w < 20000; w++) {
+        cr_assert_eq(shm_channel_service_stat(cli, &st), 0);
+        if (st.server_sleeps > 0)
+            break;
+        usleep(100);
+    }
+    cr_assert_gt(st.server_sleeps, 0);
+    uint64_t t0 = ct_now_ns();
+    send_str(cli, "ring");
+    pthread_join(t, NULL);
+    cr_assert_eq(s.rc, 0, "server: %d", s.rc);
+    cr_assert_lt(ct_now_ns() - t0, 20 * CT_SEC, "the doorbell woke the server");
+    /* The client sleeps for its answer; the response wakes it. */
+    struct sleeper c = {cli, 1, 0, {0}, {0, 0, 0}};
+    cr_assert_eq(pthread_create(&t, NULL, client_sleeps_for_answer, &c), 0);
+    for (int w = 0; w < 20000; w++) {
+        cr_assert_eq(shm_channel_service_stat(srv, &st), 0);
+        if (st.client_sleeps > 0)
+            break;
+        usleep(100);
+    }
+    cr_assert_gt(st.client_sleeps, 0);
+    t0 = ct_now_ns();
+    uint64_t wakes0 = st.server_wakes;
+    cr_assert_eq(shm_channel_respond(srv, &s.id, "ding", 4), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(c.rc, 0, "client: %d", c.rc);
+    cr_assert_lt(ct_now_ns() - t0, 20 * CT_SEC, "the response woke the client");
+    cr_assert_eq(shm_channel_service_stat(srv, &st), 0);
+    cr_assert_eq(st.server_wakes, wakes0 + 1);
+    /* Nobody sleeps: a round trip between calls that find their message at once makes no
+     * wake call on either side. */
+    shm_channel_service_stat_t a, b;
+    cr_assert_eq(shm_channel_service_stat(srv, &a), 0);
+    for (int i = 0; i < 50; i++) {
+        send_str(cli, "q");
+        shm_channel_request_id_t id = recv_str(srv, "q");
+        cr_assert_eq(shm_channel_respond(srv, &id, "a", 1), 0);
+        expect_resp(cli, "a");
+    }
+    cr_assert_eq(shm_channel_service_stat(srv, &b), 0);
+    cr_assert_eq(b.server_wakes, a.server_wakes, "no wake call while the client is busy");
+    cr_assert_eq(b.server_sleeps, a.server_sleeps);
+    cr_assert_eq(b.client_sleeps, a.client_sleeps);
+    shm_channel_close(cli);
+    shm_channel_close(srv);
+    shm__hook_liveness_slice_ns = slice;
+}
+
+/* A service too large for the shared memory there is: -ENOSPC at creation (through the one
+ * creation path every kind shares), and no file is left behind. */
+Test(svc_api, enospc_leaves_nothing)
+{
+    char n[64];
+    ct_name(n, "huge");
+    shm_channel_service_config_t cfg = {1ull << 30, 1ull << 30, 1024, 0, {0}};
+    shm_channel_t *ch = NULL;
+    int rc = shm_channel_open_service(&ch, n, SHM_CHANNEL_SERVER, SHM_CHANNEL_CREATE, &cfg, 0);
+    cr_assert_eq(rc, -ENOSPC, "%d (%s)", rc, shm_channel_strerror(rc));
+    cr_assert_eq(ct_exists(n), 0);
+    cr_assert_eq(ct_count_files(), 0);
 }
