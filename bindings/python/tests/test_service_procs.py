@@ -56,7 +56,7 @@ def answer(req: bytes) -> bytes:
 def test_64_clients_in_8_processes(name: str) -> None:
     """The clients start first (they create the service and wait for a server); 64 are
     attached at once; every answer is checked by its client."""
-    procs, threads, count = 8, 8, 60
+    procs, threads, count = 8, 8, 30
     children = [python_child(CLIENTS, name, str(p), str(threads), str(count)) for p in range(procs)]
     try:
         for c in children:
