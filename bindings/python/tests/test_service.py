@@ -255,7 +255,7 @@ def test_kinds_do_not_mix(name: str) -> None:
 
 def test_sizes_must_match_an_existing_service(name: str) -> None:
     with sc.Server(name, max_request=100):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="max_request, max_response or max_clients"):
             sc.Client(name, max_request=200)
         with sc.Client(name, max_request=100) as c:
             assert c.max_request == 100

@@ -119,6 +119,11 @@ def _service_error(rc: int, name: str, role: int, op: str, **extra: Any) -> Exce
             f"a signal interrupted the request to {name!r}; it was given up (withdrawn if the "
             "server had not taken it) and is not sent again"
         )
+    elif err == _errno.EINVAL and op == "open":
+        return ValueError(
+            f"invalid argument opening service {name!r}: if it exists, its max_request, "
+            "max_response or max_clients differ from those asked (pass 0 to accept any)"
+        )
     elif err == _errno.EPROTOTYPE:
         cls = IncompatibleLayout
         text = f"{name!r} is a channel of another kind, not a service"
