@@ -12,6 +12,7 @@ reported to the client (shm_channel.PeerDied), never waited for.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -21,9 +22,9 @@ ROUNDS = 100
 TIMEOUT = 10.0  # seconds: the most either side waits for the other
 
 
-def server(name: str) -> None:
+def server(srv: shm_channel.Server) -> None:
     """Answer "pong" to each "ping", until "end"."""
-    with shm_channel.Server(name, max_request=16, max_response=16, max_clients=4) as srv:
+    with srv:
         rounds = 0
         while True:
             req = srv.receive(timeout=TIMEOUT)
@@ -40,9 +41,9 @@ def server(name: str) -> None:
     # closed removes its name.
 
 
-def client(name: str) -> None:
+def client(cli: shm_channel.Client) -> None:
     """Wait for the server, play ROUNDS rounds, then say "end"."""
-    with shm_channel.Client(name, max_request=16, max_response=16, max_clients=4) as cli:
+    with cli:
         cli.wait_server(timeout=TIMEOUT)
         start = time.perf_counter()
         for _ in range(ROUNDS):
@@ -55,7 +56,27 @@ def client(name: str) -> None:
         print(f"Client: {ROUNDS} round trips in {took * 1e3:.2f} ms (with printing)")
 
 
+def main() -> int:
+    """Play one side; 0 on success, 1 if the other side failed us, 2 on bad usage."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("role", choices=("server", "client"), help="which side to play")
+    ap.add_argument("name", help="service name: 1-200 characters from [A-Za-z0-9._-]")
+    args = ap.parse_args()
+    side = shm_channel.Server if args.role == "server" else shm_channel.Client
+    try:  # the name is checked before anything is created
+        handle = side(args.name, max_request=16, max_response=16, max_clients=4)
+    except ValueError as e:
+        ap.error(str(e))
+    try:
+        if args.role == "server":
+            server(handle)  # type: ignore[arg-type]
+        else:
+            client(handle)  # type: ignore[arg-type]
+    except (TimeoutError, shm_channel.PeerDied, shm_channel.ServerClosed) as e:
+        print(f"ping_pong_service: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("server", "client"):
-        sys.exit(f"usage: {sys.argv[0]} server|client NAME")
-    (server if sys.argv[1] == "server" else client)(sys.argv[2])
+    sys.exit(main())

@@ -385,3 +385,10 @@ fn a_client_killed_mid_request_is_reaped_and_its_slot_reused() {
         assert_eq!(next.request(b"mine", Some(LONG)).unwrap(), b"yours");
     });
 }
+
+#[test]
+fn handles_are_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Server>();
+    assert_send::<Client>();
+}
