@@ -113,6 +113,15 @@ if [ "$DO_PY" = 1 ]; then
     | tee "$OUT/python-pubsub.txt" || echo "run.sh: pubsub_bench.py failed" >&2
 fi
 
+# Services (issue 12): Python 64 B round trips against multiprocessing.Pipe and seed 004's
+# sysv_ipc polling, 1, 8 and 64 clients, same run.
+if [ "$DO_PY" = 1 ]; then
+  log "Python services: 64 B round trips vs multiprocessing.Pipe and sysv_ipc polling (seed 004)"
+  "$PY" -c "import sysv_ipc" 2>/dev/null || "$PY" -m pip install -q sysv_ipc
+  part python-service -- "$PY" "$ROOT/bench/python/service_rtt.py" "${QUICK[@]}" \
+    --json "$OUT/python-service.json"
+fi
+
 # ---- report ---------------------------------------------------------------------------------
 log "report"
 "$PY" "$ROOT/bench/report/aggregate.py" "$OUT" --build-seconds "$BUILD_S" "${QUICK[@]}"

@@ -37,6 +37,9 @@ build/demo_consumer "$name-small" "$cap" &
 consumer=$!
 build/demo_producer "$name-small" 5000000 64 "$cap"
 wait "$consumer"
+# Services: seed 004's ping-pong in Python (request/response).
+scripts/demo-service.sh
+
 echo "== done; finished streams remove their segments:"
 build/shm_channel ls
 

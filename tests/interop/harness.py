@@ -129,10 +129,13 @@ class Proc:
         self.out_path = self.workdir / ("%d-%s-%s.out" % (n, self.lang, tag))
         self.err_path = self.out_path.with_suffix(".err")
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.popen = subprocess.Popen(peer_cmd(self.lang, *self.args), stdout=out, stderr=err,
+            self.popen = subprocess.Popen(self.command(), stdout=out, stderr=err,
                                           stdin=subprocess.DEVNULL, env=self.env,
                                           start_new_session=True)
         return self
+
+    def command(self) -> list[str]:
+        return peer_cmd(self.lang, *self.args)
 
     @property
     def pid(self) -> int:
@@ -378,3 +381,36 @@ def render_matrix(results: list[Result]) -> str:
             lines.append("FAILED %s %s: %s" % (r.scenario, r.row, r.note))
     lines.append("checks: %d ok, %d failing" % (n_ok, len(results) - n_ok))
     return "\n".join(lines)
+
+
+# ---- services (test_service.py; contract in README.md, "Services") ---------------------------
+
+SVC_PEER_C = BUILD / "svc-peer-c"
+SVC_PEER_RUST = CARGO_TARGET / "release" / "svc_peer"
+SVC_PEER_PY = HERE / "peers" / "svc_peer.py"
+
+
+def build_svc_peer() -> list[str]:
+    """Build the C service peer (the Rust one is a bin of the peer crate, built by build_all)."""
+    log: list[str] = []
+    _run([os.environ.get("CC", "cc"), "-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic",
+          "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wformat=2", "-Werror",
+          "-I", ROOT / "c" / "include", HERE / "peers" / "svc_peer.c", "-L", LIB_DIR,
+          "-lshm_channel", "-Wl,-rpath," + str(LIB_DIR), "-o", SVC_PEER_C], log, timeout=300)
+    return log
+
+
+class SvcProc(Proc):
+    """A service participant (svc_peer) instead of the stream peer."""
+
+    def command(self) -> list[str]:
+        args = [str(a) for a in self.args]
+        if self.lang == "c":
+            return [str(SVC_PEER_C), *args]
+        if self.lang == "rust":
+            return [str(SVC_PEER_RUST), *args]
+        return [sys.executable, str(SVC_PEER_PY), *args]
+
+
+CORNER.update({"svc-matrix": "server<clients", "svc-client-killed": "server",
+               "svc-server-killed": "killed>successor"})

@@ -23,7 +23,7 @@ def _run(example: Path, args: list[str], segments: Path) -> subprocess.Completed
 
 
 def test_there_are_examples() -> None:
-    assert [p.name for p in EXAMPLES] == ["frame_consumer.py"]
+    assert [p.name for p in EXAMPLES] == ["frame_consumer.py", "ping_pong_service.py"]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
@@ -51,6 +51,13 @@ BAD_ARGS = {
         ["frames", "--capacity", "1.5e6"],
         ["frames", "--capacity", "lots"],
         ["frames", "--capacity"],
+    ],
+    "ping_pong_service.py": [
+        ["server"],  # the role and the name are required
+        ["player", "pp"],  # not a role
+        ["client", "a b"],  # invalid service name
+        ["server", "pp", "extra"],
+        ["--no-such-option", "server", "pp"],
     ],
 }
 

@@ -40,6 +40,7 @@ from ._errors import (
     TopicTypeError,
 )
 from ._lib import LIBRARY_ENV, library_path, library_version
+from ._service import Client, Request, Server, ServerClosed, ServiceStat, StaleRequest
 
 __version__ = "1.0.0"
 
@@ -66,6 +67,7 @@ __all__ = [
     "MIN_CAPACITY",
     "ChannelBusy",
     "ChannelClosedError",
+    "Client",
     "Consumer",
     "CorruptSegment",
     "EndOfStream",
@@ -73,7 +75,12 @@ __all__ = [
     "MessageTooLarge",
     "PeerDied",
     "Producer",
+    "Request",
+    "Server",
+    "ServerClosed",
+    "ServiceStat",
     "ShmChannelError",
+    "StaleRequest",
     "Stat",
     # broadcast
     "BroadcastStat",

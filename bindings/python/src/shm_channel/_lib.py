@@ -203,6 +203,84 @@ int shm_channel_broadcast_stat(shm_channel_t *ch,
     shm_channel_broadcast_stat_t *st);
 int shm_channel_sub_stat(shm_channel_t *ch, int64_t index,
     shm_channel_sub_stat_t *st);
+
+// ---- services (kind 4): the service block of shm_channel.h ----
+enum shm_channel_service_kind {
+    SHM_CHANNEL_KIND_SERVICE = 4
+};
+enum shm_channel_service_role {
+    SHM_CHANNEL_SERVER = 6,
+    SHM_CHANNEL_CLIENT = 7
+};
+#define SHM_CHANNEL_SERVICE_MAX_CLIENTS 1024
+#define SHM_CHANNEL_SERVICE_MAX_MESSAGE 1073741824
+#define SHM_CHANNEL_SERVICE_DEFAULT_MESSAGE 4096
+#define SHM_CHANNEL_SERVICE_DEFAULT_CLIENTS 64
+typedef struct shm_channel_service_config {
+    uint64_t max_request;
+    uint64_t max_response;
+    uint32_t max_clients;
+    uint32_t reserved0;
+    uint64_t reserved[4];
+} shm_channel_service_config_t;
+typedef struct shm_channel_request_id {
+    uint32_t client;
+    uint32_t reserved;
+    uint64_t seq;
+} shm_channel_request_id_t;
+typedef struct shm_channel_service_stat {
+    uint64_t max_request;
+    uint64_t max_response;
+    uint32_t max_clients;
+    uint32_t clients;
+    uint32_t live_clients;
+    uint32_t server_state;
+    uint32_t server_epoch;
+    int32_t server_alive;
+    uint64_t joins;
+    uint64_t reclaims;
+    uint64_t reaped;
+    uint64_t requests;
+    uint64_t responses;
+    uint64_t stale;
+    uint64_t expired;
+    uint64_t invalid;
+    uint64_t server_sleeps;
+    uint64_t server_wakes;
+    uint64_t client_sleeps;
+    uint64_t client_timeouts;
+    uint64_t reserved[6];
+} shm_channel_service_stat_t;
+int shm_channel_open_service(shm_channel_t **out, const char *name,
+    uint32_t role, uint32_t flags,
+    const shm_channel_service_config_t *cfg,
+    uint32_t mode);
+int shm_channel_request(shm_channel_t *ch, const void *req, uint64_t req_len,
+    void *resp, uint64_t resp_cap, uint64_t *resp_len,
+    int64_t timeout_ns);
+int shm_channel_response(shm_channel_t *ch, const void **ptr, uint64_t *len,
+    int64_t timeout_ns);
+int shm_channel_wait_server(shm_channel_t *ch, int64_t timeout_ns);
+int shm_channel_receive(shm_channel_t *ch, void *buf, uint64_t cap,
+    uint64_t *len, shm_channel_request_id_t *id,
+    int64_t timeout_ns);
+int shm_channel_receive_peek(shm_channel_t *ch, const void **ptr,
+    uint64_t *len, shm_channel_request_id_t *id,
+    int64_t timeout_ns);
+int shm_channel_receive_release(shm_channel_t *ch,
+    const shm_channel_request_id_t *id);
+int shm_channel_respond(shm_channel_t *ch, const shm_channel_request_id_t *id,
+    const void *data, uint64_t len);
+int shm_channel_respond_reserve(shm_channel_t *ch,
+    const shm_channel_request_id_t *id,
+    uint64_t len, void **ptr);
+int shm_channel_respond_commit(shm_channel_t *ch,
+    const shm_channel_request_id_t *id,
+    uint64_t len);
+int shm_channel_drop(shm_channel_t *ch, const shm_channel_request_id_t *id);
+int shm_channel_reap(shm_channel_t *ch, uint32_t *dead, uint32_t cap);
+int shm_channel_service_stat(shm_channel_t *ch, shm_channel_service_stat_t *st);
+// ---- end of services ----
 """
 
 ffi = cffi.FFI()

@@ -641,3 +641,199 @@ extern "C" {
         st: *mut shm_channel_sub_stat_t,
     ) -> c_int;
 }
+
+// ---- services (kind 4, spec/service.md): the service block of shm_channel.h ----------------
+
+/// Kind of channel: service (one server, many clients, request/response).
+pub const SHM_CHANNEL_KIND_SERVICE: u32 = 4;
+/// Role (service): the one server; a second live one gets `-EBUSY`.
+pub const SHM_CHANNEL_SERVER: u32 = 6;
+/// Role (service): one of up to `max_clients` clients; one more gets `-EUSERS`.
+pub const SHM_CHANNEL_CLIENT: u32 = 7;
+/// Most client slots of a service.
+pub const SHM_CHANNEL_SERVICE_MAX_CLIENTS: u32 = 1024;
+/// Largest `max_request` / `max_response` (2^30 bytes).
+pub const SHM_CHANNEL_SERVICE_MAX_MESSAGE: u64 = 1_073_741_824;
+/// `max_request` / `max_response` of a service created with 0.
+pub const SHM_CHANNEL_SERVICE_DEFAULT_MESSAGE: u64 = 4096;
+/// `max_clients` of a service created with 0.
+pub const SHM_CHANNEL_SERVICE_DEFAULT_CLIENTS: u32 = 64;
+
+/// Creation parameters of a service (`shm_channel_service_config_t`); when opening an
+/// existing one, every nonzero field must match.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct shm_channel_service_config_t {
+    /// Largest request, 0..2^30 bytes; 0: 4096 when creating, any when opening.
+    pub max_request: u64,
+    /// Largest response, 0..2^30 bytes; 0: 4096 when creating, any when opening.
+    pub max_response: u64,
+    /// Client slots, 1..1024; 0: 64 when creating, any when opening.
+    pub max_clients: u32,
+    /// Zero.
+    pub reserved0: u32,
+    /// Zero.
+    pub reserved: [u64; 4],
+}
+
+/// Names one received request: the client's slot and the request's number in that slot.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct shm_channel_request_id_t {
+    /// Slot index, 0..max_clients - 1.
+    pub client: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Request number in the slot, from 1.
+    pub seq: u64,
+}
+
+/// Snapshot of a service segment, filled by [`shm_channel_service_stat`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct shm_channel_service_stat_t {
+    /// Largest request, in bytes.
+    pub max_request: u64,
+    /// Largest response, in bytes.
+    pub max_response: u64,
+    /// Client slots.
+    pub max_clients: u32,
+    /// Slots recorded attached (a dead client counts until reaped).
+    pub clients: u32,
+    /// Slots whose lock a live client holds.
+    pub live_clients: u32,
+    /// State of the server (`SHM_CHANNEL_PEER_*`).
+    pub server_state: u32,
+    /// Incremented by every server attach.
+    pub server_epoch: u32,
+    /// 1 if a live process holds the server role.
+    pub server_alive: i32,
+    /// Client joins ever.
+    pub joins: u64,
+    /// Slots of dead clients taken back (by anyone).
+    pub reclaims: u64,
+    /// Of those, by a server.
+    pub reaped: u64,
+    /// Requests handed to a server.
+    pub requests: u64,
+    /// Responses published.
+    pub responses: u64,
+    /// Responses not written: the client had given up.
+    pub stale: u64,
+    /// Requests addressed to an earlier server, dropped.
+    pub expired: u64,
+    /// Requests with an invalid length, dropped.
+    pub invalid: u64,
+    /// Times the server prepared to sleep.
+    pub server_sleeps: u64,
+    /// Client wake-ups made by the server.
+    pub server_wakes: u64,
+    /// Times the attached clients prepared to sleep (sum).
+    pub client_sleeps: u64,
+    /// Requests the attached clients gave up on (sum).
+    pub client_timeouts: u64,
+    /// Zero.
+    pub reserved: [u64; 6],
+}
+
+extern "C" {
+    /// Opens (and with [`SHM_CHANNEL_CREATE`], creates) the service `name` as
+    /// [`SHM_CHANNEL_SERVER`], [`SHM_CHANNEL_CLIENT`] or [`SHM_CHANNEL_OBSERVER`]; `cfg` may be
+    /// NULL. Errors as [`shm_channel_open`], and `-EUSERS` (client: every slot held).
+    pub fn shm_channel_open_service(
+        out: *mut *mut shm_channel_t,
+        name: *const c_char,
+        role: u32,
+        flags: u32,
+        cfg: *const shm_channel_service_config_t,
+        mode: u32,
+    ) -> c_int;
+
+    /// Client: sends one request and waits for its response (copied into `resp`). A timeout
+    /// or a signal gives the request up. `-ETIMEDOUT`, `-EINTR`, `-EPIPE`, `-EOWNERDEAD`,
+    /// `-ECONNRESET`, `-EMSGSIZE` (the response stays readable by [`shm_channel_response`]).
+    pub fn shm_channel_request(
+        ch: *mut shm_channel_t,
+        req: *const c_void,
+        req_len: u64,
+        resp: *mut c_void,
+        resp_cap: u64,
+        resp_len: *mut u64,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Client, zero-copy: waits for the response to the request sent with
+    /// [`shm_channel_write`] or [`shm_channel_commit`], in place until the next request.
+    pub fn shm_channel_response(
+        ch: *mut shm_channel_t,
+        ptr: *mut *const c_void,
+        len: *mut u64,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Client: waits until a live server is attached. `-ETIMEDOUT`, `-EINTR`.
+    pub fn shm_channel_wait_server(ch: *mut shm_channel_t, timeout_ns: i64) -> c_int;
+
+    /// Server: waits for the next request from any client and copies it into `buf`.
+    pub fn shm_channel_receive(
+        ch: *mut shm_channel_t,
+        buf: *mut c_void,
+        cap: u64,
+        len: *mut u64,
+        id: *mut shm_channel_request_id_t,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Server, zero-copy: [`shm_channel_receive`] in place, until answered, dropped or
+    /// released.
+    pub fn shm_channel_receive_peek(
+        ch: *mut shm_channel_t,
+        ptr: *mut *const c_void,
+        len: *mut u64,
+        id: *mut shm_channel_request_id_t,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Server: done reading a request held in place; the answer is still owed.
+    pub fn shm_channel_receive_release(
+        ch: *mut shm_channel_t,
+        id: *const shm_channel_request_id_t,
+    ) -> c_int;
+
+    /// Server: answers request `*id` (copied). Never waits. `-ESTALE` (the client gave up),
+    /// `-EINVAL` (not owed), `-EMSGSIZE`, `-EBUSY`.
+    pub fn shm_channel_respond(
+        ch: *mut shm_channel_t,
+        id: *const shm_channel_request_id_t,
+        data: *const c_void,
+        len: u64,
+    ) -> c_int;
+
+    /// Server, zero-copy: space for the response to `*id` in the client's response buffer.
+    pub fn shm_channel_respond_reserve(
+        ch: *mut shm_channel_t,
+        id: *const shm_channel_request_id_t,
+        len: u64,
+        ptr: *mut *mut c_void,
+    ) -> c_int;
+
+    /// Server: publishes the reserved response with its final length.
+    pub fn shm_channel_respond_commit(
+        ch: *mut shm_channel_t,
+        id: *const shm_channel_request_id_t,
+        len: u64,
+    ) -> c_int;
+
+    /// Server: answers request `*id` not at all.
+    pub fn shm_channel_drop(ch: *mut shm_channel_t, id: *const shm_channel_request_id_t) -> c_int;
+
+    /// Server: reclaims the slots of dead clients now and reports the slots reclaimed since
+    /// the last call into `dead`; returns how many.
+    pub fn shm_channel_reap(ch: *mut shm_channel_t, dead: *mut u32, cap: u32) -> c_int;
+
+    /// Service, any role: the service part of the segment.
+    pub fn shm_channel_service_stat(
+        ch: *mut shm_channel_t,
+        st: *mut shm_channel_service_stat_t,
+    ) -> c_int;
+}

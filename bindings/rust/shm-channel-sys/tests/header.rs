@@ -130,7 +130,10 @@ fn c_type(t: &syn::Type) -> String {
                 | "shm_channel_stat_t"
                 | "shm_channel_broadcast_config_t"
                 | "shm_channel_broadcast_stat_t"
-                | "shm_channel_sub_stat_t" => name,
+                | "shm_channel_sub_stat_t"
+                | "shm_channel_service_config_t"
+                | "shm_channel_request_id_t"
+                | "shm_channel_service_stat_t" => name,
                 other => panic!("no C spelling for Rust type {other}"),
             }
         }
@@ -423,7 +426,57 @@ fn generated_check() -> String {
         )
         .unwrap();
     }
+    service_layout_checks(&mut c);
     c
+}
+
+/// Services: the size and every field offset of the three service structs as Rust lays
+/// them out, asserted against the header.
+fn service_layout_checks(c: &mut String) {
+    macro_rules! layout {
+        ($t:ident { $($f:ident),* $(,)? }) => {{
+            writeln!(c, "_Static_assert(sizeof({}) == {}, \"size of {}\");",
+                     stringify!($t), size_of::<$t>(), stringify!($t)).unwrap();
+            $(writeln!(c, "_Static_assert(offsetof({}, {}) == {}, \"offset of {}.{}\");",
+                       stringify!($t), stringify!($f), offset_of!($t, $f),
+                       stringify!($t), stringify!($f)).unwrap();)*
+        }};
+    }
+    layout!(shm_channel_service_config_t {
+        max_request,
+        max_response,
+        max_clients,
+        reserved0,
+        reserved,
+    });
+    layout!(shm_channel_request_id_t {
+        client,
+        reserved,
+        seq
+    });
+    layout!(shm_channel_service_stat_t {
+        max_request,
+        max_response,
+        max_clients,
+        clients,
+        live_clients,
+        server_state,
+        server_epoch,
+        server_alive,
+        joins,
+        reclaims,
+        reaped,
+        requests,
+        responses,
+        stale,
+        expired,
+        invalid,
+        server_sleeps,
+        server_wakes,
+        client_sleeps,
+        client_timeouts,
+        reserved,
+    });
 }
 
 #[test]
@@ -482,6 +535,10 @@ fn the_compiled_check_catches_drift() {
             "offsetof(shm_channel_stat_t, capacity) == 8",
             "offsetof(shm_channel_stat_t, capacity) == 16",
         ),
+        good.replace(
+            "offsetof(shm_channel_request_id_t, seq) == 8",
+            "offsetof(shm_channel_request_id_t, seq) == 4",
+        ),
     ];
     let dir = std::env::temp_dir().join(format!("shm-channel-sys-drift-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -508,7 +565,7 @@ fn the_compiled_check_catches_drift() {
 #[test]
 fn every_function_links_and_the_version_matches() {
     // Taking each address makes the linker resolve every declared symbol.
-    let fns: [(&str, usize); 27] = [
+    let fns: [(&str, usize); 27 + 13] = [
         ("shm_channel_open", shm_channel_open as *const () as usize),
         ("shm_channel_close", shm_channel_close as *const () as usize),
         (
@@ -589,6 +646,53 @@ fn every_function_links_and_the_version_matches() {
         (
             "shm_channel_sub_stat",
             shm_channel_sub_stat as *const () as usize,
+        ),
+        // services
+        (
+            "shm_channel_open_service",
+            shm_channel_open_service as *const () as usize,
+        ),
+        (
+            "shm_channel_request",
+            shm_channel_request as *const () as usize,
+        ),
+        (
+            "shm_channel_response",
+            shm_channel_response as *const () as usize,
+        ),
+        (
+            "shm_channel_wait_server",
+            shm_channel_wait_server as *const () as usize,
+        ),
+        (
+            "shm_channel_receive",
+            shm_channel_receive as *const () as usize,
+        ),
+        (
+            "shm_channel_receive_peek",
+            shm_channel_receive_peek as *const () as usize,
+        ),
+        (
+            "shm_channel_receive_release",
+            shm_channel_receive_release as *const () as usize,
+        ),
+        (
+            "shm_channel_respond",
+            shm_channel_respond as *const () as usize,
+        ),
+        (
+            "shm_channel_respond_reserve",
+            shm_channel_respond_reserve as *const () as usize,
+        ),
+        (
+            "shm_channel_respond_commit",
+            shm_channel_respond_commit as *const () as usize,
+        ),
+        ("shm_channel_drop", shm_channel_drop as *const () as usize),
+        ("shm_channel_reap", shm_channel_reap as *const () as usize),
+        (
+            "shm_channel_service_stat",
+            shm_channel_service_stat as *const () as usize,
         ),
     ];
     let listed: BTreeSet<String> = fns.iter().map(|f| f.0.to_string()).collect();

@@ -59,6 +59,25 @@ impl Handle {
         })
     }
 
+    /// Opens a handle with another open call of the C API (`shm_channel_open_service`,
+    /// say): `open(c_name, out)` returns its rc and, on success, a handle in `*out`.
+    pub(crate) fn open_with(
+        name: &str,
+        open: impl FnOnce(&std::ffi::CStr, *mut *mut sys::shm_channel_t) -> std::ffi::c_int,
+    ) -> Result<Handle> {
+        crate::check_library()?;
+        let c_name = crate::c_name(name)?;
+        let mut raw = ptr::null_mut();
+        check(open(&c_name, &mut raw), Op::Other)?;
+        let raw = NonNull::new(raw)
+            .ok_or_else(|| Error::Io(std::io::Error::other("the open call returned NULL")))?;
+        Ok(Handle {
+            raw,
+            timeout_ns: sys::SHM_CHANNEL_INFINITE,
+            name: name.into(),
+        })
+    }
+
     #[inline]
     pub(crate) fn raw(&self) -> *mut sys::shm_channel_t {
         self.raw.as_ptr()
@@ -74,10 +93,7 @@ impl Handle {
     }
 
     pub(crate) fn set_timeout(&mut self, timeout: Option<Duration>) {
-        self.timeout_ns = match timeout {
-            None => sys::SHM_CHANNEL_INFINITE,
-            Some(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        };
+        self.timeout_ns = timeout_ns(timeout);
     }
 
     pub(crate) fn timeout(&self) -> Option<Duration> {
@@ -114,6 +130,15 @@ impl Handle {
         let rc = unsafe { sys::shm_channel_stat(self.raw(), &mut st) };
         check(rc, Op::Other)?;
         Ok(Stats::from_raw(&st))
+    }
+}
+
+/// A timeout in the C convention: `None` waits forever (negative), durations beyond i64
+/// nanoseconds (292 years) saturate instead of wrapping to "forever" or "never wait".
+pub(crate) fn timeout_ns(timeout: Option<Duration>) -> i64 {
+    match timeout {
+        None => sys::SHM_CHANNEL_INFINITE,
+        Some(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
     }
 }
 

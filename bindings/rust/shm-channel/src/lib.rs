@@ -123,6 +123,7 @@ mod handle;
 mod options;
 mod pod;
 mod producer;
+mod service;
 mod stats;
 
 use std::ffi::{CStr, CString, OsStr};
@@ -141,6 +142,10 @@ pub use error::{Error, Result};
 pub use options::OpenOptions;
 pub use pod::{AnyBitPattern, Message, Pod};
 pub use producer::{Producer, Reservation};
+pub use service::{
+    Client, Received, RequestId, RequestSpace, Response, ResponseSpace, Server, ServiceOptions,
+    ServiceStats,
+};
 pub use stats::{Observer, PeerState, Stats};
 
 use error::{check, Op};
