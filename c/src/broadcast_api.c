@@ -76,7 +76,11 @@ int shm__bc_attach(shm_channel_t *ch, uint32_t flags, const shm_channel_broadcas
     if (ch->role == SHM_CHANNEL_PUBLISHER) {
         if ((rc = shm__lock_try(ch->seg.fd, SHM__BCAST_LOCK_PUBLISHER, 1)) != 0)
             return rc;
-        return shm__bcast_pub_attach(&ch->bc, &ch->pub);
+        if ((rc = shm__bcast_pub_attach(&ch->bc, &ch->pub)) != 0)
+            return rc;
+        if (ch->pub.attach_wake) /* spec §5.7: the wake a predecessor may have owed */
+            shm__futex_wake(&ch->bc.hdr->notify_seq);
+        return 0;
     }
     if (ch->role == SHM_CHANNEL_SUBSCRIBER) {
         if ((rc = join(ch)) == 0 && (flags & SHM_CHANNEL_FROM_OLDEST))
@@ -199,8 +203,10 @@ static int settle(shm_channel_t *ch, struct want *w, int force)
     return again == -EAGAIN ? rc : again;
 }
 
-/* Spin for spin_ns, then sleep on notify_seq counted in as a sleeper (spec §5.7),
- * re-checking the publisher every slice. */
+/* Spin for spin_ns, then sleep on notify_seq (spec §5.7): before EVERY futex wait
+ * (the first, and after each return: a wake, a timeout of the slice, EINTR, a spurious
+ * return) count in and mark a wake as owed again, then re-check; re-check the publisher
+ * every slice. */
 static int wait_next(shm_channel_t *ch, struct want *w, int64_t timeout_ns)
 {
     int rc = try_once(ch, w);
@@ -396,7 +402,7 @@ int shm_channel_broadcast_stat(shm_channel_t *ch, shm_channel_broadcast_stat_t *
     st->depth = g->depth;
     st->max_subscribers = g->max_subscribers;
     st->subscribers = shm__load_relaxed(&h->subscribers);
-    st->sleepers = shm__load_relaxed(&h->sleepers);
+    st->sleepers = shm__load_relaxed(&h->waiting) >> 1; /* bits 1-31: counted in */
     st->joins = shm__load_relaxed(&h->joins);
     st->reclaims = shm__load_relaxed(&h->reclaims);
     st->type_len = g->type_len;
