@@ -678,10 +678,11 @@ uint32_t shm__bcast_wait_prepare(struct shm__bcast *b, struct shm__bcast_sub *s)
     /* S1: seen BEFORE the registration: a publisher that takes this registration changes
      * notify_seq after taking it, so seen is older than that change. */
     uint32_t seen = shm__load_acquire(&h->notify_seq);
-    /* S2: count in and mark a wake as owed, in one atomic step, before EVERY sleep: the
-     * publisher may have taken (and spent) an earlier registration. Count first, flag
-     * second: a subscriber killed in between leaves the count one too high (corrected
-     * when its entry is reclaimed), never too low. */
+    /* S2: count in, then mark a wake as owed, before EVERY sleep: the publisher may have
+     * taken (and spent) an earlier registration. Count before mark: once marked, the count
+     * includes this subscriber, so no other subscriber's count-out (S6) can clear the mark.
+     * Then the entry's flag: a subscriber killed in between leaves the count one too high
+     * (corrected when its entry is reclaimed), never too low. */
     __atomic_fetch_add(&h->waiting, WAIT_ONE, __ATOMIC_SEQ_CST);
     __atomic_fetch_or(&h->waiting, WAIT_OWED, __ATOMIC_SEQ_CST);
     shm__store_relaxed(&e->sleeping, 1u);
@@ -694,7 +695,7 @@ uint32_t shm__bcast_wait_prepare(struct shm__bcast *b, struct shm__bcast_sub *s)
 
 void shm__bcast_wait_done(struct shm__bcast *b, struct shm__bcast_sub *s)
 {
-    /* S6. Flag first, count second (the same reasoning as in wait_prepare). */
+    /* S6. Flag first, count out second (the reverse of wait_prepare). */
     shm__store_relaxed(&s->entry->sleeping, 0u);
     wait_uncount(&b->hdr->waiting);
 }
