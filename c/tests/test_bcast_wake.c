@@ -58,7 +58,7 @@ struct ctl {
     char name[64];
     uint64_t count;
     int nsubs;
-    shm_channel_t *pub; /* threads only: the mapping every handle shares */
+    shm_channel_t *anchor; /* threads only: its mapping is the one every handle shares */
     struct sub_res r[MAXS];
 };
 
@@ -74,13 +74,15 @@ static int subscriber(void *arg)
     int i = (int)(intptr_t)arg;
     struct sub_res *r = &C->r[i];
     shm_channel_t *ch = NULL;
-    r->rc = shm_channel_open_broadcast(&ch, C->name, SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0);
-    if (r->rc)
-        return 1;
+    int orc = shm_channel_open_broadcast(&ch, C->name, SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0);
 #ifdef CT_BWAKE_THREADS
-    if ((r->rc = shm__hook_share_mapping(ch, C->pub)) != 0)
-        return 1;
+    if (orc == 0)
+        orc = shm__hook_share_mapping(ch, C->anchor);
 #endif
+    if (orc) {
+        __atomic_store_n(&r->rc, orc, __ATOMIC_RELEASE);
+        return 1;
+    }
     __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
     uint64_t v = 0, len, missed;
     int rc = 0;
@@ -110,9 +112,10 @@ static int subscriber(void *arg)
     if (shm_channel_sub_stat(ch, -1, &ss) == 0)
         r->sleeps = ss.sleeps;
     shm_channel_close(ch);
-    r->rc = rc == -EPIPE ? 0 : (rc ? rc : -EPROTO);
+    rc = rc == -EPIPE ? 0 : (rc ? rc : -EPROTO);
+    __atomic_store_n(&r->rc, rc, __ATOMIC_RELEASE);
     __atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
-    return r->rc || r->bad ? 1 : 0;
+    return rc || r->bad ? 1 : 0;
 }
 
 #ifdef CT_BWAKE_THREADS
@@ -150,8 +153,12 @@ static void run(int nsubs, uint64_t count)
     shm_channel_t *pub = NULL;
     cr_assert_eq(shm_channel_open_broadcast(&pub, C->name, SHM_CHANNEL_PUBLISHER,
                                             SHM_CHANNEL_CREATE, &cfg, 0600), 0);
-    C->pub = pub;
 #ifdef CT_BWAKE_THREADS
+    /* One mapping for every handle, so TSan sees both sides' accesses; its owner (a
+     * subscriber that never reads) is closed last. */
+    cr_assert_eq(shm_channel_open_broadcast(&C->anchor, C->name, SHM_CHANNEL_SUBSCRIBER, 0,
+                                            NULL, 0), 0);
+    cr_assert_eq(shm__hook_share_mapping(pub, C->anchor), 0);
     pthread_t th[MAXS];
     for (int i = 0; i < nsubs; i++)
         cr_assert_eq(pthread_create(&th[i], NULL, thread_main, (void *)(intptr_t)i), 0);
@@ -164,7 +171,8 @@ static void run(int nsubs, uint64_t count)
     for (int i = 0; i < nsubs; i++)
         while (!__atomic_load_n(&C->r[i].ready, __ATOMIC_ACQUIRE)) {
             cr_assert(ct_now_ns() - t0 < 60 * CT_SEC, "subscriber %d did not join", i);
-            cr_assert_eq(C->r[i].rc, 0, "subscriber %d: open: %d", i, C->r[i].rc);
+            int orc = __atomic_load_n(&C->r[i].rc, __ATOMIC_ACQUIRE);
+            cr_assert_eq(orc, 0, "subscriber %d: open: %d", i, orc);
             usleep(200);
         }
     int lost = -1;
@@ -211,6 +219,7 @@ static void run(int nsubs, uint64_t count)
 #ifdef CT_BWAKE_THREADS
     for (int i = 0; i < nsubs; i++)
         pthread_join(th[i], NULL);
+    shm_channel_close(C->anchor);
 #else
     for (int i = 0; i < nsubs; i++)
         ct_wait(pids[i]);
