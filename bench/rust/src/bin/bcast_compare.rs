@@ -28,6 +28,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::*;
 use shm_channel_sys as sys;
 
