@@ -11,6 +11,8 @@
 #include "shm_channel.h"
 
 void (*shm__bcast_hook_after_copy)(void *arg);
+void (*shm__bcast_hook_before_wake_check)(void *arg);
+void (*shm__bcast_hook_after_register)(void *arg);
 void *shm__bcast_hook_arg;
 
 /* Under ThreadSanitizer the payload copies race with the publisher by design (a seqlock:
@@ -294,6 +296,8 @@ int shm__bcast_abort(struct shm__bcast_pub *p)
  * while no subscriber has counted in since the last one. */
 static int wake_needed(struct shm__bcast_header *h)
 {
+    if (shm__bcast_hook_before_wake_check)
+        shm__bcast_hook_before_wake_check(shm__bcast_hook_arg);
     shm__fence_seq_cst();
     if ((shm__load_relaxed(&h->waiting) & WAIT_OWED) == 0)
         return 0;
@@ -687,6 +691,8 @@ uint32_t shm__bcast_wait_prepare(struct shm__bcast *b, struct shm__bcast_sub *s)
     __atomic_fetch_or(&h->waiting, WAIT_OWED, __ATOMIC_SEQ_CST);
     shm__store_relaxed(&e->sleeping, 1u);
     shm__counter_add(&e->sleeps, 1);
+    if (shm__bcast_hook_after_register)
+        shm__bcast_hook_after_register(shm__bcast_hook_arg);
     /* S3: store waiting, then load pub_seq / publisher_state (the caller's re-check, S4):
      * the publisher does the mirror image, so one of us sees the other. */
     shm__fence_seq_cst();

@@ -336,6 +336,12 @@ uint64_t shm__bcast_lag(const struct shm__bcast *b, const struct shm__bcast_sub 
 /* Test-only: called between a read's copy and its re-check of the stamp (NULL in
  * production), so a test can overwrite the slot at exactly that moment. */
 extern void (*shm__bcast_hook_after_copy)(void *arg);
+/* Test-only (NULL in production): called by a publisher after its store and before the
+ * fence and the load of `waiting` (§5.7 between P1 and P2), and by a sleeper after its
+ * registration (between S2 and S3), so a test can stretch both windows and make a wake
+ * that takes a registration meant for an earlier message land at the worst moment. */
+extern void (*shm__bcast_hook_before_wake_check)(void *arg);
+extern void (*shm__bcast_hook_after_register)(void *arg);
 extern void *shm__bcast_hook_arg;
 
 #endif
