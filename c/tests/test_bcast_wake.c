@@ -305,7 +305,7 @@ Test(SUITE, many_subscribers_switching_spin_and_sleep_lose_no_wakeup)
     if (stress())
         run(32, 200000, 0);
     else
-        run(12, ct_scaled(4000, 1000), 0);
+        run(8, ct_scaled(3000, 1000), 0);
 #endif
 }
 
