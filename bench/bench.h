@@ -71,6 +71,8 @@ extern const struct bench_transport bench_memcpy, bench_memcpy_ring, bench_spsc_
 /* Broadcast (kind 2) cases and their own baseline, in bcast_cases.c. */
 extern const struct bench_transport bench_bcast_pub0, bench_bcast_pub1, bench_bcast_pub8,
     bench_bcast_pub64, bench_bcast_frames4, bench_bcast_latest, bench_seqlock_read;
+/* Every broadcast publish case (subscribers keeping up, and sleeping), NULL-terminated. */
+extern const struct bench_transport *const bench_bcast_pub_cases[];
 
 /* ---- helpers for transports ---- */
 

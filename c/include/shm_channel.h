@@ -342,9 +342,13 @@ SHM_CHANNEL_API int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_
  * Consumer, zero-copy: wait for the next message and set *ptr / *len to it in place
  * (contiguous, 8-byte aligned, read-only). It stays valid until shm_channel_release();
  * peeking again returns the same message. Returns the errors of shm_channel_read.
- * Subscriber: the view is of the message in its slot; the publisher may overwrite it while
- * it is held: it stays intact for at least depth - 1 further publishes (spec/broadcast.md
- * §5.6), and shm_channel_release() says whether it did. The skip before it is in
+ * Subscriber: the view is of message m in its slot; the publisher overwrites it when it
+ * starts message m + depth. So a view taken while the newest published message is P stays
+ * intact for the next m + depth - 1 - P publishes: depth - 1 for the newest message (as
+ * shm_channel_peek_latest gives, or a subscriber that keeps up), `lag` fewer for one that
+ * lags (shm_channel_sub_stat). At a steady rate r that is (m + depth - 1 - P) / r seconds,
+ * e.g. the newest frame at depth 4 and 30 frames/s: at least 100 ms (spec/broadcast.md
+ * §5.6). shm_channel_release() says whether it stayed intact. The skip before it is in
  * shm_channel_sub_stat(ch, -1, ...).last_missed.
  */
 SHM_CHANNEL_API int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64_t *len,

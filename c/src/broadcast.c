@@ -11,6 +11,8 @@
 #include "shm_channel.h"
 
 void (*shm__bcast_hook_after_copy)(void *arg);
+void (*shm__bcast_hook_before_wake_check)(void *arg);
+void (*shm__bcast_hook_after_register)(void *arg);
 void *shm__bcast_hook_arg;
 
 /* Under ThreadSanitizer the payload copies race with the publisher by design (a seqlock:
@@ -218,6 +220,9 @@ static uint8_t *payload_of(struct shm__bcast_slot *sl)
 
 /* ---- publisher ---------------------------------------------------------------------- */
 
+#define WAIT_OWED 1u  /* bit 0 of waiting: a wake is owed */
+#define WAIT_ONE 2u   /* one subscriber counted in, in bits 1-31 */
+
 int shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p)
 {
     struct shm__bcast_header *h = b->hdr;
@@ -229,6 +234,14 @@ int shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p)
         return -EBADMSG;
     shm__store_relaxed(&h->publisher_epoch, shm__load_relaxed(&h->publisher_epoch) + 1);
     shm__store_release(&h->publisher_state, (uint32_t)SHM_CHANNEL_PEER_ATTACHED);
+    /* A predecessor killed between taking a wake and making it (§5.7 P4-P6) leaves
+     * sleepers whose wake is gone: if any subscriber is counted in, wake everyone once. */
+    shm__fence_seq_cst();
+    p->attach_wake = shm__load_relaxed(&h->waiting) >= WAIT_ONE;
+    if (p->attach_wake) {
+        shm__store_release(&h->notify_seq, shm__load_relaxed(&h->notify_seq) + 1);
+        shm__counter_add(&h->publisher_wakes, 1);
+    }
     return 0;
 }
 
@@ -277,12 +290,20 @@ int shm__bcast_abort(struct shm__bcast_pub *p)
     return 0;
 }
 
-/* After a store readers wait for: full fence, then the sleeper count (the mirror of
- * shm__bcast_wait_prepare). */
+/* After a store readers wait for (pub_seq or publisher_state): full fence, then the
+ * waiting word (the mirror of shm__bcast_wait_prepare, spec §5.7 steps P2-P5). A wake is
+ * taken only if one is owed, so there is at most one wake call per sleep episode, and none
+ * while no subscriber has counted in since the last one. */
 static int wake_needed(struct shm__bcast_header *h)
 {
+    if (shm__bcast_hook_before_wake_check)
+        shm__bcast_hook_before_wake_check(shm__bcast_hook_arg);
     shm__fence_seq_cst();
-    if (shm__load_relaxed(&h->sleepers) == 0)
+    if ((shm__load_relaxed(&h->waiting) & WAIT_OWED) == 0)
+        return 0;
+    /* Take the owed wake. Only the taker wakes; it changes notify_seq AFTER taking, so a
+     * sleeper whose registration it took loaded `seen` before that change. */
+    if ((__atomic_fetch_and(&h->waiting, ~WAIT_OWED, __ATOMIC_SEQ_CST) & WAIT_OWED) == 0)
         return 0;
     shm__store_release(&h->notify_seq, shm__load_relaxed(&h->notify_seq) + 1);
     shm__counter_add(&h->publisher_wakes, 1);
@@ -337,6 +358,20 @@ static void count_down(uint32_t *c)
             return;
 }
 
+/* Count one subscriber out of waiting (§5.7 S6): the last one out (count 0) also clears
+ * an owed wake, in the same atomic step, since nobody is left to need it. Never below 0. */
+static void wait_uncount(uint32_t *w)
+{
+    uint32_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
+    for (int i = 0; i < 1000 && v >= WAIT_ONE; i++) {
+        uint32_t nv = v - WAIT_ONE;
+        if (nv < WAIT_ONE)
+            nv = 0;
+        if (__atomic_compare_exchange_n(w, &v, nv, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+            return;
+    }
+}
+
 int shm__bcast_reclaim(struct shm__bcast *b, uint32_t index)
 {
     struct shm__bcast_header *h = b->hdr;
@@ -346,7 +381,7 @@ int shm__bcast_reclaim(struct shm__bcast *b, uint32_t index)
     if (shm__load_acquire(&e->state) != SHM_CHANNEL_PEER_ATTACHED)
         return 0;
     if (__atomic_exchange_n(&e->sleeping, 0, __ATOMIC_SEQ_CST) != 0)
-        count_down(&h->sleepers);
+        wait_uncount(&h->waiting);
     count_down(&h->subscribers);
     shm__store_release(&e->state, (uint32_t)SHM_CHANNEL_PEER_CLOSED);
     __atomic_fetch_add(&h->reclaims, 1, __ATOMIC_RELAXED);
@@ -401,7 +436,7 @@ void shm__bcast_sub_leave(struct shm__bcast *b, struct shm__bcast_sub *s)
     s->peeking = 0;
     sync_entry(s);
     if (__atomic_exchange_n(&e->sleeping, 0, __ATOMIC_SEQ_CST) != 0)
-        count_down(&h->sleepers);
+        wait_uncount(&h->waiting);
     shm__store_release(&e->state, (uint32_t)SHM_CHANNEL_PEER_CLOSED);
     count_down(&h->subscribers);
 }
@@ -644,23 +679,31 @@ uint32_t shm__bcast_wait_prepare(struct shm__bcast *b, struct shm__bcast_sub *s)
 {
     struct shm__bcast_header *h = b->hdr;
     struct shm__bcast_sub_entry *e = s->entry;
+    /* S1: seen BEFORE the registration: a publisher that takes this registration changes
+     * notify_seq after taking it, so seen is older than that change. */
     uint32_t seen = shm__load_acquire(&h->notify_seq);
-    /* Count first, flag second: a subscriber killed in between leaves the count one too
-     * high (a wake call that wakes nobody), never too low (a lost wake-up). */
-    __atomic_fetch_add(&h->sleepers, 1, __ATOMIC_SEQ_CST);
+    /* S2: count in, then mark a wake as owed, before EVERY sleep: the publisher may have
+     * taken (and spent) an earlier registration. Count before mark: once marked, the count
+     * includes this subscriber, so no other subscriber's count-out (S6) can clear the mark.
+     * Then the entry's flag: a subscriber killed in between leaves the count one too high
+     * (corrected when its entry is reclaimed), never too low. */
+    __atomic_fetch_add(&h->waiting, WAIT_ONE, __ATOMIC_SEQ_CST);
+    __atomic_fetch_or(&h->waiting, WAIT_OWED, __ATOMIC_SEQ_CST);
     shm__store_relaxed(&e->sleeping, 1u);
     shm__counter_add(&e->sleeps, 1);
-    /* Store sleepers, then load pub_seq / publisher_state (the caller's re-check): the
-     * publisher does the mirror image, so one of us sees the other (spec §5.7). */
+    if (shm__bcast_hook_after_register)
+        shm__bcast_hook_after_register(shm__bcast_hook_arg);
+    /* S3: store waiting, then load pub_seq / publisher_state (the caller's re-check, S4):
+     * the publisher does the mirror image, so one of us sees the other. */
     shm__fence_seq_cst();
     return seen;
 }
 
 void shm__bcast_wait_done(struct shm__bcast *b, struct shm__bcast_sub *s)
 {
-    /* Flag first, count second (the same reasoning as in wait_prepare). */
+    /* S6. Flag first, count out second (the reverse of wait_prepare). */
     shm__store_relaxed(&s->entry->sleeping, 0u);
-    count_down(&b->hdr->sleepers);
+    wait_uncount(&b->hdr->waiting);
 }
 
 uint32_t shm__bcast_publisher_state(const struct shm__bcast *b)

@@ -124,8 +124,11 @@ struct shm__bcast_header {
     uint64_t joins;             /* 264 */
     uint64_t reclaims;          /* 272 */
     uint8_t reserved7[104];     /* 280 */
-    /* waiting line: subscribers count themselves in and out, the publisher reads it */
-    uint32_t sleepers;          /* 384 */
+    /* waiting line (spec §5.7): bit 0 = a wake is owed (set by every sleeper before each
+     * sleep, cleared by the publisher when it wakes, or by the last sleeper out); bits 1-31
+     * = subscribers between counting in and out. The publisher loads it, and writes it only
+     * when bit 0 is set. */
+    uint32_t waiting;           /* 384 */
     uint8_t reserved8[124];     /* 388 */
     uint8_t reserved9[128];     /* 512 */
     /* type tag line, written once by the creator */
@@ -139,7 +142,7 @@ struct shm__bcast_header {
 struct shm__bcast_sub_entry {
     uint32_t state;             /* 0: 0 never used, 1 attached, 2 left */
     uint32_t epoch;             /* 4 */
-    uint32_t sleeping;          /* 8: 1 while counted in sleepers */
+    uint32_t sleeping;          /* 8: 1 while counted in waiting */
     uint32_t pid;               /* 12: informational */
     uint64_t next_seq;          /* 16: number of the next message it will read */
     uint64_t delivered;         /* 24 */
@@ -175,7 +178,7 @@ SHM__BCAST_OFF(publisher_wakes, 176);
 SHM__BCAST_OFF(subscribers, 256);
 SHM__BCAST_OFF(joins, 264);
 SHM__BCAST_OFF(reclaims, 272);
-SHM__BCAST_OFF(sleepers, 384);
+SHM__BCAST_OFF(waiting, 384);
 SHM__BCAST_OFF(type_len, 640);
 SHM__BCAST_OFF(type_tag, 648);
 _Static_assert(sizeof(struct shm__bcast_header) == 4096, "broadcast header is 4096 bytes");
@@ -213,6 +216,7 @@ struct shm__bcast_pub {
     int reserving;          /* message seq + 1 is being written */
     int committed;          /* message seq + 1 is complete, not yet published */
     uint64_t committed_len;
+    int attach_wake;        /* set by pub_attach: the caller must wake the sleepers once */
 };
 
 struct shm__bcast_sub {
@@ -255,7 +259,10 @@ void shm__bcast_bind(struct shm__bcast *b, void *base, const struct shm__bcast_g
 /* ---- publisher ---------------------------------------------------------------------- */
 
 /* Take over the publisher role (the caller holds lock byte 0): continue after pub_seq,
- * increment the epoch, state = attached. 0, or -EBADMSG (pub_seq out of range). */
+ * increment the epoch, state = attached; if any subscriber is counted in as waiting, also
+ * increment notify_seq and set p->attach_wake: the caller must then FUTEX_WAKE(&hdr->
+ * notify_seq, INT_MAX) once (a predecessor may have died between taking a wake and making
+ * it, spec §5.7). 0, or -EBADMSG (pub_seq out of range). */
 int shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p);
 /* Slot space for the next message: 0 and *ptr (8-byte aligned, max_payload bytes),
  * -EMSGSIZE, -EBUSY (a reservation or an unpublished commit is outstanding), -EOVERFLOW
@@ -266,8 +273,9 @@ int shm__bcast_reserve(struct shm__bcast *b, struct shm__bcast_pub *p, uint64_t 
 int shm__bcast_commit(struct shm__bcast *b, struct shm__bcast_pub *p, uint64_t len);
 /* Drop the reservation (the slot stays marked as being written). 0 or -EINVAL. */
 int shm__bcast_abort(struct shm__bcast_pub *p);
-/* Publish the committed message. Returns 1 if subscribers may sleep: notify_seq has been
- * incremented and the caller must FUTEX_WAKE(&hdr->notify_seq, INT_MAX). Else 0. */
+/* Publish the committed message. Returns 1 if a sleeper registered since the last wake:
+ * the publisher has taken the owed wake (cleared bit 0 of waiting), notify_seq has been
+ * incremented, and the caller must FUTEX_WAKE(&hdr->notify_seq, INT_MAX). Else 0. */
 int shm__bcast_publish(struct shm__bcast *b, struct shm__bcast_pub *p);
 /* reserve + copy + commit + publish. Returns 0/1 as publish, or reserve's errors. */
 int shm__bcast_write(struct shm__bcast *b, struct shm__bcast_pub *p, const void *data,
@@ -284,7 +292,8 @@ int shm__bcast_pub_close(struct shm__bcast *b, struct shm__bcast_pub *p);
 int shm__bcast_sub_join(struct shm__bcast *b, struct shm__bcast_sub *s, uint32_t index,
                         uint32_t pid);
 /* Reclaim entry `index` of a dead owner (the caller holds its lock and found it
- * attached): undo its sleeper count and attached count. 1 if it was attached, else 0. */
+ * attached): undo its count in waiting and its attached count. 1 if it was attached,
+ * else 0. */
 int shm__bcast_reclaim(struct shm__bcast *b, uint32_t index);
 /* Right after join: start at the oldest message still held instead of the newest. */
 void shm__bcast_sub_rewind(struct shm__bcast *b, struct shm__bcast_sub *s);
@@ -313,9 +322,10 @@ int shm__bcast_peek(struct shm__bcast *b, struct shm__bcast_sub *s, int latest,
  * view is held. */
 int shm__bcast_release(struct shm__bcast *b, struct shm__bcast_sub *s);
 
-/* Waiting (spec §5.7). Before sleeping: returns the futex value to wait on, and counts the
- * subscriber in sleepers. The caller must then re-try the read and check the publisher's
- * state, and only then FUTEX_WAIT(&hdr->notify_seq, seen); then call wait_done. */
+/* Waiting (spec §5.7). Before EVERY sleep (also after a timeout, a spurious or an earlier
+ * wake, EINTR): returns the futex value to wait on, counts the subscriber in and marks a
+ * wake as owed. The caller must then re-try the read and check the publisher's state, and
+ * only then FUTEX_WAIT(&hdr->notify_seq, seen); then call wait_done. */
 uint32_t shm__bcast_wait_prepare(struct shm__bcast *b, struct shm__bcast_sub *s);
 void shm__bcast_wait_done(struct shm__bcast *b, struct shm__bcast_sub *s);
 /* publisher_state with acquire (0 none yet, 1 attached, 2 closed). */
@@ -326,6 +336,12 @@ uint64_t shm__bcast_lag(const struct shm__bcast *b, const struct shm__bcast_sub 
 /* Test-only: called between a read's copy and its re-check of the stamp (NULL in
  * production), so a test can overwrite the slot at exactly that moment. */
 extern void (*shm__bcast_hook_after_copy)(void *arg);
+/* Test-only (NULL in production): called by a publisher after its store and before the
+ * fence and the load of `waiting` (§5.7 between P1 and P2), and by a sleeper after its
+ * registration (between S2 and S3), so a test can stretch both windows and make a wake
+ * that takes a registration meant for an earlier message land at the worst moment. */
+extern void (*shm__bcast_hook_before_wake_check)(void *arg);
+extern void (*shm__bcast_hook_after_register)(void *arg);
 extern void *shm__bcast_hook_arg;
 
 #endif

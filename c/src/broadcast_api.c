@@ -56,6 +56,26 @@ static int join(shm_channel_t *ch)
     return -EUSERS;
 }
 
+/* Reclaim every entry whose owner died attached (spec §5.9): an entry that reads attached
+ * is reclaimed only while its lock is held here (taken without waiting, then released), so
+ * the owner is certainly gone and nobody can join it meanwhile; shm__bcast_reclaim looks at
+ * the state again under the lock. Returns the number reclaimed. */
+static uint32_t reclaim_dead(shm_channel_t *ch)
+{
+    struct shm__bcast *b = &ch->bc;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < b->g.max_subscribers; i++) {
+        if (shm__load_relaxed(&b->subs[i].state) != SHM_CHANNEL_PEER_ATTACHED)
+            continue;
+        int byte = SHM__BCAST_LOCK_SUB_BASE + (int)i;
+        if (shm__lock_try(ch->seg.fd, byte, 1) != 0)
+            continue; /* alive (or joining, or being reclaimed by someone else) */
+        n += (uint32_t)shm__bcast_reclaim(b, i);
+        shm__lock_drop(ch->seg.fd, byte);
+    }
+    return n;
+}
+
 int shm__bc_attach(shm_channel_t *ch, uint32_t flags, const shm_channel_broadcast_config_t *cfg,
                    const struct shm__seg_info *info)
 {
@@ -77,7 +97,14 @@ int shm__bc_attach(shm_channel_t *ch, uint32_t flags, const shm_channel_broadcas
     if (ch->role == SHM_CHANNEL_PUBLISHER) {
         if ((rc = shm__lock_try(ch->seg.fd, SHM__BCAST_LOCK_PUBLISHER, 1)) != 0)
             return rc;
-        return shm__bcast_pub_attach(&ch->bc, &ch->pub);
+        /* A new publisher clears the table of dead subscribers first (their counts in
+         * `subscribers` and `waiting`), then decides whether sleepers need a wake. */
+        reclaim_dead(ch);
+        if ((rc = shm__bcast_pub_attach(&ch->bc, &ch->pub)) != 0)
+            return rc;
+        if (ch->pub.attach_wake) /* spec §5.7: the wake a predecessor may have owed */
+            shm__futex_wake(&ch->bc.hdr->notify_seq);
+        return 0;
     }
     if (ch->role == SHM_CHANNEL_SUBSCRIBER) {
         if ((rc = join(ch)) == 0 && (flags & SHM_CHANNEL_FROM_OLDEST))
@@ -231,8 +258,10 @@ static void bc_done(void *arg)
     shm__bcast_wait_done(&b->ch->bc, &b->ch->sub);
 }
 
-/* Spin for spin_ns, then sleep on notify_seq counted in as a sleeper (spec §5.7),
- * re-checking the publisher every slice (wait.c). */
+/* Spin for spin_ns, then sleep on notify_seq (spec §5.7): before EVERY futex wait
+ * (the first, and after each return: a wake, a timeout of the slice, EINTR, a spurious
+ * return) count in and mark a wake as owed again, then re-check; re-check the publisher
+ * every slice (wait.c). */
 static int wait_next(shm_channel_t *ch, struct want *w, int64_t timeout_ns)
 {
     struct bc_wait bw = {ch, w};
@@ -398,7 +427,7 @@ int shm_channel_broadcast_stat(shm_channel_t *ch, shm_channel_broadcast_stat_t *
     st->depth = g->depth;
     st->max_subscribers = g->max_subscribers;
     st->subscribers = shm__load_relaxed(&h->subscribers);
-    st->sleepers = shm__load_relaxed(&h->sleepers);
+    st->sleepers = shm__load_relaxed(&h->waiting) >> 1; /* bits 1-31: counted in */
     st->joins = shm__load_relaxed(&h->joins);
     st->reclaims = shm__load_relaxed(&h->reclaims);
     st->type_len = g->type_len;

@@ -62,4 +62,11 @@ uint64_t ct_msg_seq(const void *buf);
 
 uint64_t ct_mix(uint64_t x);
 
+/* In a child process (ct_fork): enter a private mount namespace with a fresh tmpfs of
+ * `size` bytes mounted on the existing directory `mnt`, and make it the segment directory
+ * (SHM_CHANNEL_DIR). 0, or CT_SKIPPED with the reason in why (unshare or mount refused: no
+ * privileges here). Used by the ENOSPC tests of every kind. */
+#define CT_SKIPPED 77
+int ct_small_tmpfs(const char *mnt, uint64_t size, char *why, size_t why_len);
+
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -247,4 +248,24 @@ int ct_msg_verify(const void *buf, uint64_t len, uint64_t seed, uint64_t seq, ui
     uint8_t want[16];
     ct_msg_fill(want, seed, seq, len);
     return memcmp(want, p, len) ? 4 : 0;
+}
+
+int ct_small_tmpfs(const char *mnt, uint64_t size, char *why, size_t why_len)
+{
+    char opts[64];
+    if (unshare(CLONE_NEWNS) != 0) {
+        snprintf(why, why_len, "unshare(CLONE_NEWNS): %s", strerror(errno));
+        return CT_SKIPPED;
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        snprintf(why, why_len, "making mounts private: %s", strerror(errno));
+        return CT_SKIPPED;
+    }
+    snprintf(opts, sizeof opts, "size=%llu,mode=0700", (unsigned long long)size);
+    if (mount("shm_channel_test", mnt, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) != 0) {
+        snprintf(why, why_len, "mount tmpfs: %s", strerror(errno));
+        return CT_SKIPPED;
+    }
+    setenv("SHM_CHANNEL_DIR", mnt, 1);
+    return 0;
 }

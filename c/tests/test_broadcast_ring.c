@@ -704,6 +704,10 @@ Test(bcast_view, peek_latest)
 
 /* ---- waiting and waking ---------------------------------------------------------------- */
 
+/* waiting = count << 1 | owed (spec §3.3, §5.7) */
+#define WAITING(t) (H(t)->waiting >> 1)
+#define OWED(t) (H(t)->waiting & 1u)
+
 Test(bcast_wait, wake_only_while_someone_sleeps)
 {
     struct t t;
@@ -715,20 +719,38 @@ Test(bcast_wait, wake_only_while_someone_sleeps)
     cr_assert_eq(H(&t)->notify_seq, 0);
     uint32_t seen = shm__bcast_wait_prepare(&t.b, &a);
     cr_assert_eq(seen, 0);
-    cr_assert_eq(H(&t)->sleepers, 1);
+    cr_assert_eq(WAITING(&t), 1);
+    cr_assert_eq(OWED(&t), 1);
     cr_assert_eq(a.entry->sleeping, 1);
     shm__bcast_wait_prepare(&t.b, &b);
-    cr_assert_eq(H(&t)->sleepers, 2);
+    cr_assert_eq(WAITING(&t), 2);
     cr_assert_eq(put(&t), 1, "sleepers: the caller must wake");
     cr_assert_eq(H(&t)->notify_seq, 1, "the futex word moved: a FUTEX_WAIT on 0 returns");
     cr_assert_eq(H(&t)->publisher_wakes, 1);
+    cr_assert_eq(OWED(&t), 0, "the publisher took the owed wake");
+    cr_assert_eq(WAITING(&t), 2);
+    cr_assert_eq(put(&t), 0, "one wake per sleep episode: both were woken already");
     shm__bcast_wait_done(&t.b, &a);
-    cr_assert_eq(put(&t), 1);
+    /* a comes back from FUTEX_WAIT and sleeps again: it must register again */
+    cr_assert_eq(shm__bcast_wait_prepare(&t.b, &a), 1);
+    cr_assert_eq(OWED(&t), 1);
+    cr_assert_eq(put(&t), 1, "a re-registered: woken again");
+    shm__bcast_wait_done(&t.b, &a);
     shm__bcast_wait_done(&t.b, &b);
-    cr_assert_eq(H(&t)->sleepers, 0);
+    cr_assert_eq(H(&t)->waiting, 0);
     cr_assert_eq(b.entry->sleeping, 0);
     cr_assert_eq(put(&t), 0);
     cr_assert_eq(H(&t)->notify_seq, 2);
+    cr_assert_eq(H(&t)->publisher_wakes, 2);
+    /* a sleeper that times out and leaves, the last one out: it clears what was owed, so no
+     * wake call follows for nobody */
+    shm__bcast_wait_prepare(&t.b, &a);
+    shm__bcast_wait_prepare(&t.b, &b);
+    shm__bcast_wait_done(&t.b, &a);
+    cr_assert_eq(H(&t)->waiting, 3, "b still counted in: the wake stays owed");
+    shm__bcast_wait_done(&t.b, &b);
+    cr_assert_eq(H(&t)->waiting, 0, "the last one out clears the owed wake");
+    cr_assert_eq(put(&t), 0);
     cr_assert_eq(H(&t)->publisher_wakes, 2);
     /* end-of-stream wakes sleepers too */
     cr_assert_eq(shm__bcast_publisher_state(&t.b), 1);
@@ -738,7 +760,18 @@ Test(bcast_wait, wake_only_while_someone_sleeps)
     cr_assert_eq(shm__bcast_pub_close(&t.b, &t.p), 1);
     cr_assert_eq(shm__bcast_publisher_state(&t.b), 2);
     cr_assert_eq(H(&t)->notify_seq, 3);
-    cr_assert_eq(H(&t)->pub_seq, 4, "the reservation was aborted");
+    cr_assert_eq(H(&t)->pub_seq, 6, "the reservation was aborted");
+    /* a publisher that takes over while someone is counted in wakes once (its predecessor
+     * may have died between taking a wake and making it) */
+    __atomic_and_fetch(&H(&t)->waiting, ~1u, __ATOMIC_SEQ_CST); /* taken, never made */
+    struct shm__bcast_pub p2;
+    cr_assert_eq(shm__bcast_pub_attach(&t.b, &p2), 0);
+    cr_assert_eq(p2.attach_wake, 1);
+    cr_assert_eq(H(&t)->notify_seq, 4);
+    shm__bcast_wait_done(&t.b, &a);
+    cr_assert_eq(shm__bcast_pub_attach(&t.b, &p2), 0);
+    cr_assert_eq(p2.attach_wake, 0, "nobody counted in: no wake at attach");
+    cr_assert_eq(H(&t)->notify_seq, 4);
     done(&t);
 }
 
@@ -753,11 +786,11 @@ Test(bcast_subs, dead_subscriber_is_reclaimed)
     cr_assert_eq(shm__bcast_sub_join(&t.b, &b, 4, 101), 0);
     cr_assert_eq(H(&t)->subscribers, 2);
     shm__bcast_wait_prepare(&t.b, &a); /* a dies asleep: its handle is simply dropped */
-    cr_assert_eq(H(&t)->sleepers, 1);
+    cr_assert_eq(WAITING(&t), 1);
     cr_assert_eq(shm__bcast_reclaim(&t.b, 4 + 1), 0, "an entry never used: nothing to do");
     struct shm__bcast_sub c;
     cr_assert_eq(shm__bcast_sub_join(&t.b, &c, 3, 102), 1, "reclaimed");
-    cr_assert_eq(H(&t)->sleepers, 0);
+    cr_assert_eq(H(&t)->waiting, 0, "uncounted, and the last one out cleared the owed wake");
     cr_assert_eq(H(&t)->subscribers, 2);
     cr_assert_eq(H(&t)->reclaims, 1);
     cr_assert_eq(H(&t)->joins, 3);
@@ -765,9 +798,9 @@ Test(bcast_subs, dead_subscriber_is_reclaimed)
     cr_assert_eq(c.entry->pid, 102);
     cr_assert_eq(put(&t), 0, "no wake call for the dead sleeper");
     shm__bcast_wait_prepare(&t.b, &b); /* b leaves while counted as a sleeper */
-    cr_assert_eq(H(&t)->sleepers, 1);
+    cr_assert_eq(WAITING(&t), 1);
     shm__bcast_sub_leave(&t.b, &b);
-    cr_assert_eq(H(&t)->sleepers, 0);
+    cr_assert_eq(H(&t)->waiting, 0);
     cr_assert_eq(H(&t)->subscribers, 1);
     cr_assert_eq(b.entry->state, 2);
     cr_assert_eq(shm__bcast_sub_join(&t.b, &b, 8, 1), -EINVAL);

@@ -26,7 +26,7 @@ TestSuite(enospc, .init = ct_setup, .fini = ct_teardown, .timeout = 60);
 
 #define TMPFS_SIZE (8ull << 20)
 #define SEED 5150
-#define SKIPPED 77
+#define SKIPPED CT_SKIPPED
 
 struct env {
     char mnt[4096];
@@ -82,20 +82,9 @@ static int64_t fill_and_drain(shm_channel_t *p, shm_channel_t *c, uint8_t *buf, 
 static int in_small_tmpfs(void *arg)
 {
     (void)arg;
-    if (unshare(CLONE_NEWNS) != 0) {
-        snprintf(env->why, sizeof env->why, "unshare(CLONE_NEWNS): %s", strerror(errno));
-        return SKIPPED;
-    }
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-        snprintf(env->why, sizeof env->why, "making mounts private: %s", strerror(errno));
-        return SKIPPED;
-    }
-    if (mount("shm_channel_test", env->mnt, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "size=8m,mode=0700") != 0) {
-        snprintf(env->why, sizeof env->why, "mount tmpfs: %s", strerror(errno));
-        return SKIPPED;
-    }
-    setenv("SHM_CHANNEL_DIR", env->mnt, 1);
+    int skip = ct_small_tmpfs(env->mnt, TMPFS_SIZE, env->why, sizeof env->why);
+    if (skip)
+        return skip;
     struct statvfs vfs;
     CHECK(statvfs(env->mnt, &vfs) == 0 && (uint64_t)vfs.f_blocks * vfs.f_frsize == TMPFS_SIZE,
           "the tmpfs is not 8 MiB");
