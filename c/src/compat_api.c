@@ -8,6 +8,7 @@
  * (header validation, peer check, end-of-stream, unlink on close) does not apply. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -301,6 +302,7 @@ static int wait_ready(shm_channel_t *ch, struct try_op *op, int64_t timeout_ns)
     if ((rc = verdict(ch, op)) != -EAGAIN || timeout_ns == 0)
         return rc;
     uint64_t start = shm__now_ns(), state = 0;
+    unsigned spins = 0;
     uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
     for (;;) {
         uint64_t now = shm__now_ns();
@@ -308,8 +310,12 @@ static int wait_ready(shm_channel_t *ch, struct try_op *op, int64_t timeout_ns)
             return -ETIMEDOUT;
         uint64_t ns = shm__compat_backoff(&state, now - start, ch->spin_ns);
         if (ns == 0) {
+            /* Spin; yield now and then: on a shared core the peer may be the one waiting
+             * to run (it has no futex to wake us with either). */
             for (int i = 0; i < 32; i++)
                 shm__cpu_relax();
+            if ((++spins & 7) == 0)
+                sched_yield();
         } else {
             if (ns > deadline - now)
                 ns = deadline - now;
