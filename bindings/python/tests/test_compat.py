@@ -7,7 +7,6 @@ peer looks, in both directions."""
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 import subprocess
@@ -110,21 +109,6 @@ def test_replace_orphans_the_old_consumer(name: str) -> None:
     shm_channel.compat_unlink(name, force=True)
 
 
-def test_a_lasting_torn_index_is_corrupt(name: str, segment_dir) -> None:
-    with shm_channel.CompatProducer(name, 1024) as p, shm_channel.CompatConsumer(name) as c:
-        p.write(b"ok")
-        assert c.read(timeout=0) == b"ok"
-        with open(segment_dir / name, "r+b") as f, mmap.mmap(f.fileno(), 16) as m:
-            m[0:4] = struct.pack("<I", 0x00FF0000)  # head - tail > capacity
-            with pytest.raises(shm_channel.CorruptSegment):
-                c.read(timeout=10)
-            assert c.compat_stat().torn_loads > 0
-            m[0:4] = struct.pack("<I", 6)
-        with pytest.raises(BlockingIOError):
-            c.read(timeout=0)
-    shm_channel.compat_unlink(name)
-
-
 @pytest.fixture
 def dev_shm(monkeypatch: pytest.MonkeyPatch) -> str:
     """The peer's shm_open looks in /dev/shm only: these tests meet it there."""
@@ -153,7 +137,7 @@ def expected(seed: int, seq: int, maxlen: int) -> bytes:
     return peer_model.msg_bytes(seed, seq, peer_model.msg_len(seed, seq, maxlen))
 
 
-COUNT = 3000
+COUNT = 1000
 
 
 def test_python_peer_producer_to_us(dev_shm: str) -> None:
