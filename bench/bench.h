@@ -71,6 +71,9 @@ extern const struct bench_transport bench_memcpy, bench_spsc_ring, bench_spsc_fe
 extern const struct bench_transport bench_bcast_pub0, bench_bcast_pub1, bench_bcast_pub8,
     bench_bcast_pub64, bench_bcast_frames4, bench_bcast_latest, bench_seqlock_read;
 
+/* Compat (kind 3) cases, in compat_cases.c; their baselines are shm_copy / shm_zerocopy. */
+extern const struct bench_transport bench_compat_copy, bench_compat_zerocopy;
+
 /* ---- helpers for transports ---- */
 
 uint64_t bench_now_ns(void);

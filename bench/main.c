@@ -30,7 +30,8 @@ static void usage(FILE *f)
             "  --only LIST        shm_channel cases to run (ids: shm_copy, shm_zerocopy,\n"
             "                     shm_batch, shm_spin, shm_zerocopy_spin, shm_block,\n"
             "                     bcast_pub0, bcast_pub1, bcast_pub8, bcast_pub64,\n"
-            "                     bcast_latest, bcast_frames4);\n"
+            "                     bcast_latest, bcast_frames4, compat_copy,\n"
+            "                     compat_zerocopy);\n"
             "                     the baselines always run\n"
             "  --throughput       throughput only      --roundtrip   round trips only\n"
             "  --no-broadcast     leave out the broadcast (kind 2) cases\n"
@@ -381,6 +382,12 @@ int main(int argc, char **argv)
                 if (has_id(c.only, "bcast_latest"))
                     add(res, &nres, &bench_bcast_latest, size, cap, "seqlock_read");
             }
+            /* Compat (kind 3): the same sizes and ring through seed 002's layout, against
+             * the stream kind's figure of this run. */
+            if (size <= 65536 && has_id(c.only, "compat_copy"))
+                add(res, &nres, &bench_compat_copy, size, cap, "shm_copy");
+            if (size <= 65536 && has_id(c.only, "compat_zerocopy"))
+                add(res, &nres, &bench_compat_zerocopy, size, cap, "shm_zerocopy");
             if (size == 6220800 && do_bcast && has_id(c.only, "bcast_frames4"))
                 add(res, &nres, &bench_bcast_frames4, size, cap, "memcpy");
             measure(&c, res + first, nres - first);
