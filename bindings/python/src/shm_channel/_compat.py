@@ -86,7 +86,7 @@ class _CompatMixin:
     _check_capacity = staticmethod(_check_capacity)
 
     def compat_stat(self) -> CompatStat:
-        """This handle's view of the compat channel (see :class:`CompatStat`)."""
+        """The view of the compat channel this handle has (see :class:`CompatStat`)."""
         st = ffi.new("shm_channel_compat_stat_t *")
         rc = lib.shm_channel_compat_stat(self._handle(), st)  # type: ignore[attr-defined]
         if rc:
