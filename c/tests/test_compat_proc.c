@@ -26,6 +26,9 @@
 /* Longest time without progress before a side is declared stuck (a failure, never a
  * state we wait for). */
 #define STUCK_NS (120 * CT_SEC)
+/* The handles' spin before they sleep between polls (the library's default is 20 us): the
+ * peer models poll with sched_yield and never sleep, and a small ring fills in microseconds. */
+#define SPIN_NS 50000u
 
 /* The test stream, identical in peer_model.cpp and peer_model.py: mostly 1..64 bytes, one
  * in 64 up to maxlen; the payload is an 8-byte key of (seed, seq) repeated. */
@@ -79,6 +82,7 @@ static void seg_create(struct seg *s, uint32_t cap, uint32_t start)
     int rc = shm_channel_open(&s->ch, s->name, SHM_CHANNEL_PRODUCER,
                               SHM_CHANNEL_COMPAT | SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL, cap, 0);
     cr_assert_eq(rc, 0, "create %s: %s", s->name, shm_channel_strerror(rc));
+    shm_channel_set_spin(s->ch, SPIN_NS);
     if (!start)
         return;
     shm_channel_close(s->ch);
@@ -93,6 +97,7 @@ static void seg_create(struct seg *s, uint32_t cap, uint32_t start)
     munmap(h, 16);
     rc = shm_channel_open(&s->ch, s->name, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_COMPAT, cap, 0);
     cr_assert_eq(rc, 0, "reopen %s: %s", s->name, shm_channel_strerror(rc));
+    shm_channel_set_spin(s->ch, SPIN_NS);
 }
 
 /* Our consumer opens the peer producer's segment once the producer made it (it unlinks,
@@ -104,8 +109,10 @@ static void seg_open(struct seg *s, pid_t peer)
     for (;;) {
         int rc = shm_channel_open(&s->ch, s->name, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_COMPAT, 0,
                                   0666);
-        if (rc == 0)
+        if (rc == 0) {
+            shm_channel_set_spin(s->ch, SPIN_NS);
             return;
+        }
         cr_assert(rc == -ENOENT || rc == -ETIMEDOUT, "open: %s", shm_channel_strerror(rc));
         int status;
         cr_assert(!peer_exited(peer, &status), "the peer producer exited (%d) first", status);
