@@ -74,6 +74,9 @@ extern const struct bench_transport bench_bcast_pub0, bench_bcast_pub1, bench_bc
 /* Every broadcast publish case (subscribers keeping up, and sleeping), NULL-terminated. */
 extern const struct bench_transport *const bench_bcast_pub_cases[];
 
+/* Compat (kind 3) cases, in compat_cases.c; their baselines are shm_copy / shm_zerocopy. */
+extern const struct bench_transport bench_compat_copy, bench_compat_zerocopy;
+
 /* ---- helpers for transports ---- */
 
 uint64_t bench_now_ns(void);

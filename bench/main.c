@@ -33,7 +33,8 @@ static void usage(FILE *f)
             "                     bcast_pub0, bcast_pub1, bcast_pub8, bcast_pub64,\n"
             "                     bcast_pub0again, bcast_pub1s, bcast_pub8s, bcast_pub64s,\n"
             "                     bcast_latest, bcast_frames4, svc_spin1, svc_spin8,\n"
-            "                     svc_spin64, svc_block1, svc_block8, svc_block64);\n"
+            "                     svc_spin64, svc_block1, svc_block8, svc_block64,\n"
+            "                     compat_copy, compat_zerocopy);\n"
             "                     the baselines always run\n"
             "  --throughput       throughput only      --roundtrip   round trips only\n"
             "  --no-broadcast     leave out the broadcast (kind 2) cases\n"
@@ -393,6 +394,12 @@ int main(int argc, char **argv)
                 if (has_id(c.only, "bcast_latest"))
                     add(res, &nres, &bench_bcast_latest, size, cap, "seqlock_read");
             }
+            /* Compat (kind 3): the same sizes and ring through seed 002's layout, against
+             * the stream kind's figure of this run. */
+            if (size <= 65536 && has_id(c.only, "compat_copy"))
+                add(res, &nres, &bench_compat_copy, size, cap, "shm_copy");
+            if (size <= 65536 && has_id(c.only, "compat_zerocopy"))
+                add(res, &nres, &bench_compat_zerocopy, size, cap, "shm_zerocopy");
             if (size == 6220800 && do_bcast && has_id(c.only, "bcast_frames4"))
                 add(res, &nres, &bench_bcast_frames4, size, cap, "memcpy");
             measure(&c, res + first, nres - first);

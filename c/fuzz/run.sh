@@ -20,7 +20,7 @@ fi
   -I c/include -I c/src \
   c/fuzz/fuzz_segment.c c/src/channel.c c/src/segment.c c/src/ring.c c/src/os_linux.c \
   c/src/broadcast.c c/src/broadcast_api.c c/src/handshake.c c/src/service.c c/src/service_api.c \
-  c/src/wait.c \
+  c/src/wait.c c/src/compat.c c/src/compat_api.c \
   -o "$out/fuzz_segment"
 log=$out/fuzz.log
 # The corpus (build-fuzz/corpus) grows across runs; the seeds are spec/vectors/*.bin and the segments

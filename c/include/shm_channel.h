@@ -663,6 +663,101 @@ SHM_CHANNEL_API int shm_channel_reap(shm_channel_t *ch, uint32_t *dead, uint32_t
  */
 SHM_CHANNEL_API int shm_channel_service_stat(shm_channel_t *ch, shm_channel_service_stat_t *st);
 /* ==== end of services ==== */
+/* ---- Compat channels (spec/compat.md): seed 002's 16-byte-header byte ring ------------
+ *
+ * A compat channel is a segment in the layout of seed 002 (cpp_py_shmbuf): a 16-byte header
+ * (head, tail, capacity, reserved; u32 little-endian) and a byte ring of [u32 length]
+ * [payload] records, with no identity line, locks, futex words or states. It lets a
+ * shm_channel producer or consumer talk, unchanged, to that project's C++ and Python
+ * processes, and be the safe side of the pair (torn indices refused, never overwriting).
+ * shm_channel_open(out, name, role, flags | SHM_CHANNEL_COMPAT, capacity, mode):
+ *   role PRODUCER or CONSUMER (OBSERVER: stat only). With CREATE (producer only; a consumer
+ *   or observer with it: -EINVAL) a missing segment is created as the peer's producer does
+ *   it (capacity + 16 bytes, head = tail = 0, capacity stored last), but with mode 0600 when
+ *   mode is 0; capacity a power of two in [SHM_CHANNEL_COMPAT_MIN_CAPACITY,
+ *   SHM_CHANNEL_COMPAT_MAX_CAPACITY], 0: SHM_CHANNEL_DEFAULT_CAPACITY. EXCL as for streams.
+ *   COMPAT_REPLACE (producer with CREATE): unlink first. Without it an existing segment is
+ *   opened and validated, never unlinked: only the caller knows whether a live peer uses it.
+ *   ALLOW_FOREIGN as for streams (the peer's C++ producer creates mode 0666 minus umask:
+ *   pass that mode, or ALLOW_FOREIGN). A nonzero capacity that differs from the segment's
+ *   is -EINVAL. One producer and one consumer handle of this library per segment (-EBUSY);
+ *   the peer's processes take no locks and cannot be counted.
+ *   Waits (at most 1 s, then -ETIMEDOUT; an observer: -EAGAIN at once) while the file is
+ *   shorter than 16 bytes or its capacity is still 0 (the peer's producer is between its
+ *   ftruncate and its header stores). Errors: those of shm_channel_open() but -EPROTO,
+ *   -EPROTONOSUPPORT and -EPROTOTYPE; -EBADMSG: not a compat segment (size not capacity +
+ *   16, capacity not a power of two in range), or the indices out of range for 2 s.
+ * Then the stream calls apply, with these differences (spec/compat.md section 7):
+ *  - write, write_batch, reserve/commit: a 0-length message or commit is -EINVAL (the
+ *    peer's consumers stall forever on one); the largest message is capacity - 4; the
+ *    pointer from reserve is unaligned and, when the payload would be split at the wrap, a
+ *    handle-owned bounce buffer copied into the ring at commit.
+ *  - read, read_batch, peek/release: peek of a payload split at the wrap returns a copy in a
+ *    handle-owned buffer; unaligned. A 0-length record a peer wrote is delivered as such.
+ *  - A blocked call polls (no futex word exists): it spins for the handle's spin time, then
+ *    sleeps, doubling from 16 us up to SHM_CHANNEL_COMPAT_POLL_MAX_NS, until ready or its
+ *    timeout. An idle waiter costs well under 2% of a core; wake-up latency is at most the
+ *    bound once idle.
+ *  - Never -EPIPE or -EOWNERDEAD: the layout has no end-of-stream or liveness. Instead
+ *    -EIDRM: the segment's name was unlinked (a peer producer replaced it, or a Python peer's
+ *    resource tracker removed it) and, for a consumer, the ring is drained; for a producer,
+ *    the ring is full. Checked at most every 100 ms while waiting.
+ *  - -EBADMSG: the peer's index stayed out of range (head - tail > capacity) on every try
+ *    for 2 s (a torn index is refused and re-read; a lasting one is corruption), or a record
+ *    length above capacity - 4.
+ *  - close and detach never unlink and mark nothing.
+ * Names: 1..SHM_CHANNEL_COMPAT_NAME_MAX bytes of [A-Za-z0-9._-], not starting with '.'
+ * (optionally preceded by '/'). The segment is shm_channel_dir()/<name>: /dev/shm/<name>,
+ * where the peer's shm_open("/<name>") looks, unless $SHM_CHANNEL_DIR is set (then only
+ * processes using the same directory meet: keep it unset to reach the peer).
+ */
+
+/* Open flags of compat channels, OR-ed with those of shm_channel_open(). */
+enum shm_channel_compat_flags {
+    SHM_CHANNEL_COMPAT = 256,        /* open (or create) a compat channel; also for
+                                        shm_channel_unlink() */
+    SHM_CHANNEL_COMPAT_REPLACE = 512 /* producer with CREATE: first unlink whatever has the
+                                        name, as the peer's producer does (a consumer still
+                                        attached to the old segment is orphaned) */
+};
+
+/* shm_channel_stat_t.kind of a compat channel (spec/README.md reserves kind 3). */
+#define SHM_CHANNEL_KIND_COMPAT 3
+/* Longest compat channel name (the peer's limit), not counting a leading '/'. */
+#define SHM_CHANNEL_COMPAT_NAME_MAX 63
+/* Capacity limits of a compat channel (a power of two; the segment is capacity + 16). */
+#define SHM_CHANNEL_COMPAT_MIN_CAPACITY 8
+#define SHM_CHANNEL_COMPAT_MAX_CAPACITY 2147483648
+/* Longest sleep between two polls of a blocked compat call, in nanoseconds. */
+#define SHM_CHANNEL_COMPAT_POLL_MAX_NS 2000000
+
+/* A compat handle's view (shm_channel_compat_stat). Indices are the segment's u32 words. */
+typedef struct shm_channel_compat_stat {
+    uint32_t capacity;     /* ring data bytes */
+    uint32_t head;         /* as last accepted (own index, or the peer's) */
+    uint32_t tail;
+    uint32_t used;         /* head - tail (u32) */
+    uint64_t torn_loads;   /* loads of the peer's index refused as out of range, ever */
+    uint64_t msgs;         /* messages this handle wrote (producer) or read (consumer) */
+    uint64_t bytes;        /* their payload bytes */
+    uint64_t waits;        /* calls that found the ring full (producer) or empty (consumer) */
+    uint64_t sleeps;       /* sleeps between polls */
+    int32_t segment_gone;  /* 1 once the segment's name was found unlinked */
+    uint32_t reserved0;    /* zero */
+    uint64_t reserved[4];  /* zero */
+} shm_channel_compat_stat_t;
+
+/*
+ * Compat, any role: fill *st with this handle's view of the channel. Never blocks.
+ * shm_channel_stat() also works on a compat handle: kind SHM_CHANNEL_KIND_COMPAT, capacity,
+ * max_payload, write_pos = head and read_pos = tail as u32 positions, this handle's message
+ * and byte counts, full/empty events and sleeps; the fields the layout lacks (peer states,
+ * epochs, wakes, creator) are 0, and the peer's *_alive is 0 (unknown).
+ * Returns 0, -EINVAL (NULL), -EPROTOTYPE (not a compat handle), -EBADF (detached).
+ */
+SHM_CHANNEL_API int shm_channel_compat_stat(shm_channel_t *ch, shm_channel_compat_stat_t *st);
+
+/* ---- end of compat channels ------------------------------------------------------------ */
 
 #ifdef __cplusplus
 }

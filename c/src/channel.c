@@ -198,6 +198,8 @@ fail:
 int shm_channel_open(shm_channel_t **out, const char *name, uint32_t role, uint32_t flags,
                      uint64_t capacity, uint32_t mode)
 {
+    if (flags & SHM_CHANNEL_COMPAT) /* only when asked: never a fallback (spec/compat.md) */
+        return shm__cp_open(out, name, role, flags, capacity, mode);
     uint32_t want_kind = role == SHM_CHANNEL_OBSERVER ? 0 /* any kind: ls, stat, monitoring */
                          : role >= SHM_CHANNEL_SERVER    ? SHM_CHANNEL_KIND_SERVICE
                          : role >= SHM_CHANNEL_PUBLISHER ? SHM_CHANNEL_KIND_BROADCAST
@@ -396,6 +398,8 @@ int shm_channel_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t tim
         return shm__bc_reserve(ch, len, ptr);
     if (is_service(ch))
         return shm__sv_reserve(ch, len, ptr, timeout_ns);
+    if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return shm__cp_reserve(ch, len, ptr, timeout_ns);
     return do_reserve(ch, len, ptr, timeout_ns);
 }
 
@@ -405,6 +409,8 @@ int shm_channel_commit(shm_channel_t *ch, uint64_t len)
         return shm__bc_commit(ch, len);
     if (is_service(ch))
         return shm__sv_commit(ch, len);
+    if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return shm__cp_commit(ch, len);
     return do_commit(ch, len);
 }
 
@@ -414,6 +420,8 @@ int shm_channel_abort(shm_channel_t *ch)
         return shm__bc_abort(ch);
     if (is_service(ch))
         return shm__sv_abort(ch);
+    if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return shm__cp_abort(ch);
     int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
     return rc ? rc : shm__ring_abort(&ch->prod);
 }
@@ -426,6 +434,8 @@ int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t
         return shm__bc_write(ch, data, len);
     if (is_service(ch))
         return shm__sv_write(ch, data, len, timeout_ns);
+    if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return shm__cp_write(ch, data, len, timeout_ns);
     void *dst;
     int rc = do_reserve(ch, len, &dst, timeout_ns);
     if (rc)
@@ -442,6 +452,8 @@ int shm_channel_write_batch(shm_channel_t *ch, const void *data, const uint64_t 
         return shm__bc_write_batch(ch, data, lens, count);
     if (is_service(ch))
         return -EOPNOTSUPP;
+    if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return shm__cp_write_batch(ch, data, lens, count, timeout_ns);
     int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
     if (rc)
         return rc;
@@ -506,6 +518,8 @@ int shm_channel_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t
         return shm__bc_peek(ch, ptr, len, timeout_ns);
     if (is_service(ch))
         return shm__sv_peek(ch, ptr, len, timeout_ns);
+    if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return shm__cp_peek(ch, ptr, len, timeout_ns);
     return do_peek(ch, ptr, len, timeout_ns);
 }
 
@@ -515,6 +529,8 @@ int shm_channel_release(shm_channel_t *ch)
         return shm__bc_release(ch);
     if (is_service(ch))
         return shm__sv_release(ch);
+    if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return shm__cp_release(ch);
     return do_release(ch);
 }
 
@@ -527,6 +543,8 @@ int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
         return shm__bc_recv(ch, buf, cap, len, NULL, timeout_ns);
     if (is_service(ch))
         return shm__sv_read(ch, buf, cap, len, timeout_ns);
+    if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return shm__cp_read(ch, buf, cap, len, timeout_ns);
     const void *src;
     uint64_t n;
     int rc = do_peek(ch, &src, &n, timeout_ns);
@@ -547,6 +565,8 @@ int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t 
         return shm__bc_read_batch(ch, buf, cap, lens, max_count, timeout_ns);
     if (is_service(ch))
         return -EOPNOTSUPP;
+    if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return shm__cp_read_batch(ch, buf, cap, lens, max_count, timeout_ns);
     int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
     if (rc)
         return rc;
@@ -605,6 +625,10 @@ static void end_role(shm_channel_t *ch)
         shm__sv_end_role(ch);
         return;
     }
+    if (ch->kind == SHM_CHANNEL_KIND_COMPAT) {
+        shm__cp_end_role(ch);
+        return;
+    }
     struct shm__header *h = ch->ring.hdr;
     if (ch->role == SHM_CHANNEL_PRODUCER) {
         if (ch->prod.reserving)
@@ -651,12 +675,15 @@ void shm_channel_close(shm_channel_t *ch)
         end_role(ch);
     shm__seg_release(&ch->seg);
     shm__sv_free(ch);
+    shm__cp_fini(ch); /* compat bounce buffers (none for other kinds) */
     free(ch);
 }
 
 int shm_channel_unlink(const char *name, uint32_t flags)
 {
     char clean[SHM_CHANNEL_NAME_MAX + 1];
+    if (flags & SHM_CHANNEL_COMPAT)
+        return shm__cp_unlink(name, flags);
     int rc = shm__name_check(name, clean);
     if (rc)
         return rc;
@@ -700,6 +727,10 @@ int shm_channel_stat(shm_channel_t *ch, shm_channel_stat_t *st)
     }
     if (ch->kind == SHM_CHANNEL_KIND_SERVICE) {
         shm__sv_stat(ch, st);
+        return 0;
+    }
+    if (ch->kind == SHM_CHANNEL_KIND_COMPAT) {
+        shm__cp_stat(ch, st);
         return 0;
     }
     const struct shm__header *h = ch->ring.hdr;
@@ -747,7 +778,9 @@ int shm__hook_share_mapping(shm_channel_t *dst, const shm_channel_t *src)
         return -EINVAL;
     shm__unmap(dst->seg.base, dst->seg.map_len);
     dst->seg.base = NULL;
-    if (dst->kind == SHM_CHANNEL_KIND_BROADCAST) {
+    if (dst->kind == SHM_CHANNEL_KIND_COMPAT) {
+        shm__compat_bind(&dst->cp, src->seg.base, (size_t)dst->seg.map_len);
+    } else if (dst->kind == SHM_CHANNEL_KIND_BROADCAST) {
         shm__bcast_bind(&dst->bc, src->seg.base, &dst->bc.g);
         if (dst->role == SHM_CHANNEL_SUBSCRIBER)
             dst->sub.entry = &dst->bc.subs[dst->sub.index];
@@ -771,6 +804,8 @@ uint64_t shm_channel_max_payload(shm_channel_t *ch)
     if (ch->kind == SHM_CHANNEL_KIND_SERVICE)
         return ch->svc.g.max_request > ch->svc.g.max_response ? ch->svc.g.max_request
                                                               : ch->svc.g.max_response;
+    if (ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return ch->cp.capacity - SHM__COMPAT_PREFIX;
     return ch->kind == SHM_CHANNEL_KIND_BROADCAST ? ch->bc.g.max_payload : ch->ring.max_payload;
 }
 
@@ -780,6 +815,8 @@ uint64_t shm_channel_capacity(shm_channel_t *ch)
         return 0;
     if (ch->kind == SHM_CHANNEL_KIND_SERVICE)
         return ch->svc.g.capacity;
+    if (ch->kind == SHM_CHANNEL_KIND_COMPAT)
+        return ch->cp.capacity;
     return ch->kind == SHM_CHANNEL_KIND_BROADCAST ? ch->bc.g.capacity : ch->ring.capacity;
 }
 
@@ -827,6 +864,7 @@ const char *shm_channel_strerror(int err)
     case EPIPE: return "end of stream: the peer closed the channel";
     case EOWNERDEAD: return "the peer process died";
     case EBADF: return "wrong role for this call";
+    case EIDRM: return "compat channel: the segment's name was unlinked (a peer replaced or removed it) and nothing is left to read, or the ring is full";
     default: break;
     }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))

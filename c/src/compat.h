@@ -32,7 +32,7 @@
 /* Polling backoff of a blocked call (no futex word exists): spin for the handle's spin time,
  * then sleep, doubling from SHM__COMPAT_SLEEP_MIN_NS up to SHM__COMPAT_SLEEP_MAX_NS. */
 #define SHM__COMPAT_SLEEP_MIN_NS 16000u
-#define SHM__COMPAT_SLEEP_MAX_NS 1000000u
+#define SHM__COMPAT_SLEEP_MAX_NS 2000000u
 
 struct shm__compat {
     uint32_t *head;     /* offset 0: written by the producer */

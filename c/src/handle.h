@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "broadcast.h"
+#include "compat.h"
 #include "ring.h"
 #include "segment.h"
 #include "service.h"
@@ -31,6 +32,16 @@ struct shm_channel {
     struct shm__svc_server *srv; /* allocated for a server */
     struct shm__svc_client cli;
     struct shm__sv_state *sv;    /* the API's private state (service_api.c) */
+    /* compat (kind 3, compat_api.c) */
+    struct shm__compat cp;
+    struct shm__compat_producer cprod;
+    struct shm__compat_consumer ccons;
+    struct {
+        uint64_t bad_since;     /* start of a streak of out-of-range peer indices */
+        uint64_t next_link_ns;  /* next check of the name's link count */
+        int gone;               /* the name was found unlinked */
+        uint64_t msgs, bytes, waits, sleeps;
+    } cpx;
 };
 
 /* broadcast_api.c: the kind-2 side of the shared entry points, argument checks included
@@ -70,5 +81,24 @@ int shm__sv_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len, int6
 int shm__sv_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns);
 int shm__sv_release(shm_channel_t *ch);
 void shm__sv_stat(shm_channel_t *ch, shm_channel_stat_t *st);
+/* compat_api.c: the compat kind (spec/compat.md) behind the shared entry points; each
+ * checks the handle's role itself. */
+int shm__cp_open(shm_channel_t **out, const char *name, uint32_t role, uint32_t flags,
+                 uint64_t capacity, uint32_t mode);
+int shm__cp_unlink(const char *name, uint32_t flags);
+void shm__cp_end_role(shm_channel_t *ch);
+void shm__cp_fini(shm_channel_t *ch);
+int shm__cp_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t timeout_ns);
+int shm__cp_write_batch(shm_channel_t *ch, const void *data, const uint64_t *lens,
+                        uint32_t count, int64_t timeout_ns);
+int shm__cp_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t timeout_ns);
+int shm__cp_commit(shm_channel_t *ch, uint64_t len);
+int shm__cp_abort(shm_channel_t *ch);
+int shm__cp_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len, int64_t timeout_ns);
+int shm__cp_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *lens,
+                       uint32_t max_count, int64_t timeout_ns);
+int shm__cp_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns);
+int shm__cp_release(shm_channel_t *ch);
+void shm__cp_stat(shm_channel_t *ch, shm_channel_stat_t *st);
 
 #endif

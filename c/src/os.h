@@ -21,6 +21,10 @@ int shm__segment_create(int dirfd, const char *name, uint64_t size, uint32_t mod
                         void (*init)(void *base, void *arg), void *arg, unsigned locks,
                         int *fd);
 
+/* Allocate every page of the first `size` bytes (contents unchanged), so a full /dev/shm
+ * fails here and never as SIGBUS later. 0, -ENOSPC, or -errno. */
+int shm__segment_reserve(int fd, uint64_t size);
+
 /* Open an existing segment, without blocking (O_NONBLOCK, O_NOFOLLOW). 0 and *fd, or
  * -ENOENT, -EACCES (permission denied, or not a regular file: symlink, directory, socket,
  * FIFO, device), or -errno. */

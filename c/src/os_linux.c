@@ -97,8 +97,7 @@ static int take_locks(int fd, unsigned locks)
     return 0;
 }
 
-/* Reserve the pages now, so a full /dev/shm fails here and never as SIGBUS later. */
-static int reserve_pages(int fd, uint64_t size)
+int shm__segment_reserve(int fd, uint64_t size)
 {
     if (fallocate(fd, 0, 0, (off_t)size) == 0)
         return 0;
@@ -114,7 +113,7 @@ static int fill_new(int fd, uint64_t size, uint32_t mode, void (*init)(void *, v
     int rc;
     if (fchmod(fd, mode) != 0)
         return -errno;
-    if ((rc = reserve_pages(fd, size)) != 0)
+    if ((rc = shm__segment_reserve(fd, size)) != 0)
         return rc;
     if ((rc = take_locks(fd, locks)) != 0)
         return rc;

@@ -1,9 +1,10 @@
-/* Our compat side (compat.c over a segment this test maps itself: /dev/shm/<name>, as the
- * peer names it) against models of seed 002's peers (tests/compat/peer_model.cpp and
- * peer_model.py) running as real processes, in both directions: random sizes, every
- * message checked byte for byte, ring sizes 1 KiB to 64 KiB, a run across 2^32 bytes of
- * traffic, and the peer's own C++ consumer corrupting a Python producer's stream that ours
- * reads intact. */
+/* Our compat side, through the public API (shm_channel_open with SHM_CHANNEL_COMPAT, the
+ * stream calls, their polling waits), against models of seed 002's peers
+ * (tests/compat/peer_model.cpp and peer_model.py) running as real processes, in both
+ * directions: random sizes, every message checked byte for byte, ring sizes 1 KiB to 64 KiB,
+ * a run across 2^32 bytes of traffic, and the peer's own C++ consumer corrupting a Python
+ * producer's stream that ours reads intact. The segments are /dev/shm/<name>, where the
+ * peer's shm_open looks: the test points SHM_CHANNEL_DIR there. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -20,12 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "compat.h"
 #include "ct.h"
 
 /* Longest time without progress before a side is declared stuck (a failure, never a
  * state we wait for). */
 #define STUCK_NS (120 * CT_SEC)
+/* The handles' spin before they sleep between polls (the library's default is 20 us): the
+ * peer models poll with sched_yield and never sleep, and a small ring fills in microseconds. */
 #define SPIN_NS 50000u
 
 /* The test stream, identical in peer_model.cpp and peer_model.py: mostly 1..64 bytes, one
@@ -54,9 +56,7 @@ static void msg_fill(uint8_t *b, uint64_t seed, uint64_t seq, uint32_t len)
 
 struct seg {
     char name[64];
-    uint8_t *base;
-    size_t len;
-    struct shm__compat r;
+    shm_channel_t *ch;
 };
 
 static void seg_name(struct seg *s, const char *tag)
@@ -65,54 +65,55 @@ static void seg_name(struct seg *s, const char *tag)
              (unsigned long)(ct_now_ns() % 1000000007u));
 }
 
-static char shm_path_buf[128];
-static const char *shm_path(const struct seg *s)
+static void at_dev_shm(void)
 {
-    snprintf(shm_path_buf, sizeof shm_path_buf, "/%s", s->name);
-    return shm_path_buf;
+    setenv("SHM_CHANNEL_DIR", "/dev/shm", 1); /* where the peer's shm_open looks */
 }
 
-/* Our producer creates the segment as the peer's does (capacity + 16 bytes, capacity, then
- * head = tail = start), mode 0600. */
-static void seg_create(struct seg *s, uint32_t cap, uint32_t start)
-{
-    int fd = shm_open(shm_path(s), O_CREAT | O_EXCL | O_RDWR, 0600);
-    cr_assert_geq(fd, 0, "shm_open %s: %s", s->name, strerror(errno));
-    s->len = (size_t)cap + 16;
-    cr_assert_eq(ftruncate(fd, (off_t)s->len), 0);
-    s->base = mmap(NULL, s->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    cr_assert_neq(s->base, MAP_FAILED);
-    cr_assert_eq(shm__compat_format(s->base, s->len, start), 0);
-    cr_assert_eq(shm__compat_bind(&s->r, s->base, s->len), 0);
-}
+TestSuite(compat_proc, .init = at_dev_shm);
 
 static int peer_exited(pid_t pid, int *status);
 
+/* Our producer creates the segment as the peer's does (capacity + 16 bytes, head = tail =
+ * 0, capacity last), mode 0600. A start other than 0 is set as a creator may (the layout
+ * allows any start): create, close, store head = tail = start, open again. */
+static void seg_create(struct seg *s, uint32_t cap, uint32_t start)
+{
+    int rc = shm_channel_open(&s->ch, s->name, SHM_CHANNEL_PRODUCER,
+                              SHM_CHANNEL_COMPAT | SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL, cap, 0);
+    cr_assert_eq(rc, 0, "create %s: %s", s->name, shm_channel_strerror(rc));
+    shm_channel_set_spin(s->ch, SPIN_NS);
+    if (!start)
+        return;
+    shm_channel_close(s->ch);
+    char path[128];
+    snprintf(path, sizeof path, "/%s", s->name);
+    int fd = shm_open(path, O_RDWR, 0);
+    cr_assert_geq(fd, 0);
+    uint32_t *h = mmap(NULL, 16, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    cr_assert_neq(h, MAP_FAILED);
+    h[0] = h[1] = start;
+    munmap(h, 16);
+    rc = shm_channel_open(&s->ch, s->name, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_COMPAT, cap, 0);
+    cr_assert_eq(rc, 0, "reopen %s: %s", s->name, shm_channel_strerror(rc));
+    shm_channel_set_spin(s->ch, SPIN_NS);
+}
+
 /* Our consumer opens the peer producer's segment once the producer made it (it unlinks,
- * creates, sizes, then writes capacity): until then -EAGAIN, retried. */
+ * creates, sizes, then writes capacity): -ENOENT, or -ETIMEDOUT after the open's 1 s wait,
+ * until then. The C++ peer creates mode 0666 minus umask: we accept up to 0666. */
 static void seg_open(struct seg *s, pid_t peer)
 {
     uint64_t t0 = ct_now_ns();
     for (;;) {
-        int fd = shm_open(shm_path(s), O_RDWR, 0);
-        if (fd >= 0) {
-            struct stat st;
-            cr_assert_eq(fstat(fd, &st), 0);
-            if (st.st_size >= 16) {
-                s->len = (size_t)st.st_size;
-                s->base = mmap(NULL, s->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                cr_assert_neq(s->base, MAP_FAILED);
-                int rc = shm__compat_bind(&s->r, s->base, s->len);
-                if (rc == 0) {
-                    close(fd);
-                    return;
-                }
-                cr_assert_eq(rc, -EAGAIN, "bind: %d", rc);
-                munmap(s->base, s->len);
-            }
-            close(fd);
+        int rc = shm_channel_open(&s->ch, s->name, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_COMPAT, 0,
+                                  0666);
+        if (rc == 0) {
+            shm_channel_set_spin(s->ch, SPIN_NS);
+            return;
         }
+        cr_assert(rc == -ENOENT || rc == -ETIMEDOUT, "open: %s", shm_channel_strerror(rc));
         int status;
         cr_assert(!peer_exited(peer, &status), "the peer producer exited (%d) first", status);
         cr_assert_lt(ct_now_ns() - t0, STUCK_NS, "the peer never created %s", s->name);
@@ -124,9 +125,14 @@ static uint32_t last_head; /* head of the segment last closed */
 
 static void seg_close(struct seg *s)
 {
-    last_head = __atomic_load_n((uint32_t *)(void *)s->base, __ATOMIC_ACQUIRE);
-    munmap(s->base, s->len);
-    shm_unlink(shm_path(s)); /* a Python peer's resource tracker may have done it already */
+    shm_channel_compat_stat_t cs;
+    cr_assert_eq(shm_channel_compat_stat(s->ch, &cs), 0);
+    last_head = cs.head;
+    shm_channel_close(s->ch);
+    s->ch = NULL;
+    /* A Python peer's resource tracker may have unlinked it already. */
+    int rc = shm_channel_unlink(s->name, SHM_CHANNEL_COMPAT | SHM_CHANNEL_FORCE);
+    cr_assert(rc == 0 || rc == -ENOENT, "unlink: %s", shm_channel_strerror(rc));
 }
 
 /* Start a peer model; it dies with us. */
@@ -164,121 +170,115 @@ static int peer_wait(pid_t pid)
     return ct_wait(pid);
 }
 
-/* One wait step of a blocked call: spin (yielding: the machine is shared), then sleep with
- * the documented backoff. Fails the test if the peer died or nothing moved for too long. */
+/* A blocking call's wait slice: the library polls (spin, then sleeps up to 2 ms) for up to
+ * this long; between slices the test checks that the peer is alive and that something
+ * moved within STUCK_NS. */
+#define SLICE_NS (200 * CT_MS)
+
 struct waiter {
-    uint64_t state, since, last_progress, bad_since;
+    uint64_t last_progress;
     pid_t peer;
 };
 
-/* bad_tries: the side's count of tries in a row that found the peer's index out of range. */
-static void wait_step(struct waiter *w, uint32_t bad_tries)
+/* After a call returned rc: 1 to try again (timed out while the peer lives), 0 on success;
+ * anything else fails the test. */
+static int again(struct waiter *w, int rc, const char *what, uint64_t seq)
 {
-    uint64_t now = ct_now_ns();
-    cr_assert_eq(shm__compat_streak(bad_tries, &w->bad_since, now), 0,
-                 "the peer's index stayed out of range (-EBADMSG)");
-    if (!w->since)
-        w->since = now;
-    uint64_t ns = shm__compat_backoff(&w->state, now - w->since, SPIN_NS);
-    if (ns) {
-        struct timespec ts = {0, (long)ns};
-        nanosleep(&ts, NULL);
-        int status;
-        cr_assert(!peer_exited(w->peer, &status), "the peer exited (%d) while we waited",
-                  status);
-    } else {
-        sched_yield();
+    if (rc == 0) {
+        w->last_progress = ct_now_ns();
+        return 0;
     }
-    cr_assert_lt(now - w->last_progress, STUCK_NS, "no progress");
+    cr_assert_eq(rc, -ETIMEDOUT, "%s of message %lu: %s", what, (unsigned long)seq,
+                 shm_channel_strerror(rc));
+    int status;
+    cr_assert(!peer_exited(w->peer, &status), "the peer exited (%d) while we waited", status);
+    cr_assert_lt(ct_now_ns() - w->last_progress, STUCK_NS, "no progress");
+    return 1;
 }
 
-static void progressed(struct waiter *w)
-{
-    w->state = 0;
-    w->since = 0;
-    w->last_progress = ct_now_ns();
-}
-
-/* Our producer: count messages, alternating write() and reserve()/commit(). */
+/* Our producer: count messages, in turn write(), reserve()/commit() and write_batch(). */
 static uint64_t our_produce(struct seg *s, pid_t peer, uint64_t count, uint64_t seed,
                             uint32_t maxlen)
 {
-    struct shm__compat_producer p;
     struct waiter w = {.peer = peer, .last_progress = ct_now_ns()};
-    int rc;
-    while ((rc = shm__compat_producer_attach(&s->r, &p)) == -EAGAIN)
-        wait_step(&w, 1);
-    cr_assert_eq(rc, 0);
     uint8_t *buf = malloc(maxlen);
     for (uint64_t seq = 0; seq < count; seq++) {
         uint32_t len = msg_len(seed, seq, maxlen);
         if (seq % 3 == 0) {
             void *ptr;
-            while ((rc = shm__compat_reserve(&s->r, &p, len, &ptr)) == -EAGAIN)
-                wait_step(&w, p.bad_tries);
-            cr_assert_eq(rc, 0, "reserve: %d", rc);
+            while (again(&w, shm_channel_reserve(s->ch, len, &ptr, SLICE_NS), "reserve", seq))
+                ;
             msg_fill(ptr, seed, seq, len);
-            cr_assert_eq(shm__compat_commit(&s->r, &p, len), 0);
+            cr_assert_eq(shm_channel_commit(s->ch, len), 0);
+        } else if (seq % 3 == 1) {
+            msg_fill(buf, seed, seq, len);
+            while (again(&w, shm_channel_write(s->ch, buf, len, SLICE_NS), "write", seq))
+                ;
         } else {
             msg_fill(buf, seed, seq, len);
-            while ((rc = shm__compat_write(&s->r, &p, buf, len)) == -EAGAIN)
-                wait_step(&w, p.bad_tries);
-            cr_assert_eq(rc, 0, "write: %d", rc);
+            uint64_t l = len;
+            int rc;
+            while ((rc = shm_channel_write_batch(s->ch, buf, &l, 1, SLICE_NS)) != 1 &&
+                   again(&w, rc, "write_batch", seq))
+                ;
         }
-        progressed(&w);
     }
     free(buf);
-    uint64_t rereads = p.rereads;
-    shm__compat_producer_fini(&p);
-    return rereads;
+    shm_channel_compat_stat_t cs;
+    cr_assert_eq(shm_channel_compat_stat(s->ch, &cs), 0);
+    cr_assert_eq(cs.msgs, count);
+    return cs.torn_loads;
 }
 
-/* Our consumer, attached as c: messages first..first+count-1, alternating read() and
- * peek()/release(); every byte checked. */
-static void our_consume_on(struct seg *s, struct shm__compat_consumer *c, pid_t peer,
-                           uint64_t first, uint64_t count, uint64_t seed, uint32_t maxlen)
+/* Our consumer: messages first..first+count-1, in turn read(), peek()/release() and
+ * read_batch(); every byte checked. */
+static void our_consume_from(struct seg *s, pid_t peer, uint64_t first, uint64_t count,
+                             uint64_t seed, uint32_t maxlen)
 {
     uint8_t *buf = malloc(maxlen), *want = malloc(maxlen);
     struct waiter w = {.peer = peer, .last_progress = ct_now_ns()};
     for (uint64_t seq = first; seq < first + count; seq++) {
-        uint32_t wlen = msg_len(seed, seq, maxlen), n = 0;
+        uint32_t wlen = msg_len(seed, seq, maxlen);
+        uint64_t n = 0;
         msg_fill(want, seed, seq, wlen);
-        int rc;
         const uint8_t *got = buf;
-        if (seq % 2 == 0) {
-            while ((rc = shm__compat_read(&s->r, c, buf, maxlen, &n)) == -EAGAIN)
-                wait_step(&w, c->bad_tries);
-        } else {
+        if (seq % 3 == 0) {
+            while (again(&w, shm_channel_read(s->ch, buf, maxlen, &n, SLICE_NS), "read", seq))
+                ;
+        } else if (seq % 3 == 1) {
             const void *ptr;
-            while ((rc = shm__compat_peek(&s->r, c, &ptr, &n)) == -EAGAIN)
-                wait_step(&w, c->bad_tries);
+            while (again(&w, shm_channel_peek(s->ch, &ptr, &n, SLICE_NS), "peek", seq))
+                ;
             got = ptr;
+        } else {
+            int rc;
+            while ((rc = shm_channel_read_batch(s->ch, buf, maxlen, &n, 1, SLICE_NS)) != 1 &&
+                   again(&w, rc, "read_batch", seq))
+                ;
         }
-        cr_assert_eq(rc, 0, "message %lu: %d", (unsigned long)seq, rc);
-        cr_assert_eq(n, wlen, "message %lu: length %u, want %u", (unsigned long)seq, n, wlen);
+        cr_assert_eq(n, wlen, "message %lu: length %lu, want %u", (unsigned long)seq,
+                     (unsigned long)n, wlen);
         cr_assert(memcmp(got, want, n) == 0, "message %lu corrupt", (unsigned long)seq);
-        if (seq % 2)
-            cr_assert_eq(shm__compat_release(&s->r, c), 0);
-        progressed(&w);
+        if (seq % 3 == 1)
+            cr_assert_eq(shm_channel_release(s->ch), 0);
     }
     free(buf);
     free(want);
+}
+
+static uint64_t torn_loads(struct seg *s)
+{
+    shm_channel_compat_stat_t cs;
+    cr_assert_eq(shm_channel_compat_stat(s->ch, &cs), 0);
+    return cs.torn_loads;
 }
 
 /* Our consumer: count messages. Returns the number of peer index loads rejected as torn. */
 static uint64_t our_consume(struct seg *s, pid_t peer, uint64_t count, uint64_t seed,
                             uint32_t maxlen)
 {
-    struct shm__compat_consumer c;
-    struct waiter w = {.peer = peer, .last_progress = ct_now_ns()};
-    int rc;
-    while ((rc = shm__compat_consumer_attach(&s->r, &c)) == -EAGAIN)
-        wait_step(&w, 1);
-    cr_assert_eq(rc, 0);
-    our_consume_on(s, &c, peer, 0, count, seed, maxlen);
-    uint64_t rereads = c.rereads;
-    shm__compat_consumer_fini(&c);
-    return rereads;
+    our_consume_from(s, peer, 0, count, seed, maxlen);
+    return torn_loads(s);
 }
 
 static char num[8][32];
@@ -301,7 +301,7 @@ static uint64_t peer_to_us(int python, uint32_t cap, uint64_t count, uint64_t se
                   u64s(2, seed), u64s(3, maxlen), NULL};
     pid_t pid = spawn(python ? py : cpp);
     seg_open(&s, pid);
-    cr_assert_eq(s.r.capacity, cap);
+    cr_assert_eq(shm_channel_capacity(s.ch), cap);
     uint64_t rereads = our_consume(&s, pid, count, seed, maxlen);
     cr_assert_eq(peer_wait(pid), 0, "the peer producer failed");
     seg_close(&s);
@@ -412,23 +412,16 @@ Test(compat_proc, python_producer_corrupts_the_peer_cpp_consumer_not_ours)
     u64s(2, 601);
     prod = spawn(py);
     seg_open(&s, prod);
-    struct shm__compat_consumer c;
-    struct waiter w = {.peer = prod, .last_progress = ct_now_ns()};
-    int rc;
-    while ((rc = shm__compat_consumer_attach(&s.r, &c)) == -EAGAIN)
-        wait_step(&w, 1);
-    cr_assert_eq(rc, 0);
     uint64_t n = ct_scaled(200000, 20000), seq = 0;
-    for (int round = 0; round < 20 && (round == 0 || c.rereads < 10); round++) {
-        our_consume_on(&s, &c, prod, seq, n, 601, 1020);
+    for (int round = 0; round < 20 && (round == 0 || torn_loads(&s) < 10); round++) {
+        our_consume_from(&s, prod, seq, n, 601, 1020);
         seq += n;
     }
+    uint64_t torn = torn_loads(&s);
     kill(prod, SIGKILL);
     peer_wait(prod);
     unsetenv("PEER_MODEL_TORN");
     seg_close(&s);
-    uint64_t torn = c.rereads;
-    shm__compat_consumer_fini(&c);
     cr_log_info("our consumer: %lu messages intact, %lu torn heads refused", (unsigned long)seq,
                 (unsigned long)torn);
     cr_assert_geq(torn, 10, "the run exercised torn heads");

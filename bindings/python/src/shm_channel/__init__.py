@@ -97,3 +97,14 @@ __all__ = [
     "stat",
     "unlink",
 ]
+
+# ---- compat channels (spec/compat.md): seed 002's 16-byte-header ring -------------------
+from ._compat import (  # noqa: E402
+    CompatConsumer,
+    CompatProducer,
+    CompatStat,
+    SegmentRemoved,
+    compat_unlink,
+)
+
+__all__ += ["CompatConsumer", "CompatProducer", "CompatStat", "SegmentRemoved", "compat_unlink"]

@@ -317,6 +317,10 @@ class _Channel:
     """What producers and consumers share: opening, closing, waiting, errors."""
 
     _role = 0
+    # What a kind of channel changes in __init__ (the compat classes: _compat.py).
+    _kind_flags = 0
+    _check_name = staticmethod(_check_name)
+    _check_capacity = staticmethod(_check_capacity)
     _h: Any = None
     _read_state: Any = None
     _closing = False
@@ -334,8 +338,8 @@ class _Channel:
         allow_foreign: bool = False,
         spin: float | None = None,
     ) -> None:
-        cname = _check_name(name)
-        capacity = _check_capacity(capacity)
+        cname = self._check_name(name)
+        capacity = self._check_capacity(capacity)
         if exclusive and not create:
             raise ValueError("exclusive=True needs create=True")
         mode = _int_arg(mode, "mode")
@@ -344,7 +348,7 @@ class _Channel:
         self._name = name
         self._closing = False
         self._live_views = [0]
-        flags = 0
+        flags = self._kind_flags
         if create:
             flags |= lib.SHM_CHANNEL_CREATE
         if exclusive:

@@ -289,3 +289,16 @@ def error(rc: int, name: str, role: int = 0, op: str = "", **extra: object) -> E
 def raise_error(rc: int, name: str, role: int = 0, op: str = "", **extra: object) -> NoReturn:
     """Raise :func:`error`."""
     raise error(rc, name, role, op, **extra)
+
+
+# ---- compat channels (spec/compat.md) ---------------------------------------------------
+
+
+class SegmentRemoved(ShmChannelError):
+    """Compat channel: the segment's name was unlinked (a peer producer replaced it, or a
+    Python peer's resource tracker removed it), and for a consumer everything left in it was
+    read, for a producer its ring is full. Open the channel again to follow a new segment.
+    """
+
+
+_CLASSES[_errno.EIDRM] = SegmentRemoved

@@ -281,6 +281,31 @@ int shm_channel_drop(shm_channel_t *ch, const shm_channel_request_id_t *id);
 int shm_channel_reap(shm_channel_t *ch, uint32_t *dead, uint32_t cap);
 int shm_channel_service_stat(shm_channel_t *ch, shm_channel_service_stat_t *st);
 // ---- end of services ----
+/* ---- compat channels (spec/compat.md) ---- */
+enum shm_channel_compat_flags {
+    SHM_CHANNEL_COMPAT = 256,
+    SHM_CHANNEL_COMPAT_REPLACE = 512
+};
+#define SHM_CHANNEL_KIND_COMPAT 3
+#define SHM_CHANNEL_COMPAT_NAME_MAX 63
+#define SHM_CHANNEL_COMPAT_MIN_CAPACITY 8
+#define SHM_CHANNEL_COMPAT_MAX_CAPACITY 2147483648
+#define SHM_CHANNEL_COMPAT_POLL_MAX_NS 2000000
+typedef struct shm_channel_compat_stat {
+    uint32_t capacity;
+    uint32_t head;
+    uint32_t tail;
+    uint32_t used;
+    uint64_t torn_loads;
+    uint64_t msgs;
+    uint64_t bytes;
+    uint64_t waits;
+    uint64_t sleeps;
+    int32_t segment_gone;
+    uint32_t reserved0;
+    uint64_t reserved[4];
+} shm_channel_compat_stat_t;
+int shm_channel_compat_stat(shm_channel_t *ch, shm_channel_compat_stat_t *st);
 """
 
 ffi = cffi.FFI()

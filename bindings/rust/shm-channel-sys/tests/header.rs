@@ -133,7 +133,8 @@ fn c_type(t: &syn::Type) -> String {
                 | "shm_channel_sub_stat_t"
                 | "shm_channel_service_config_t"
                 | "shm_channel_request_id_t"
-                | "shm_channel_service_stat_t" => name,
+                | "shm_channel_service_stat_t"
+                | "shm_channel_compat_stat_t" => name,
                 other => panic!("no C spelling for Rust type {other}"),
             }
         }
@@ -412,6 +413,13 @@ fn generated_check() -> String {
         size_of::<shm_channel_stat_t>()
     )
     .unwrap();
+    // Compat channels: the size of their stat struct.
+    writeln!(
+        c,
+        "_Static_assert(sizeof(shm_channel_compat_stat_t) == {}, \"size of shm_channel_compat_stat_t\");",
+        size_of::<shm_channel_compat_stat_t>()
+    )
+    .unwrap();
     for ((name, off, size), (_, ty)) in layout.iter().zip(&rust.stat_fields) {
         // Arrays: check the element type; the size covers the length.
         let (expr, ty) = match ty {
@@ -565,7 +573,7 @@ fn the_compiled_check_catches_drift() {
 #[test]
 fn every_function_links_and_the_version_matches() {
     // Taking each address makes the linker resolve every declared symbol.
-    let fns: [(&str, usize); 27 + 13] = [
+    let fns: [(&str, usize); 27 + 13 + 1] = [
         ("shm_channel_open", shm_channel_open as *const () as usize),
         ("shm_channel_close", shm_channel_close as *const () as usize),
         (
@@ -693,6 +701,10 @@ fn every_function_links_and_the_version_matches() {
         (
             "shm_channel_service_stat",
             shm_channel_service_stat as *const () as usize,
+        // Compat channels.
+        (
+            "shm_channel_compat_stat",
+            shm_channel_compat_stat as *const () as usize,
         ),
     ];
     let listed: BTreeSet<String> = fns.iter().map(|f| f.0.to_string()).collect();

@@ -41,6 +41,11 @@ impl Consumer {
         Consumer { h }
     }
 
+    /// The owned C handle (compat.rs: the compat-only calls).
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.h
+    }
+
     /// Opens the channel `name` as its consumer, creating it (with the default capacity)
     /// if it does not exist. Use [`OpenOptions`] for a capacity, a mode or exclusive
     /// creation.

@@ -113,10 +113,20 @@
 //! Channels live in `/dev/shm`, or in the directory named by `$SHM_CHANNEL_DIR`
 //! ([`dir`]). The last handle to close a finished stream (end-of-stream, nothing unread)
 //! removes it; [`unlink`] and [`force_unlink`] remove a name by hand.
+//!
+//! # Compat channels
+//!
+//! [`OpenOptions::compat`] opens a segment in the 16-byte-header layout of seed 002
+//! (`cpp_py_shmbuf`), to talk to that project's C++ and Python processes unchanged; the
+//! [`Producer`] and [`Consumer`] calls then work with the differences the layout forces
+//! (no empty messages, no end-of-stream or liveness, polling waits, copies of records
+//! split at the wrap): see the `compat` module's notes on [`OpenOptions::compat`],
+//! [`CompatStats`], [`compat_unlink`] and [`is_segment_removed`].
 #![deny(missing_docs)]
 
 mod batch;
 mod broadcast;
+mod compat;
 mod consumer;
 mod error;
 mod handle;
@@ -137,6 +147,7 @@ pub use broadcast::{
     Latest, Loan, Messages as TopicMessages, Publisher, Sample, Subscriber, SubscriberStats,
     TopicOptions, TopicStats, View,
 };
+pub use compat::{compat_unlink, is_segment_removed, CompatStats, COMPAT_NAME_MAX};
 pub use consumer::{Consumer, Messages, Peeked};
 pub use error::{Error, Result};
 pub use options::OpenOptions;

@@ -198,7 +198,7 @@ impl OpenOptions {
         Handle::open(name, role, self.flags, self.capacity, self.mode)
     }
 
-    fn set(&mut self, flag: u32, on: bool) {
+    pub(crate) fn set(&mut self, flag: u32, on: bool) {
         if on {
             self.flags |= flag;
         } else {

@@ -37,6 +37,11 @@ impl Producer {
         Producer { h }
     }
 
+    /// The owned C handle (compat.rs: the compat-only calls).
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.h
+    }
+
     /// Opens the channel `name` as its producer, creating it (with the default capacity)
     /// if it does not exist. Use [`OpenOptions`] for a capacity, a mode or exclusive
     /// creation.
