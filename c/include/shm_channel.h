@@ -663,6 +663,7 @@ SHM_CHANNEL_API int shm_channel_reap(shm_channel_t *ch, uint32_t *dead, uint32_t
  */
 SHM_CHANNEL_API int shm_channel_service_stat(shm_channel_t *ch, shm_channel_service_stat_t *st);
 /* ==== end of services ==== */
+
 /* ---- Compat channels (spec/compat.md): seed 002's 16-byte-header byte ring ------------
  *
  * A compat channel is a segment in the layout of seed 002 (cpp_py_shmbuf): a 16-byte header

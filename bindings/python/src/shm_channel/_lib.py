@@ -281,6 +281,7 @@ int shm_channel_drop(shm_channel_t *ch, const shm_channel_request_id_t *id);
 int shm_channel_reap(shm_channel_t *ch, uint32_t *dead, uint32_t cap);
 int shm_channel_service_stat(shm_channel_t *ch, shm_channel_service_stat_t *st);
 // ---- end of services ----
+
 /* ---- compat channels (spec/compat.md) ---- */
 enum shm_channel_compat_flags {
     SHM_CHANNEL_COMPAT = 256,

@@ -670,53 +670,6 @@ pub struct shm_channel_service_config_t {
     pub max_response: u64,
     /// Client slots, 1..1024; 0: 64 when creating, any when opening.
     pub max_clients: u32,
-// ---- compat channels (spec/compat.md): seed 002's 16-byte-header byte ring -------------
-//
-// `shm_channel_open(.., flags | SHM_CHANNEL_COMPAT, ..)` opens a segment in the layout of
-// seed 002 (cpp_py_shmbuf), and the stream functions work on the handle with the
-// differences listed in shm_channel.h's compat block (0-length messages are -EINVAL, split
-// records are copied, polling waits, -EIDRM, never -EPIPE or -EOWNERDEAD).
-
-/// Open flag: open (or create) a compat channel; also for [`shm_channel_unlink`].
-pub const SHM_CHANNEL_COMPAT: u32 = 256;
-/// Open flag (compat producer with [`SHM_CHANNEL_CREATE`]): first unlink whatever has the
-/// name, as the peer's producer does.
-pub const SHM_CHANNEL_COMPAT_REPLACE: u32 = 512;
-/// Kind of channel: compat (`shm_channel_stat_t::kind`).
-pub const SHM_CHANNEL_KIND_COMPAT: u32 = 3;
-/// Longest compat channel name (the peer's limit), not counting a leading `/`.
-pub const SHM_CHANNEL_COMPAT_NAME_MAX: usize = 63;
-/// Smallest compat capacity, in bytes (a power of two).
-pub const SHM_CHANNEL_COMPAT_MIN_CAPACITY: u64 = 8;
-/// Largest compat capacity, in bytes (2^31).
-pub const SHM_CHANNEL_COMPAT_MAX_CAPACITY: u64 = 2_147_483_648;
-/// Longest sleep between two polls of a blocked compat call, in nanoseconds.
-pub const SHM_CHANNEL_COMPAT_POLL_MAX_NS: u64 = 2_000_000;
-
-/// A compat handle's view, filled by [`shm_channel_compat_stat`].
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct shm_channel_compat_stat_t {
-    /// Ring data bytes.
-    pub capacity: u32,
-    /// Head as last accepted (own index, or the peer's).
-    pub head: u32,
-    /// Tail as last accepted.
-    pub tail: u32,
-    /// `head - tail` (u32).
-    pub used: u32,
-    /// Loads of the peer's index refused as out of range, ever.
-    pub torn_loads: u64,
-    /// Messages this handle wrote (producer) or read (consumer).
-    pub msgs: u64,
-    /// Their payload bytes.
-    pub bytes: u64,
-    /// Calls that found the ring full (producer) or empty (consumer).
-    pub waits: u64,
-    /// Sleeps between polls.
-    pub sleeps: u64,
-    /// 1 once the segment's name was found unlinked.
-    pub segment_gone: i32,
     /// Zero.
     pub reserved0: u32,
     /// Zero.
@@ -882,6 +835,62 @@ extern "C" {
     pub fn shm_channel_service_stat(
         ch: *mut shm_channel_t,
         st: *mut shm_channel_service_stat_t,
+    ) -> c_int;
+}
+
+// ---- compat channels (spec/compat.md): seed 002's 16-byte-header byte ring -------------
+//
+// `shm_channel_open(.., flags | SHM_CHANNEL_COMPAT, ..)` opens a segment in the layout of
+// seed 002 (cpp_py_shmbuf), and the stream functions work on the handle with the
+// differences listed in shm_channel.h's compat block (0-length messages are -EINVAL, split
+// records are copied, polling waits, -EIDRM, never -EPIPE or -EOWNERDEAD).
+
+/// Open flag: open (or create) a compat channel; also for [`shm_channel_unlink`].
+pub const SHM_CHANNEL_COMPAT: u32 = 256;
+/// Open flag (compat producer with [`SHM_CHANNEL_CREATE`]): first unlink whatever has the
+/// name, as the peer's producer does.
+pub const SHM_CHANNEL_COMPAT_REPLACE: u32 = 512;
+/// Kind of channel: compat (`shm_channel_stat_t::kind`).
+pub const SHM_CHANNEL_KIND_COMPAT: u32 = 3;
+/// Longest compat channel name (the peer's limit), not counting a leading `/`.
+pub const SHM_CHANNEL_COMPAT_NAME_MAX: usize = 63;
+/// Smallest compat capacity, in bytes (a power of two).
+pub const SHM_CHANNEL_COMPAT_MIN_CAPACITY: u64 = 8;
+/// Largest compat capacity, in bytes (2^31).
+pub const SHM_CHANNEL_COMPAT_MAX_CAPACITY: u64 = 2_147_483_648;
+/// Longest sleep between two polls of a blocked compat call, in nanoseconds.
+pub const SHM_CHANNEL_COMPAT_POLL_MAX_NS: u64 = 2_000_000;
+
+/// A compat handle's view, filled by [`shm_channel_compat_stat`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct shm_channel_compat_stat_t {
+    /// Ring data bytes.
+    pub capacity: u32,
+    /// Head as last accepted (own index, or the peer's).
+    pub head: u32,
+    /// Tail as last accepted.
+    pub tail: u32,
+    /// `head - tail` (u32).
+    pub used: u32,
+    /// Loads of the peer's index refused as out of range, ever.
+    pub torn_loads: u64,
+    /// Messages this handle wrote (producer) or read (consumer).
+    pub msgs: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Calls that found the ring full (producer) or empty (consumer).
+    pub waits: u64,
+    /// Sleeps between polls.
+    pub sleeps: u64,
+    /// 1 once the segment's name was found unlinked.
+    pub segment_gone: i32,
+    /// Zero.
+    pub reserved0: u32,
+    /// Zero.
+    pub reserved: [u64; 4],
+}
+
 extern "C" {
     /// Compat, any role: this handle's view of the channel (-EPROTOTYPE on other kinds).
     pub fn shm_channel_compat_stat(

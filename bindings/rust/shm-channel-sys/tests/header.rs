@@ -701,6 +701,7 @@ fn every_function_links_and_the_version_matches() {
         (
             "shm_channel_service_stat",
             shm_channel_service_stat as *const () as usize,
+        ),
         // Compat channels.
         (
             "shm_channel_compat_stat",

@@ -59,25 +59,6 @@ impl Handle {
         })
     }
 
-    /// Opens a handle with another open call of the C API (`shm_channel_open_service`,
-    /// say): `open(c_name, out)` returns its rc and, on success, a handle in `*out`.
-    pub(crate) fn open_with(
-        name: &str,
-        open: impl FnOnce(&std::ffi::CStr, *mut *mut sys::shm_channel_t) -> std::ffi::c_int,
-    ) -> Result<Handle> {
-        crate::check_library()?;
-        let c_name = crate::c_name(name)?;
-        let mut raw = ptr::null_mut();
-        check(open(&c_name, &mut raw), Op::Other)?;
-        let raw = NonNull::new(raw)
-            .ok_or_else(|| Error::Io(std::io::Error::other("the open call returned NULL")))?;
-        Ok(Handle {
-            raw,
-            timeout_ns: sys::SHM_CHANNEL_INFINITE,
-            name: name.into(),
-        })
-    }
-
     #[inline]
     pub(crate) fn raw(&self) -> *mut sys::shm_channel_t {
         self.raw.as_ptr()

@@ -157,18 +157,11 @@ impl ServiceOptions {
     }
 
     fn open(&self, name: &str, role: u32) -> Result<Service> {
-        let h = Handle::open_with(name, |c_name, out| {
+        let h = Handle::open_with(name, |out, c_name| {
             // SAFETY: `out` is a valid out-pointer, `c_name` a NUL-terminated string and
             // `cfg` a valid config, all alive for the call.
             unsafe {
-                sys::shm_channel_open_service(
-                    out,
-                    c_name.as_ptr(),
-                    role,
-                    self.flags,
-                    &self.cfg,
-                    self.mode,
-                )
+                sys::shm_channel_open_service(out, c_name, role, self.flags, &self.cfg, self.mode)
             }
         })?;
         let st = stat(&h)?;
