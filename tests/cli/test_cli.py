@@ -91,7 +91,7 @@ def test_stream_stat_json_follows_real_peers(cli):
     prod, cons = _round_trip(cli, "s1", lines)
     s = cli.stat("s1")
     assert s["name"] == "s1" and s["kind"] == "stream" and s["kind_id"] == 1
-    assert s["layout"] == "1.0" and s["in_use"] is True
+    assert s["layout"] == "1.1" and s["in_use"] is True
     assert s["msgs_written"] == 3 and s["msgs_read"] == 3
     assert s["bytes_written"] == 105 and s["bytes_read"] == 105 and s["used"] == 0
     assert s["capacity"] == 1 << 20 and s["max_payload"] > 0
