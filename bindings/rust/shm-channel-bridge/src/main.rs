@@ -582,6 +582,19 @@ impl Journal {
     }
 }
 
+/// The importer's producer: only a forwarded end of stream closes it (`.0 = None`); any other
+/// way out (an error, a fatal error of another stream) leaves it attached and unclosed, so the
+/// local consumer never takes a bridge's exit for the end of the stream.
+struct NoClose(Option<shm_channel::Producer>);
+
+impl Drop for NoClose {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            std::mem::forget(p);
+        }
+    }
+}
+
 fn importer(
     session: zenoh::Session,
     name: String,
@@ -589,13 +602,13 @@ fn importer(
     c: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) -> BoxResult<()> {
-    let mut tx = Some(match OpenOptions::new().producer(&name) {
+    let mut tx = NoClose(Some(match OpenOptions::new().producer(&name) {
         Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             OpenOptions::new().create(true).capacity(a.capacity).producer(&name)?
         }
         r => r?,
-    });
-    let p = tx.as_ref().unwrap();
+    }));
+    let p = tx.0.as_ref().unwrap();
     let cap = p.capacity() as u64;
     let st = p.stat()?;
     let ident = identity(&st);
@@ -618,7 +631,7 @@ fn importer(
     }
     journal.rewrite(ident, if closed { Some((next - 1, END_CLOSED)) } else { next.checked_sub(1).map(|s| (s, pos)) })?;
     if closed {
-        tx = None;
+        tx.0 = None;
     }
     if next > 0 {
         log(&format!("import {name}: resuming at seq {next}{}", if closed { " (stream already closed)" } else { "" }));
@@ -638,9 +651,11 @@ fn importer(
         b[16] = busy as u8;
         b
     };
+    // This stream's heartbeat only (`stop` is every stream's: a fatal error elsewhere).
+    let hb_stop = Arc::new(AtomicBool::new(false));
     // Heartbeat: the exporter learns our session and next seq even while we block on a full ring.
     let hb = {
-        let (n, stop, session, key, busy) = (shared_next.clone(), stop.clone(), session.clone(), key.clone(), busy.clone());
+        let (n, stop, session, key, busy) = (shared_next.clone(), hb_stop.clone(), session.clone(), key.clone(), busy.clone());
         thread::spawn(move || {
             let p = session.declare_publisher(format!("{key}/ack")).wait();
             while let Ok(p) = p.as_ref() {
@@ -656,7 +671,7 @@ fn importer(
         .declare_subscriber(format!("{key}/data"))
         .with(zenoh::handlers::FifoChannel::new(256))
         .wait()?;
-    if let Some(tx) = tx.as_mut() {
+    if let Some(tx) = tx.0.as_mut() {
         tx.set_timeout(Some(Duration::from_millis(200)));
     }
     let (mut since_ack, mut bytes_since_ack) = (0u32, 0usize);
@@ -699,10 +714,10 @@ fn importer(
         }
         if kind == KIND_END {
             journal.append(seq, END_CLOSED)?;
-            tx = None; // close: the local consumer sees end-of-stream after the last message
+            tx.0 = None; // close: the local consumer sees end-of-stream after the last message
             closed_at = Some(Instant::now());
             log(&format!("import {name}: end of stream forwarded after seq {seq}"));
-        } else if let Some(p) = tx.as_mut() {
+        } else if let Some(p) = tx.0.as_mut() {
             let msg = &payload[9..];
             let end = record_end(pos, msg.len(), cap);
             journal.append(seq, end)?;
@@ -712,6 +727,7 @@ fn importer(
                     Ok(()) => break,
                     Err(ShmError::TimedOut | ShmError::WouldBlock | ShmError::Interrupted | ShmError::PeerDied | ShmError::ConsumerClosed) => {
                         if stop.load(Ordering::Relaxed) {
+                            hb_stop.store(true, Ordering::Relaxed);
                             return Ok(());
                         }
                     }
@@ -736,7 +752,7 @@ fn importer(
             journal.rewrite(ident, Some((seq, pos)))?;
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    hb_stop.store(true, Ordering::Relaxed);
     let _ = hb.join();
     Ok(())
 }
