@@ -30,7 +30,7 @@ SOAK = os.environ.get("SHM_BRIDGE_SOAK", "") not in ("", "0")
 N = int(os.environ.get("SHM_BRIDGE_COUNT", 10**7 if SOAK else 10**6))
 FRAMES = int(os.environ.get("SHM_BRIDGE_FRAMES", 20))
 FRAME = 6_220_800
-DEADLINE = 900 if SOAK else 240
+DEADLINE = int(os.environ.get("SHM_BRIDGE_DEADLINE", 900 if SOAK else 120))
 
 
 def free_port() -> int:

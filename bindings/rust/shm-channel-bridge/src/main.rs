@@ -263,17 +263,19 @@ impl Spool {
         Ok(())
     }
 
-    /// Rewrites the spool as header + mark (last seq, last end) + `keep`, atomically (rename).
+    /// Rewrites the spool as header + `keep` + mark (last seq, ring position), atomically (rename).
     fn rewrite(&mut self, ident: (u64, u64), mark: &Entry, keep: &VecDeque<Entry>) -> BoxResult<()> {
         let tmp = self.path.with_extension("tmp");
         let mut buf = Vec::new();
         buf.extend_from_slice(SPOOL_MAGIC);
         buf.extend_from_slice(&ident.0.to_le_bytes());
         buf.extend_from_slice(&ident.1.to_le_bytes());
-        buf.extend_from_slice(&Self::record(mark));
         for e in keep {
             buf.extend_from_slice(&Self::record(e));
         }
+        // The mark goes last: its end is the ring position now (the kept records' ends may
+        // belong to a ring that was since recreated).
+        buf.extend_from_slice(&Self::record(mark));
         fs::write(&tmp, &buf)?;
         fs::rename(&tmp, &self.path)?;
         self.file = FsOpen::new().append(true).open(&self.path)?;
@@ -297,12 +299,17 @@ fn exporter(
     stop: Arc<AtomicBool>,
 ) -> BoxResult<()> {
     // Open the channel as it is; create it (with --capacity) only if it does not exist.
-    let mut rx = match OpenOptions::new().consumer(&name) {
+    let rx = match OpenOptions::new().consumer(&name) {
         Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             OpenOptions::new().create(true).capacity(a.capacity).consumer(&name)?
         }
         r => r?,
     };
+    // Only a finished stream closes the consumer role: leaving on an error (or another
+    // stream's fatal error) must look like a dead consumer to the local producer (it waits
+    // for the next bridge), never like a consumer that closed (the producer would give up).
+    let mut rx = std::mem::ManuallyDrop::new(rx);
+    let mut finished = false;
     let cap = rx.capacity() as u64;
     let st = rx.stat()?;
     let ident = identity(&st);
@@ -434,6 +441,7 @@ fn exporter(
                 c.unacked.store(unacked.len() as u64, Ordering::Relaxed);
                 if eos && unacked.is_empty() {
                     log(&format!("export {name}: end of stream acknowledged at seq {acked}"));
+                    finished = true;
                     break;
                 }
             }
@@ -516,6 +524,9 @@ fn exporter(
                 break;
             }
         }
+    }
+    if finished {
+        drop(std::mem::ManuallyDrop::into_inner(rx));
     }
     Ok(())
 }
