@@ -24,6 +24,7 @@ run "C (plain, ASan+UBSan, TSan)" scripts/test-c.sh
 [ -x bindings/python/run-tests.sh ] && run "Python binding" bindings/python/run-tests.sh
 [ -x bindings/rust/run-tests.sh ] && run "Rust binding" bindings/rust/run-tests.sh
 [ -x tests/interop/run.sh ] && run "Interop" tests/interop/run.sh
+[ -x tests/bridge/run.sh ] && run "Bridge (Zenoh)" tests/bridge/run.sh
 [ -x tests/packaging/run.sh ] && run "Packaging (deb, wheel, crates, ABI)" tests/packaging/run.sh
 echo
 echo "total: $((SECONDS - start)) s"
