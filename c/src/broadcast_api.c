@@ -39,21 +39,18 @@ int shm__bc_config(const shm_channel_broadcast_config_t *cfg, struct shm__bcast_
 
 /* Take a subscriber entry (spec §5.9): the first whose lock is free, from a start that
  * spreads concurrent joiners. */
+static int claim_entry(void *arg, uint32_t i)
+{
+    shm_channel_t *ch = arg;
+    return shm__bcast_sub_join(&ch->bc, &ch->sub, i, (uint32_t)getpid());
+}
+
 static int join(shm_channel_t *ch)
 {
     struct shm__bcast *b = &ch->bc;
     uint32_t n = b->g.max_subscribers;
-    uint32_t start = (uint32_t)(shm__load_relaxed(&b->hdr->joins) % n);
-    for (uint32_t k = 0; k < n; k++) {
-        uint32_t i = (start + k) % n;
-        int rc = shm__lock_try(ch->seg.fd, SHM__BCAST_LOCK_SUB_BASE + (int)i, 1);
-        if (rc == -EBUSY)
-            continue;
-        if (rc)
-            return rc;
-        return shm__bcast_sub_join(b, &ch->sub, i, (uint32_t)getpid()) < 0 ? -EBADMSG : 0;
-    }
-    return -EUSERS;
+    return shm__seg_take_slot(&ch->seg, SHM__BCAST_LOCK_SUB_BASE, n,
+                              (uint32_t)(shm__load_relaxed(&b->hdr->joins) % n), claim_entry, ch);
 }
 
 /* Reclaim every entry whose owner died attached (spec §5.9): an entry that reads attached

@@ -163,6 +163,25 @@ int shm__seg_map(struct shm__segment *s, uint64_t len)
     return rc;
 }
 
+int shm__seg_take_slot(struct shm__segment *s, int lock_base, uint32_t n, uint32_t start,
+                       int (*claim)(void *arg, uint32_t i), void *arg)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (uint32_t)(((uint64_t)start + k) % n);
+        int rc = shm__lock_try(s->fd, lock_base + (int)i, 1);
+        if (rc == -EBUSY)
+            continue;
+        if (rc)
+            return rc;
+        if (claim(arg, i) < 0) {
+            shm__lock_drop(s->fd, lock_base + (int)i);
+            return -EBADMSG;
+        }
+        return 0;
+    }
+    return -EUSERS;
+}
+
 void shm__seg_end(struct shm__segment *s, int (*finished)(void *arg), void *arg)
 {
     if (!s->writable)

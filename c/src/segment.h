@@ -66,6 +66,14 @@ int shm__seg_map(struct shm__segment *s, uint64_t len);
  * done, unlink its name. For writable handles; an observer holds no attach lock. */
 void shm__seg_end(struct shm__segment *s, int (*finished)(void *arg), void *arg);
 
+/* Join one of n slots whose liveness is a lock byte each (lock_base + i: broadcast
+ * subscribers, service clients): take the first free lock, trying from `start` (a value
+ * that spreads concurrent joiners), and let claim(arg, i) record the slot in the shared
+ * bytes. A claim that fails (< 0: the slot's bytes are corrupt) drops the lock: -EBADMSG.
+ * 0 and the slot held, -EUSERS (every lock is held by a live process), or -errno. */
+int shm__seg_take_slot(struct shm__segment *s, int lock_base, uint32_t n, uint32_t start,
+                       int (*claim)(void *arg, uint32_t i), void *arg);
+
 /* After the role ended: keep every address valid, but map the file privately
  * (copy-on-write) over the same range, so stale views never reach the segment again. */
 void shm__seg_privatise(struct shm__segment *s);

@@ -87,25 +87,18 @@ int shm__sv_config(const shm_channel_service_config_t *cfg, struct shm__svc_geom
 
 /* Take a client slot (spec §5.3): the first whose lock is free, from a start that spreads
  * concurrent joiners. */
+static int claim_client(void *arg, uint32_t i)
+{
+    shm_channel_t *ch = arg;
+    return shm__svc_client_join(&ch->svc, &ch->cli, i, (uint32_t)getpid());
+}
+
 static int join(shm_channel_t *ch)
 {
     struct shm__svc *s = &ch->svc;
     uint32_t n = s->g.max_clients;
-    uint32_t start = (uint32_t)(shm__load_relaxed(&s->hdr->joins) % n);
-    for (uint32_t k = 0; k < n; k++) {
-        uint32_t i = (start + k) % n;
-        int rc = shm__lock_try(ch->seg.fd, SHM__SVC_LOCK_CLIENT_BASE + (int)i, 1);
-        if (rc == -EBUSY)
-            continue;
-        if (rc)
-            return rc;
-        if (shm__svc_client_join(s, &ch->cli, i, (uint32_t)getpid()) < 0) {
-            shm__lock_drop(ch->seg.fd, SHM__SVC_LOCK_CLIENT_BASE + (int)i);
-            return -EBADMSG;
-        }
-        return 0;
-    }
-    return -EUSERS;
+    return shm__seg_take_slot(&ch->seg, SHM__SVC_LOCK_CLIENT_BASE, n,
+                              (uint32_t)(shm__load_relaxed(&s->hdr->joins) % n), claim_client, ch);
 }
 
 int shm__sv_attach(shm_channel_t *ch, const shm_channel_service_config_t *cfg,
