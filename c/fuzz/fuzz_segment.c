@@ -290,7 +290,7 @@ static int op_read_batch(struct ctx *c, uint64_t cap, uint32_t max)
 static int op_write(struct ctx *c, uint64_t len)
 {
     int rc = shm_channel_write(c->prod, payload, len, 0);
-    EXPECT("write", rc, rc == 0 || is_end(rc) || rc == -EMSGSIZE);
+    EXPECT("write", rc, rc == 0 || is_end(rc) || rc == -EMSGSIZE || rc == -EOVERFLOW);
     return rc;
 }
 
@@ -307,7 +307,8 @@ static int op_write_batch(struct ctx *c, uint64_t len, uint32_t count)
     (void)sum;
     int rc = shm_channel_write_batch(c->prod, payload, lens, count, 0);
     EXPECT("write_batch", rc,
-           (rc >= 0 && (uint32_t)rc <= count) || is_end(rc) || rc == -EMSGSIZE);
+           (rc >= 0 && (uint32_t)rc <= count) || is_end(rc) || rc == -EMSGSIZE ||
+               rc == -EOVERFLOW);
     return rc;
 }
 
@@ -315,7 +316,7 @@ static int op_reserve(struct ctx *c, uint64_t len, int commit_len, int abort_it)
 {
     void *p = NULL;
     int rc = shm_channel_reserve(c->prod, len, &p, 0);
-    EXPECT("reserve", rc, rc == 0 || is_end(rc) || rc == -EMSGSIZE);
+    EXPECT("reserve", rc, rc == 0 || is_end(rc) || rc == -EMSGSIZE || rc == -EOVERFLOW);
     if (rc)
         return rc;
     if ((uintptr_t)p & 7)
