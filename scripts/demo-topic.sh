@@ -65,3 +65,6 @@ subscriber=$!
 $py examples/python/pubsub/temperature_publisher.py | awk 'NR % 20 == 1'  # every 20th line
 kill "$subscriber"
 wait "$subscriber" 2>/dev/null || true
+# The example's subscribers loop forever and were killed, so no one closed the finished topic
+# (the last closer removes it): remove it as an operator would (refused if still in use).
+if [ -x build/shm_channel ]; then build/shm_channel rm temperature_sensor || true; fi
