@@ -28,6 +28,9 @@ int ct_exists(const char *name);
 /* Number of entries (segments, temporaries) in ct_dir(). */
 int ct_count_files(void);
 
+/* Number of entries in `dir` ("." and ".." not counted), or -1 if it cannot be read. */
+int ct_count_entries(const char *dir);
+
 /* Path of `name` in ct_dir() (static buffer). */
 const char *ct_path(const char *name);
 

@@ -71,10 +71,10 @@ int ct_exists(const char *name)
     return lstat(ct_path(name), &st) == 0;
 }
 
-int ct_count_files(void)
+int ct_count_entries(const char *dir)
 {
     int n = 0;
-    DIR *d = opendir(dir_buf);
+    DIR *d = opendir(dir);
     if (!d)
         return -1;
     struct dirent *e;
@@ -83,6 +83,11 @@ int ct_count_files(void)
             n++;
     closedir(d);
     return n;
+}
+
+int ct_count_files(void)
+{
+    return ct_count_entries(dir_buf);
 }
 
 uint64_t ct_scaled(uint64_t base, uint64_t min)

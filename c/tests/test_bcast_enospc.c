@@ -6,7 +6,6 @@
  * SIGBUS) and read back. Skipped, saying why, where unshare or mount is refused. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -32,19 +31,6 @@ struct env {
 };
 
 static struct env *env;
-
-static int entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
-}
 
 #define CHECK(cond, ...)                                                                   \
     do {                                                                                   \
@@ -73,7 +59,7 @@ static int in_small_tmpfs(void *arg)
                                     SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL, &big, 0600);
     CHECK(rc == -ENOSPC, "the same, created by a subscriber: %s", shm_channel_strerror(rc));
     CHECK(p == NULL && s == NULL, "no handle on failure");
-    CHECK(entries(env->mnt) == 0, "a failed creation left %d files", entries(env->mnt));
+    CHECK(ct_count_entries(env->mnt) == 0, "a failed creation left %d files", ct_count_entries(env->mnt));
     CHECK(statvfs(env->mnt, &vfs) == 0 && vfs.f_bfree == vfs.f_blocks,
           "a failed creation left space in use");
     rc = shm_channel_open_broadcast(&s, "big", SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0);
@@ -107,8 +93,8 @@ static int in_small_tmpfs(void *arg)
                                     0600);
     CHECK(rc == -ENOSPC, "a small broadcast segment on a full tmpfs: %s",
           shm_channel_strerror(rc));
-    CHECK(entries(env->mnt) == 2, "a failed creation left a file (%d entries)",
-          entries(env->mnt));
+    CHECK(ct_count_entries(env->mnt) == 2, "a failed creation left a file (%d entries)",
+          ct_count_entries(env->mnt));
 
     /* every byte of every slot, twice around: a page missing from the reservation would be a
      * SIGBUS here (the parent sees the signal) */
@@ -127,7 +113,7 @@ static int in_small_tmpfs(void *arg)
     free(buf);
     shm_channel_close(s);
     shm_channel_close(p);
-    CHECK(entries(env->mnt) == 1, "the finished channel was removed, the filler stays");
+    CHECK(ct_count_entries(env->mnt) == 1, "the finished channel was removed, the filler stays");
     unlink(filler);
     return 0;
 }

@@ -6,7 +6,6 @@
  * were reserved at creation. Skipped, saying why, where unshare or mount is refused. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -35,19 +34,6 @@ struct env {
 };
 
 static struct env *env;
-
-static int entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
-}
 
 #define CHECK(cond, ...)                                                                   \
     do {                                                                                   \
@@ -97,7 +83,7 @@ static int in_small_tmpfs(void *arg)
                           TMPFS_SIZE, 0);
     CHECK(rc == -ENOSPC, "the same as a consumer: %s", shm_channel_strerror(rc));
     CHECK(p == NULL && c == NULL, "no handle on failure");
-    CHECK(entries(env->mnt) == 0, "a failed creation left %d files", entries(env->mnt));
+    CHECK(ct_count_entries(env->mnt) == 0, "a failed creation left %d files", ct_count_entries(env->mnt));
     CHECK(statvfs(env->mnt, &vfs) == 0 && vfs.f_bfree == vfs.f_blocks,
           "a failed creation left space in use");
     rc = shm_channel_open(&p, "big", SHM_CHANNEL_PRODUCER, 0, 0, 0);
@@ -134,7 +120,7 @@ static int in_small_tmpfs(void *arg)
     shm_channel_t *x = NULL;
     rc = shm_channel_open(&x, "more", SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 1024, 0);
     CHECK(rc == -ENOSPC, "a small segment on a full tmpfs: %s", shm_channel_strerror(rc));
-    CHECK(entries(env->mnt) == 2, "a failed creation left a file (%d entries)", entries(env->mnt));
+    CHECK(ct_count_entries(env->mnt) == 2, "a failed creation left a file (%d entries)", ct_count_entries(env->mnt));
 
     /* Every page of the ring, written around twice, in records of several sizes: a page
      * missing from the reservation would be a SIGBUS here (the parent sees the signal). */
@@ -156,7 +142,7 @@ static int in_small_tmpfs(void *arg)
     free(buf);
     shm_channel_close(p);
     shm_channel_close(c);
-    CHECK(entries(env->mnt) == 1, "the finished stream was removed, the filler stays");
+    CHECK(ct_count_entries(env->mnt) == 1, "the finished stream was removed, the filler stays");
     unlink(filler);
     return 0;
 }
