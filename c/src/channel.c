@@ -235,7 +235,7 @@ static int is_service(const shm_channel_t *ch)
 
 /* ---- waking and waiting ----------------------------------------------------------- */
 
-static void wake(uint32_t *seq, uint64_t *counter)
+static void __attribute__((noinline, cold)) wake(uint32_t *seq, uint64_t *counter)
 {
     shm__fetch_add_release(seq, 1);
     shm__futex_wake(seq);
@@ -243,25 +243,25 @@ static void wake(uint32_t *seq, uint64_t *counter)
         shm__counter_add(counter, 1);
 }
 
-static void producer_publish(shm_channel_t *ch)
+static inline void producer_publish(shm_channel_t *ch)
 {
     struct shm__header *h = ch->ring.hdr;
     if (shm__ring_publish(&ch->ring, &ch->prod))
         wake(&h->write_seq, &h->producer_wakes);
 }
 
-static void consumer_publish(shm_channel_t *ch)
+static inline void consumer_publish(shm_channel_t *ch)
 {
     struct shm__header *h = ch->ring.hdr;
     if (shm__ring_publish_release(&ch->ring, &ch->cons))
         wake(&h->read_seq, &h->consumer_wakes);
 }
 
-static int try_once(shm_channel_t *ch, struct op *op)
+static inline int try_once(shm_channel_t *ch, struct op *op)
 {
     if (ch->role == SHM_CHANNEL_PRODUCER)
         return shm__ring_reserve(&ch->ring, &ch->prod, op->len, &op->ptr);
-    const void *p;
+    const void *p = NULL;
     int rc = shm__ring_peek(&ch->ring, &ch->cons, &p, &op->len);
     op->ptr = (void *)(uintptr_t)p;
     return rc;
@@ -336,8 +336,10 @@ static void ring_finish(void *arg)
 }
 
 /* Try until the ring has room (producer) or a message (consumer): spin for spin_ns, then
- * sleep on the peer's futex word, re-checking the peer's liveness every slice (wait.c). */
-static int wait_ready(shm_channel_t *ch, struct op *op, int64_t timeout_ns)
+ * sleep on the peer's futex word, re-checking the peer's liveness every slice (wait.c).
+ * Called after a first try (inline, in the caller) found the ring full or empty. */
+static int __attribute__((noinline)) wait_ready_slow(shm_channel_t *ch, struct op *op,
+                                                     int64_t timeout_ns)
 {
     struct shm__header *h = ch->ring.hdr;
     int producer = ch->role == SHM_CHANNEL_PRODUCER;
@@ -350,11 +352,19 @@ static int wait_ready(shm_channel_t *ch, struct op *op, int64_t timeout_ns)
                           .spin_ns = ch->spin_ns,
                           .misses = producer ? &h->full_events : &h->empty_events,
                           .sleeps = producer ? &h->producer_sleeps : &h->consumer_sleeps,
-                          .slice_cap_ns = &rw.slice_cap_ns};
+                          .slice_cap_ns = &rw.slice_cap_ns,
+                          .tried = 1};
     return shm__wait_run(&w, timeout_ns);
 }
 
-static int check_role(shm_channel_t *ch, uint32_t role)
+/* The hot path: one inline try; the wait only when the ring is full or empty. */
+static inline int wait_ready(shm_channel_t *ch, struct op *op, int64_t timeout_ns)
+{
+    int rc = try_once(ch, op);
+    return rc == -EAGAIN ? wait_ready_slow(ch, op, timeout_ns) : rc;
+}
+
+static inline int check_role(shm_channel_t *ch, uint32_t role)
 {
     if (!ch)
         return -EINVAL;
@@ -365,7 +375,7 @@ static int check_role(shm_channel_t *ch, uint32_t role)
 
 /* The bodies of reserve/commit/peek/release, static so that write/read call them directly:
  * a call to an exported function inside the shared library would go through the PLT. */
-static int do_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t timeout_ns)
+static inline int do_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t timeout_ns)
 {
     int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
     if (rc)
@@ -381,7 +391,7 @@ static int do_reserve(shm_channel_t *ch, uint64_t len, void **ptr, int64_t timeo
     return 0;
 }
 
-static int do_commit(shm_channel_t *ch, uint64_t len)
+static inline int do_commit(shm_channel_t *ch, uint64_t len)
 {
     int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
     if (rc)
@@ -430,19 +440,32 @@ int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t
 {
     if (!data && len)
         return -EINVAL;
+    if (ch && ch->kind == SHM_CHANNEL_KIND_STREAM)
+        goto stream; /* the hot path first: none of the other kinds' tests can hold */
     if (ch && ch->role == SHM_CHANNEL_PUBLISHER)
         return shm__bc_write(ch, data, len);
     if (is_service(ch))
         return shm__sv_write(ch, data, len, timeout_ns);
     if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
         return shm__cp_write(ch, data, len, timeout_ns);
-    void *dst;
-    int rc = do_reserve(ch, len, &dst, timeout_ns);
+stream:;
+    /* do_reserve + copy + do_commit, with each check made once. */
+    int rc = check_role(ch, SHM_CHANNEL_PRODUCER);
+    if (rc)
+        return rc;
+    if (ch->prod.reserving)
+        return -EBUSY;
+    struct op op = {.len = len};
+    rc = shm__ring_reserve(&ch->ring, &ch->prod, len, &op.ptr);
+    if (__builtin_expect(rc == -EAGAIN, 0))
+        rc = wait_ready_slow(ch, &op, timeout_ns);
     if (rc)
         return rc;
     if (len)
-        memcpy(dst, data, len);
-    return do_commit(ch, len);
+        memcpy(op.ptr, data, len);
+    shm__ring_commit(&ch->ring, &ch->prod, len); /* cannot fail: reserved, len as reserved */
+    producer_publish(ch);
+    return 0;
 }
 
 int shm_channel_write_batch(shm_channel_t *ch, const void *data, const uint64_t *lens,
@@ -486,7 +509,7 @@ int shm_channel_write_batch(shm_channel_t *ch, const void *data, const uint64_t 
 
 /* ---- consumer --------------------------------------------------------------------- */
 
-static int do_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns)
+static inline int do_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns)
 {
     int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
     if (rc)
@@ -501,7 +524,7 @@ static int do_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t t
     return 0;
 }
 
-static int do_release(shm_channel_t *ch)
+static inline int do_release(shm_channel_t *ch)
 {
     int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
     if (rc)
@@ -539,23 +562,35 @@ int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
 {
     if (!len || (!buf && cap))
         return -EINVAL;
+    if (ch && ch->kind == SHM_CHANNEL_KIND_STREAM)
+        goto stream; /* the hot path first: none of the other kinds' tests can hold */
     if (ch && ch->role == SHM_CHANNEL_SUBSCRIBER)
         return shm__bc_recv(ch, buf, cap, len, NULL, timeout_ns);
     if (is_service(ch))
         return shm__sv_read(ch, buf, cap, len, timeout_ns);
     if (ch && ch->kind == SHM_CHANNEL_KIND_COMPAT)
         return shm__cp_read(ch, buf, cap, len, timeout_ns);
-    const void *src;
-    uint64_t n;
-    int rc = do_peek(ch, &src, &n, timeout_ns);
+stream:;
+    /* do_peek + copy + do_release, with each check made once. */
+    int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
     if (rc)
         return rc;
-    *len = n;
-    if (n > cap)
+    struct op op = {0};
+    const void *src = NULL;
+    rc = shm__ring_peek(&ch->ring, &ch->cons, &src, &op.len);
+    op.ptr = (void *)(uintptr_t)src;
+    if (__builtin_expect(rc == -EAGAIN, 0))
+        rc = wait_ready_slow(ch, &op, timeout_ns);
+    if (rc)
+        return rc;
+    *len = op.len;
+    if (op.len > cap)
         return -EMSGSIZE; /* the message stays peeked: the next read returns it */
-    if (n)
-        memcpy(buf, src, n);
-    return do_release(ch);
+    if (op.len)
+        memcpy(buf, op.ptr, op.len);
+    shm__ring_release(&ch->cons); /* cannot fail: peeked */
+    consumer_publish(ch);
+    return 0;
 }
 
 int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *lens,

@@ -55,21 +55,13 @@ void shm__ring_bind(struct shm__ring *r, void *base, uint64_t capacity)
     r->max_payload = shm__max_payload_for(r->capacity);
 }
 
-/* Positions are in range when the unsigned distance is at most the capacity and both are
- * record-aligned. */
-static int positions_ok(const struct shm__ring *r, uint64_t wpos, uint64_t rpos)
-{
-    return wpos - rpos <= r->capacity && (wpos % SHM__RECORD_ALIGN) == 0 &&
-           (rpos % SHM__RECORD_ALIGN) == 0;
-}
-
 int shm__ring_producer_attach(const struct shm__ring *r, struct shm__ring_producer *p)
 {
     memset(p, 0, sizeof(*p));
     /* Acquire on read_pos: the consumer's copies out of released records are done. */
     uint64_t rpos = shm__load_acquire(&r->hdr->read_pos);
     uint64_t wpos = shm__load_relaxed(&r->hdr->write_pos);
-    if (!positions_ok(r, wpos, rpos))
+    if (!shm__ring_positions_ok(r, wpos, rpos))
         return -EBADMSG;
     p->wpos = wpos;
     p->rpos_cache = rpos;
@@ -82,18 +74,12 @@ int shm__ring_consumer_attach(const struct shm__ring *r, struct shm__ring_consum
     uint64_t rpos = shm__load_relaxed(&r->hdr->read_pos);
     /* Acquire on write_pos: every record below it is completely written. */
     uint64_t wpos = shm__load_acquire(&r->hdr->write_pos);
-    if (!positions_ok(r, wpos, rpos))
+    if (!shm__ring_positions_ok(r, wpos, rpos))
         return -EBADMSG;
     c->rpos = rpos;
     c->wpos_cache = wpos;
     return 0;
 }
-
-/* Small records: the producer prefetches the line PREFETCH_AHEAD bytes past the record it
- * reserves, so that the fence in publish seldom waits for a line to arrive (bench/: about
- * +25% msgs/s at 64 B). Larger records stream well without it, and measured slower with it. */
-#define PREFETCH_AHEAD 512u
-#define PREFETCH_MAX_RECORD 256u
 
 static void put_record_header(const struct shm__ring *r, uint64_t pos, uint32_t len,
                               uint32_t type)
@@ -102,8 +88,8 @@ static void put_record_header(const struct shm__ring *r, uint64_t pos, uint32_t 
     shm__store_relaxed((uint64_t *)(void *)(r->data + (pos & r->mask)), word);
 }
 
-int shm__ring_reserve(const struct shm__ring *r, struct shm__ring_producer *p, uint64_t len,
-                      void **ptr)
+int shm__ring_reserve_slow(const struct shm__ring *r, struct shm__ring_producer *p, uint64_t len,
+                           void **ptr)
 {
     if (p->reserving)
         return -EBUSY;
@@ -116,7 +102,7 @@ int shm__ring_reserve(const struct shm__ring *r, struct shm__ring_producer *p, u
     if (p->wpos + need - p->rpos_cache > r->capacity) {
         /* Acquire: the consumer has finished reading what it released. */
         uint64_t rpos = shm__load_acquire(&r->hdr->read_pos);
-        if (!positions_ok(r, p->wpos, rpos))
+        if (!shm__ring_positions_ok(r, p->wpos, rpos))
             return -EBADMSG;
         p->rpos_cache = rpos;
         if (p->wpos + need - rpos > r->capacity)
@@ -132,23 +118,7 @@ int shm__ring_reserve(const struct shm__ring *r, struct shm__ring_producer *p, u
     p->reserve_len = len;
     p->reserving = 1;
     *ptr = r->data + off + SHM__RECORD_HEADER;
-    /* A hint, never an access: only space known to be free (below rpos_cache + capacity,
-     * never a line the consumer has yet to read), masked into the ring. */
-    uint64_t ahead = p->wpos + total + PREFETCH_AHEAD;
-    if (total <= PREFETCH_MAX_RECORD && ahead + 64 - p->rpos_cache <= r->capacity)
-        __builtin_prefetch(r->data + (ahead & r->mask), 1, 3);
-    return 0;
-}
-
-int shm__ring_commit(const struct shm__ring *r, struct shm__ring_producer *p, uint64_t len)
-{
-    if (!p->reserving || len > p->reserve_len)
-        return -EINVAL;
-    put_record_header(r, p->reserve_at, (uint32_t)len, SHM__REC_MESSAGE);
-    p->wpos = p->reserve_at + SHM__RECORD_HEADER + shm__align8(len);
-    p->reserving = 0;
-    p->pending_msgs++;
-    p->pending_bytes += len;
+    shm__ring_prefetch(r, p, total);
     return 0;
 }
 
@@ -161,26 +131,8 @@ int shm__ring_abort(struct shm__ring_producer *p)
     return 0;
 }
 
-int shm__ring_publish(const struct shm__ring *r, struct shm__ring_producer *p)
-{
-    struct shm__header *h = r->hdr;
-    if (p->pending_msgs) {
-        shm__counter_add(&h->msgs_written, p->pending_msgs);
-        shm__counter_add(&h->bytes_written, p->pending_bytes);
-        p->pending_msgs = p->pending_bytes = 0;
-    }
-    /* Release: the records (and padding) below the position are written before they are
-     * visible. During a reservation, publish only up to its start: its padding is not final
-     * (an abort takes it back). */
-    shm__store_release(&h->write_pos, p->reserving ? p->reserve_start : p->wpos);
-    /* Store write_pos, then load consumer_waiting: the consumer does the mirror image
-     * (store waiting, fence or membarrier, load write_pos), so one of us sees the other
-     * (spec §5.10). */
-    return shm__hs_peer_waiting(p->hs, &h->consumer_handshake, &h->consumer_waiting);
-}
-
-int shm__ring_peek(const struct shm__ring *r, struct shm__ring_consumer *c, const void **ptr,
-                   uint64_t *len)
+int shm__ring_peek_slow(const struct shm__ring *r, struct shm__ring_consumer *c, const void **ptr,
+                        uint64_t *len)
 {
     if (c->peeking) {
         *ptr = c->peek_ptr;
@@ -191,7 +143,7 @@ int shm__ring_peek(const struct shm__ring *r, struct shm__ring_consumer *c, cons
         if (c->rpos == c->wpos_cache) {
             /* Acquire: every record below write_pos is completely written. */
             uint64_t wpos = shm__load_acquire(&r->hdr->write_pos);
-            if (!positions_ok(r, wpos, c->rpos))
+            if (!shm__ring_positions_ok(r, wpos, c->rpos))
                 return -EBADMSG;
             c->wpos_cache = wpos;
             if (wpos == c->rpos)
@@ -224,29 +176,4 @@ int shm__ring_peek(const struct shm__ring *r, struct shm__ring_consumer *c, cons
         *len = rlen;
         return 0;
     }
-}
-
-int shm__ring_release(struct shm__ring_consumer *c)
-{
-    if (!c->peeking)
-        return -EINVAL;
-    c->rpos = c->peek_next;
-    c->peeking = 0;
-    c->pending_msgs++;
-    c->pending_bytes += c->peek_len;
-    return 0;
-}
-
-int shm__ring_publish_release(const struct shm__ring *r, struct shm__ring_consumer *c)
-{
-    struct shm__header *h = r->hdr;
-    if (c->pending_msgs) {
-        shm__counter_add(&h->msgs_read, c->pending_msgs);
-        shm__counter_add(&h->bytes_read, c->pending_bytes);
-        c->pending_msgs = c->pending_bytes = 0;
-    }
-    /* Release: our reads of the released records are done before the producer reuses them. */
-    shm__store_release(&h->read_pos, c->rpos);
-    /* Store read_pos, then load producer_waiting (mirror of the producer's sleep). */
-    return shm__hs_peer_waiting(c->hs, &h->producer_handshake, &h->producer_waiting);
 }

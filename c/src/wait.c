@@ -15,8 +15,8 @@ static int settle(const struct shm__wait *w, int force)
 
 int shm__wait_run(const struct shm__wait *w, int64_t timeout_ns)
 {
-    int rc = w->try_once(w->arg);
-    if (rc != -EAGAIN)
+    int rc = -EAGAIN;
+    if (!w->tried && (rc = w->try_once(w->arg)) != -EAGAIN)
         return rc;
     if (w->misses)
         shm__counter_add(w->misses, 1);

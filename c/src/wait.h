@@ -33,6 +33,9 @@ struct shm__wait {
     /* Read after each prepare: when nonzero, the longest sleep of that round (a stream
      * side unsure of its peer's handshake looks again soon, spec §5.10). NULL: none. */
     const uint64_t *slice_cap_ns;
+    /* The caller already made the first try (inline, on its fast path) and it found nothing:
+     * start from the miss (counted here, as for a first try of our own). */
+    int tried;
 };
 
 /* Wait as above. timeout_ns: 0 never sleeps, negative waits forever. Returns what try or
