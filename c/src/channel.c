@@ -71,6 +71,8 @@ static int check_open_args(uint32_t role, uint32_t flags, uint64_t capacity, uin
     return 0;
 }
 
+static void wake(uint32_t *seq, uint64_t *counter);
+
 static int claim_role(shm_channel_t *ch)
 {
     struct shm__header *h = ch->ring.hdr;
@@ -87,6 +89,10 @@ static int claim_role(shm_channel_t *ch)
         shm__store_release(&h->producer_state, SHM_CHANNEL_PEER_ATTACHED);
         /* Our handshake word before our first publish's load of consumer_waiting (§5.10). */
         shm__fence_seq_cst();
+        /* A predecessor may have died between its increment of write_seq and its FUTEX_WAKE:
+         * a consumer asleep on the old value, whose flag now names a value other than the
+         * word's, would get no wake from our publishes (§5.11). Wake once (not counted). */
+        wake(&h->write_seq, NULL);
     } else if (ch->role == SHM_CHANNEL_CONSUMER) {
         if ((rc = shm__lock_try(ch->seg.fd, SHM__LOCK_CONSUMER, 1)) != 0)
             return rc;
@@ -98,6 +104,7 @@ static int claim_role(shm_channel_t *ch)
         shm__store_relaxed(&h->consumer_epoch, shm__load_relaxed(&h->consumer_epoch) + 1);
         shm__store_release(&h->consumer_state, SHM_CHANNEL_PEER_ATTACHED);
         shm__fence_seq_cst();
+        wake(&h->read_seq, NULL); /* as the producer's: a dead predecessor's last wake */
     }
     return 0;
 }
@@ -316,7 +323,10 @@ static uint32_t ring_prepare(void *arg, uint32_t **word)
     int producer = w->ch->role == SHM_CHANNEL_PRODUCER;
     *word = producer ? &h->read_seq : &h->write_seq;
     uint32_t seen = shm__load_acquire(*word);
-    shm__store_relaxed(producer ? &h->producer_waiting : &h->consumer_waiting, 1);
+    /* The value we sleep on, in the flag: a waker that has moved its word past it since
+     * knows its earlier wake covers us (spec §5.11). */
+    shm__store_relaxed(producer ? &h->producer_waiting : &h->consumer_waiting,
+                       shm__hs_waiting_flag(seen));
     /* Store waiting, then load the peer's position (inside try_once): the peer stores
      * its position, then loads waiting, so one of us sees the other: by our fence and
      * its fence, or, if the peer publishes without one, by our membarrier (§5.10). */

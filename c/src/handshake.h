@@ -40,15 +40,37 @@ int shm__hs_heavy_barrier(void);
 /* Publish side, after the release store of its position (spec §5.4 step 7, §5.5 step 5):
  * order that store before the load of the peer's waiting flag, then load it. `own` is this
  * side's handshake, `peer_hs` the peer's word (in the same cache line as `peer_waiting`, so
- * reading it costs no extra line). Non-zero if the peer may be asleep. */
-static inline int shm__hs_peer_waiting(uint32_t own, const uint32_t *peer_hs,
-                                       const uint32_t *peer_waiting)
+ * reading it costs no extra line). Returns the flag: non-zero if the peer may be asleep
+ * (shm__hs_wake_needed says whether a wake call is due). */
+static inline uint32_t shm__hs_peer_waiting(uint32_t own, const uint32_t *peer_hs,
+                                            const uint32_t *peer_waiting)
 {
     if (own == SHM__HS_MEMBARRIER && shm__load_relaxed(peer_hs) == SHM__HS_MEMBARRIER)
         __atomic_signal_fence(__ATOMIC_SEQ_CST); /* compiler only: the sleeper's membarrier */
     else
         shm__fence_seq_cst();
-    return shm__load_relaxed(peer_waiting) != 0;
+    return shm__load_relaxed(peer_waiting);
+}
+
+/* The waiting flag a 1.1 sleeper stores (spec §5.6 step 2, §5.11): SHM__WAITING_SEQ | seen,
+ * where seen is the value of the futex word it is about to sleep on. Non-zero, so a 1.0
+ * waker (which only tests for non-zero) still wakes it. */
+#define SHM__WAITING_SEQ 0x80000000u
+static inline uint32_t shm__hs_waiting_flag(uint32_t seen)
+{
+    return SHM__WAITING_SEQ | seen;
+}
+
+/* Waker, after shm__hs_peer_waiting returned `waiting` != 0: is a wake (increment of `own_seq`,
+ * the futex word only this side writes, and FUTEX_WAKE) due? Not when the flag names a value
+ * of the word other than its current one (low 31 bits): every change of the word came with a
+ * FUTEX_WAKE, so a sleeper on that older value was woken already, or its FUTEX_WAIT returns
+ * at once (spec §5.11). A flag without SHM__WAITING_SEQ (a 1.0 sleeper's 1) always wants it. */
+static inline int shm__hs_wake_needed(uint32_t waiting, const uint32_t *own_seq)
+{
+    if (!(waiting & SHM__WAITING_SEQ))
+        return waiting != 0;
+    return ((waiting ^ shm__load_relaxed(own_seq)) & ~SHM__WAITING_SEQ) == 0;
 }
 
 /* Sleep side, after storing its waiting flag and a full fence, before re-reading the peer's

@@ -135,8 +135,8 @@ static inline int shm__ring_commit(const struct shm__ring *r, struct shm__ring_p
 /* Producer: drop the reservation and any padding written for it. 0 or -EINVAL. */
 int shm__ring_abort(struct shm__ring_producer *p);
 
-/* Producer: make committed records visible. Returns nonzero if the consumer is asleep
- * (the caller must wake it). */
+/* Producer: make committed records visible. Returns nonzero if the consumer may be asleep on
+ * the current write_seq (the caller must wake it: increment write_seq, FUTEX_WAKE). */
 static inline int shm__ring_publish(const struct shm__ring *r, struct shm__ring_producer *p)
 {
     struct shm__header *h = r->hdr;
@@ -152,7 +152,8 @@ static inline int shm__ring_publish(const struct shm__ring *r, struct shm__ring_
     /* Store write_pos, then load consumer_waiting: the consumer does the mirror image
      * (store waiting, fence or membarrier, load write_pos), so one of us sees the other
      * (spec §5.10). */
-    return shm__hs_peer_waiting(p->hs, &h->consumer_handshake, &h->consumer_waiting);
+    uint32_t waiting = shm__hs_peer_waiting(p->hs, &h->consumer_handshake, &h->consumer_waiting);
+    return __builtin_expect(waiting != 0, 0) && shm__hs_wake_needed(waiting, &h->write_seq);
 }
 
 /* Consumer: the next record in place, the whole algorithm. 0 with *ptr and *len set, -EAGAIN
@@ -209,7 +210,7 @@ static inline int shm__ring_release(struct shm__ring_consumer *c)
 }
 
 /* Consumer: make released space visible to the producer. Returns nonzero if the producer
- * is asleep (the caller must wake it). */
+ * may be asleep on the current read_seq (the caller must wake it). */
 static inline int shm__ring_publish_release(const struct shm__ring *r,
                                             struct shm__ring_consumer *c)
 {
@@ -222,7 +223,8 @@ static inline int shm__ring_publish_release(const struct shm__ring *r,
     /* Release: our reads of the released records are done before the producer reuses them. */
     shm__store_release(&h->read_pos, c->rpos);
     /* Store read_pos, then load producer_waiting (mirror of the producer's sleep). */
-    return shm__hs_peer_waiting(c->hs, &h->producer_handshake, &h->producer_waiting);
+    uint32_t waiting = shm__hs_peer_waiting(c->hs, &h->producer_handshake, &h->producer_waiting);
+    return __builtin_expect(waiting != 0, 0) && shm__hs_wake_needed(waiting, &h->read_seq);
 }
 
 #endif

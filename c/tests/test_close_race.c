@@ -58,6 +58,18 @@ static int await_u32(const volatile uint32_t *word, uint32_t want)
     return 0;
 }
 
+/* Wait until a waiting flag says its side sleeps (§5.11: 0x80000000 | the futex value). */
+static int await_asleep(const volatile uint32_t *flag)
+{
+    uint64_t t0 = ct_now_ns();
+    while (!(__atomic_load_n(flag, __ATOMIC_ACQUIRE) & 0x80000000u)) {
+        if (ct_now_ns() - t0 > 20 * CT_SEC)
+            return -1;
+        pause_briefly();
+    }
+    return 0;
+}
+
 /* The child: attach in `role`, wait until the parent is blocked (its waiting flag is set
  * during the call the parent announced), close cleanly; CLOSES times. */
 static int close_while_blocked(uint32_t role)
@@ -73,7 +85,7 @@ static int close_while_blocked(uint32_t role)
             return 9;
         if (shm_channel_open(&ch, chan, role, 0, 0, 0) != 0)
             return 10;
-        if (await_u32(started, i + 1) != 0 || await_u32(waiting, 1) != 0) {
+        if (await_u32(started, i + 1) != 0 || await_asleep(waiting) != 0) {
             shm_channel_close(ch);
             return 11;
         }

@@ -36,6 +36,10 @@ TestSuite(protocol, .init = ct_setup, .fini = ct_teardown, .timeout = 100);
 /* Spec §3.4: the waiting flags' offsets in the segment. */
 #define OFF_CONSUMER_WAITING 384
 #define OFF_PRODUCER_WAITING 512
+/* §3.2, §3.3: the futex words; §5.11: a 1.1 sleeper's flag is 0x80000000 | the word's value. */
+#define OFF_WRITE_SEQ 136
+#define OFF_READ_SEQ 264
+#define ASLEEP_FLAG(name, seq_off) (0x80000000u | header_word((name), (seq_off)))
 
 static uint64_t msg_len(uint64_t seq)
 {
@@ -562,10 +566,12 @@ Test(protocol, new_consumer_clears_the_waiting_flag_of_one_killed_asleep)
     cr_assert_eq(shm_channel_open(&p, a.name, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 65536, 0), 0);
     pid_t pid = ct_fork(sleep_in_role, &a);
     wait_until_sleeping(p, 0, pid);
-    cr_assert_eq(header_word(a.name, OFF_CONSUMER_WAITING), 1, "asleep: flag set");
+    cr_assert_eq(header_word(a.name, OFF_CONSUMER_WAITING), ASLEEP_FLAG(a.name, OFF_WRITE_SEQ),
+                 "asleep: flag set");
     cr_assert_eq(kill(pid, SIGKILL), 0);
     cr_assert_eq(ct_wait(pid), 128 + SIGKILL);
-    cr_assert_eq(header_word(a.name, OFF_CONSUMER_WAITING), 1, "killed asleep: flag left set");
+    cr_assert_eq(header_word(a.name, OFF_CONSUMER_WAITING), ASLEEP_FLAG(a.name, OFF_WRITE_SEQ),
+                 "killed asleep: flag left set");
     shm_channel_t *c;
     cr_assert_eq(shm_channel_open(&c, a.name, SHM_CHANNEL_CONSUMER, 0, 0, 0), 0);
     cr_assert_eq(header_word(a.name, OFF_CONSUMER_WAITING), 0, "the new consumer cleared it");
@@ -593,10 +599,12 @@ Test(protocol, new_producer_clears_the_waiting_flag_of_one_killed_asleep)
     cr_assert_eq(shm_channel_open(&c, a.name, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, 1024, 0), 0);
     pid_t pid = ct_fork(sleep_in_role, &a);
     wait_until_sleeping(c, 1, pid);
-    cr_assert_eq(header_word(a.name, OFF_PRODUCER_WAITING), 1, "asleep: flag set");
+    cr_assert_eq(header_word(a.name, OFF_PRODUCER_WAITING), ASLEEP_FLAG(a.name, OFF_READ_SEQ),
+                 "asleep: flag set");
     cr_assert_eq(kill(pid, SIGKILL), 0);
     cr_assert_eq(ct_wait(pid), 128 + SIGKILL);
-    cr_assert_eq(header_word(a.name, OFF_PRODUCER_WAITING), 1, "killed asleep: flag left set");
+    cr_assert_eq(header_word(a.name, OFF_PRODUCER_WAITING), ASLEEP_FLAG(a.name, OFF_READ_SEQ),
+                 "killed asleep: flag left set");
     shm_channel_t *p;
     cr_assert_eq(shm_channel_open(&p, a.name, SHM_CHANNEL_PRODUCER, 0, 0, 0), 0);
     cr_assert_eq(header_word(a.name, OFF_PRODUCER_WAITING), 0, "the new producer cleared it");
