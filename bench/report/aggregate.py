@@ -237,15 +237,15 @@ def text_table(head: list[str], rows: list[list[str]]) -> str:
 NOTES = {
     "c64": (
         "Per 64 B message the minimal ring costs {spsc_ns} ns and write/read {copy_ns} ns. "
-        "{fenced}The rest is the API's layers: reserve/commit and peek/release with their role "
-        "and state checks, the typed record header and its validation (the segment is untrusted), "
-        "the header counters, and a call into the shared library through the PLT{rust_static}. "
-        "It would take (a) moving the fence off the per-message path: an asymmetric handshake "
-        "in which the side that publishes only orders its stores and the side about to sleep "
-        "issues membarrier(2) (MEMBARRIER_CMD_GLOBAL_EXPEDITED, both processes registered at "
-        "open), paying microseconds only on its way to sleep; or publishing every few messages "
-        "while the ring is busy, as the batch calls do (shm_batch: {batch}); (b) inline fast "
-        "paths for write/read that skip the reserve/commit layering and the PLT."
+        "{fenced}Both touch the same cache lines per message (the data, each side's own position "
+        "line, and the peer's waiting-flag line, which stays shared while nobody sleeps: "
+        "bench/README.md, \"Where the time goes\"); the difference is instructions: callgrind, "
+        "one process, 64 B: 312 per write+read pair against the minimal ring's 162 (both with "
+        "libc's memcpy), after issue 14's inline fast paths (507 before). What is left is the "
+        "API: the kind and role dispatch of the shared entry points, the record header's "
+        "validation (the segment is untrusted), the header counters, the wake check, the call "
+        "into the shared library through the PLT{rust_static}; the batch calls amortise it "
+        "(shm_batch: {batch})."
     ),
     "zc_memcpy": (
         "The zero-copy producer still writes every byte once (it stands for producing the data "
@@ -257,9 +257,13 @@ NOTES = {
         "reservations."
     ),
     "rtt_cl": (
-        "A round trip is two hand-offs, each a store of the write position, a full fence and "
-        "the peer's load; the minimal ring's round trip is itself about twice the bare cache "
-        "line. On a loaded machine a preempted spinner dominates the median."
+        "A round trip through a ring is two hand-offs of two cache lines each (the position "
+        "the receiver polls, then the record), where the bare floor moves one line per hand-off: "
+        "the minimal ring itself measures {spsc_rtt} the floor in the same run, so the 1.6x goal "
+        "is under what any ring with a separate position line reaches here. Meeting it would "
+        "take a receiver that polls the record header itself (position and data in one line for "
+        "small messages), a layout change. On a loaded machine a preempted spinner dominates "
+        "the median."
     ),
     "ice": (
         "Both spin; the difference is per-message work. iceoryx2 is measured with its own "
@@ -304,6 +308,9 @@ def note_fill(d: Data) -> dict[str, str]:
     per = lambda f: f"{1e9 / f.v.med:.0f}" if f else "?"  # noqa: E731
     fill = {"spsc_ns": per(spsc), "copy_ns": per(copy), "fenced": "", "rust_static": "",
             "batch": f"{ratio(batch, spsc):.2f}x the ring" if batch and spsc else "not measured"}  # fmt: skip
+    srtt, cl = d.get("c", "rtt", "spsc_ring"), d.get("c", "rtt", "cacheline")
+    r = ratio(srtt, cl) if srtt and cl else None
+    fill["spsc_rtt"] = f"{r:.2f}x" if r is not None else "(not measured)"
     if fen and spsc:
         fill["fenced"] = (f"The same minimal ring with only shm_channel's wake-up fence added (a "
                           f"seq_cst fence after each position store, so a sleeping peer is never "
@@ -407,6 +414,30 @@ def targets(d: Data) -> list[Target]:
             t.append(Target("idle", f"Idle waiting: {i['label']}", f"{i['cpu_percent']:.3f} % CPU",
                             f"over {i['seconds']:.1f} s", i["cpu_percent"], IDLE_LIMIT, False, []))  # fmt: skip
     return t
+
+
+KIND_PREFIXES = ("bcast_", "svc_", "compat_")
+
+
+def other_kinds(d: Data) -> list[list[str]]:
+    """One row per broadcast, service and compat case of the C part (issue 14: every kind in the
+    report, with the same discipline: a same-run baseline and its ratio)."""
+    rows = []
+    for r in d.raw.get("c", {}).get("results", []):
+        if not str(r.get("id", "")).startswith(KIND_PREFIXES):
+            continue
+        rtt = r.get("kind") == "roundtrip"
+        med = (r.get("median") if rtt else r.get("msgs_per_s")) or {}
+        val = med.get("median") if isinstance(med, dict) else None
+        if r.get("error") or val is None:
+            rows.append([r.get("label", r["id"]), size_str(int(r.get("size", 64))),
+                         f"FAILED: {r.get('error')}", r.get("baseline") or "-", "-"])  # fmt: skip
+            continue
+        ratio_v = r.get("ratio")
+        rows.append([r.get("label", r["id"]), size_str(int(r.get("size", 64))),
+                     ns(val) if rtt else f"{si(val)} msg/s", r.get("baseline") or "-",
+                     "-" if ratio_v is None else f"{ratio_v:.2f}x"])  # fmt: skip
+    return rows
 
 
 def observations(d: Data) -> list[str]:
@@ -593,6 +624,14 @@ def write_report(d: Data, out: Path, args: argparse.Namespace, ts: list[Target])
     noisy_t = [t for t in ts if t.why_noisy]
     if noisy_t:
         L.append("\nNoisy: " + "; ".join(sorted({w for t in noisy_t for w in t.why_noisy})) + ".")
+    kinds = other_kinds(d)
+    if kinds:
+        L.append("\n## Every kind, against its own same-run baseline\n")
+        L.append("Broadcast (kind 2), service (kind 4) and compat (seed 002's layout) cases of the C "
+                 "part, each with the baseline `shm_channel_bench` pairs it with (bench/README.md): "
+                 "the ratio is the median over runs of this run / the baseline's run of the same "
+                 "round (throughput: above 1 is faster; round trips: below 1 is faster).\n")  # fmt: skip
+        L.append(md_table(["case", "size", "median", "baseline", "ratio"], kinds, "llrlr"))
     obs = observations(d)
     if obs:
         L.append("\n## Observations\n")
