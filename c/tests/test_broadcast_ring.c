@@ -162,7 +162,7 @@ Test(bcast_format, writes_every_identity_field)
     struct shm__bcast_header *h = H(&t);
     cr_assert_eq(memcmp(t.mem, "SHM_CHAN", 8), 0);
     cr_assert_eq(h->layout_major, 1);
-    cr_assert_eq(h->layout_minor, 0);
+    cr_assert_eq(h->layout_minor, SHM__BCAST_LAYOUT_MINOR);
     cr_assert_eq(h->kind, 2);
     cr_assert_eq(h->header_size, 4096);
     cr_assert_eq(h->max_payload, 100);
@@ -853,13 +853,27 @@ Test(bcast_bad, corrupt_shared_words_are_ebadmsg_never_out_of_bounds)
     shm__bcast_sub_join(&t.b, &s, 0, 1);
     put_n(&t, 3);
     expect_next(&t, &s, 1, 0);
-    H(&t)->pub_seq = 1;
+    /* Read by its stamp, a message needs no pub_seq (spec §5.4 step 0); every read that
+     * loads pub_seq finds it went back below what it saw: the latest value, and a lapped
+     * next read. */
+    {
+        uint8_t b0[64];
+        uint64_t l0, m0;
+        int n0;
+        cr_assert_eq(shm__bcast_latest(&t.b, &s, b0, sizeof b0, &l0, &n0, &m0), 0);
+        cr_assert(n0 == 1 && mcheck(b0, l0, 3) == 0, "sees pub_seq = 3");
+        H(&t)->pub_seq = 1;
+        cr_assert_eq(shm__bcast_latest(&t.b, &s, b0, sizeof b0, &l0, &n0, &m0), -EBADMSG);
+    }
+    slot(&t, 4)->stamp = 2 * 8; /* message 8 over 4: a lap, decided with pub_seq */
     cr_assert_eq(next_rc(&t, &s), -EBADMSG);
     done(&t);
-    /* a published message's stamp below its number */
+    /* a published message's stamp below its number (published: the subscriber loaded
+     * pub_seq = 4 when it joined; rewound to the oldest, 1) */
     setup(&t, 64, 4, 4, NULL);
-    shm__bcast_sub_join(&t.b, &s, 0, 1);
     put_n(&t, 4);
+    shm__bcast_sub_join(&t.b, &s, 0, 1);
+    shm__bcast_sub_rewind(&t.b, &s);
     slot(&t, 1)->stamp = 0;
     cr_assert_eq(next_rc(&t, &s), -EBADMSG);
     slot(&t, 1)->stamp = 3; /* "being written" for a published message */
@@ -891,11 +905,16 @@ Test(bcast_bad, corrupt_shared_words_are_ebadmsg_never_out_of_bounds)
     shm__bcast_sub_join(&t.b, &s, 0, 1);
     put_n(&t, 3);
     H(&t)->pub_seq = 1ull << 62;
-    cr_assert_eq(next_rc(&t, &s), -EBADMSG); /* the slots do not hold such numbers */
+    /* the latest value loads pub_seq: the slots do not hold such numbers */
+    cr_assert_eq(shm__bcast_latest(&t.b, &s, buf, sizeof buf, &len, &is_new, &missed), -EBADMSG);
+    /* next reads by the stamps (§5.4 step 0): messages 1..3 are intact, then nothing */
+    expect_next(&t, &s, 1, 0);
+    slot(&t, 2)->stamp = 2 * 6; /* a lap: decided with pub_seq */
+    cr_assert_eq(next_rc(&t, &s), -EBADMSG);
     done(&t);
     setup(&t, 64, 4, 4, NULL);
     shm__bcast_sub_join(&t.b, &s, 0, 1);
     H(&t)->pub_seq = UINT64_MAX - 1; /* 2m would not fit in a stamp */
-    cr_assert_eq(next_rc(&t, &s), -EBADMSG);
+    cr_assert_eq(shm__bcast_latest(&t.b, &s, buf, sizeof buf, &len, &is_new, &missed), -EBADMSG);
     done(&t);
 }
