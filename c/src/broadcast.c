@@ -234,23 +234,10 @@ int shm__bcast_pub_attach_hs(struct shm__bcast *b, struct shm__bcast_pub *p, uin
     struct shm__bcast_header *h = b->hdr;
     memset(p, 0, sizeof(*p));
     /* Continue after the last published message. A message a dead predecessor was
-     * writing is written again under its number. */
+     * writing (or had committed but not published) is written again under its number. */
     p->seq = shm__load_acquire(&h->pub_seq);
     if (p->seq > SHM__BCAST_MAX_SEQ)
         return -EBADMSG;
-    /* One it had committed (stamp 2m) but not counted in pub_seq (spec §5.2 step 2): a
-     * subscriber that keeps up may already have read it (§5.4 reads a slot whose stamp says
-     * complete), so it is published: finish its publication instead of writing it again. */
-    if (p->seq < SHM__BCAST_MAX_SEQ) {
-        struct shm__bcast_slot *sl = slot_of(b, p->seq + 1);
-        if (shm__load_acquire(&sl->stamp) == 2 * (p->seq + 1)) {
-            uint32_t len = shm__load_relaxed(&sl->length);
-            shm__counter_add(&h->msgs_written, 1);
-            shm__counter_add(&h->bytes_written, len <= b->g.max_payload ? len : 0);
-            p->seq++;
-            shm__store_release(&h->pub_seq, p->seq);
-        }
-    }
     p->hs = hs;
     /* The handshake word before the fence below: a sleeper that registered before that
      * fence is woken here; one that registers after it sees the word (spec §5.7). */
@@ -553,29 +540,33 @@ static int read_slot(const struct shm__bcast *b, struct shm__bcast_sub *s, uint6
     return read_slot_at(b, s, m, st1, buf, cap, view, len, lap);
 }
 
-/* The next message by its slot's stamp alone (spec §5.4 step 0): a subscriber that keeps
- * up (or lags by less than depth) never loads pub_seq, so the publisher's pub_seq store
- * hits a line no subscriber holds. R_OK / R_TOOSMALL / -errno as read_slot; -EAGAIN when
- * message n has not been committed yet; 1 + R_LAPPED when the slow path must decide
- * (the slot holds a later message, or a stamp below n for a message already known to be
- * published: classify's EBADMSG). */
+/* The next message, loading pub_seq only when this subscriber has caught up with the last
+ * value it loaded (spec §5.4 step 0): a subscriber that is behind reads the messages it
+ * knows are published by their stamps alone, so it adds no load of the line the publisher
+ * writes on every publish; one that has caught up waits on pub_seq, written once per
+ * message, rather than on the slot, which the publisher writes several times per message.
+ * R_OK / R_TOOSMALL / -errno as read_slot; -EAGAIN: nothing new; R_SLOW: lapped or
+ * corrupt, the full procedure decides. *tried: a copy was made (one of the passes). */
 #define R_SLOW 3
-static int next_by_stamp(const struct shm__bcast *b, struct shm__bcast_sub *s, void *buf,
-                         uint64_t cap, const uint8_t **view, uint64_t *len, int *tried)
+static int next_fast(const struct shm__bcast *b, struct shm__bcast_sub *s, void *buf,
+                     uint64_t cap, const uint8_t **view, uint64_t *len, int *tried)
 {
     uint64_t n = s->next, lap = 0;
-    /* Acquire: the length and payload written before the commit's release are visible. */
-    uint64_t st = shm__load_acquire(&slot_of(b, n)->stamp);
-    if (st == 2 * n) {
-        *tried = 1; /* one of the SHM__BCAST_MAX_TRIES passes */
-        int rc = read_slot_at(b, s, n, st, buf, cap, view, len, &lap);
-        if (rc == R_OK && n > s->stamp_seen)
-            s->stamp_seen = n;
-        return rc == R_LAPPED ? R_SLOW : rc;
+    if (n > s->pub_seen) {
+        uint64_t p;
+        int rc = load_pub(b, s, &p);
+        if (rc)
+            return rc;
+        if (n > p)
+            return -EAGAIN;
     }
-    if (st < 2 * n + 2 && n > s->pub_seen)
-        return -EAGAIN; /* n not begun (an older message or none), or being written */
-    return R_SLOW;
+    /* n <= a pub_seq loaded with acquire: the stamp is 2n or a later message's (§6 (a)). */
+    uint64_t st = shm__load_acquire(&slot_of(b, n)->stamp);
+    if (st != 2 * n)
+        return R_SLOW;
+    *tried = 1;
+    int rc = read_slot_at(b, s, n, st, buf, cap, view, len, &lap);
+    return rc == R_LAPPED ? R_SLOW : rc;
 }
 
 static void skip(struct shm__bcast_sub *s, uint64_t k)
@@ -603,7 +594,7 @@ static int locate(struct shm__bcast *b, struct shm__bcast_sub *s, int latest, vo
 {
     int tries = 0;
     if (!latest) {
-        int rc = next_by_stamp(b, s, buf, cap, view, len, &tries);
+        int rc = next_fast(b, s, buf, cap, view, len, &tries);
         if (rc == R_OK) {
             *seq = s->next;
             return 0;
@@ -620,9 +611,6 @@ static int locate(struct shm__bcast *b, struct shm__bcast_sub *s, int latest, vo
             return rc;
         uint64_t m;
         if (latest) {
-            /* A message read by its stamp may precede its pub_seq store (§5.5 step 1). */
-            if (s->stamp_seen > p)
-                p = s->stamp_seen;
             if (p == 0)
                 return -EAGAIN;
             m = p;

@@ -110,9 +110,9 @@ struct shm__bcast_header {
     uint64_t subs_offset;       /* 80: 4096 */
     uint64_t slots_offset;      /* 88 */
     uint8_t reserved2[32];      /* 96 */
-    /* publisher line: written only by the publisher; subscribers read pub_seq only when
-     * lapped or for the latest value (a subscriber that keeps up polls its next slot's
-     * stamp instead, spec §5.4), the rest only before they sleep */
+    /* publisher line: written only by the publisher; subscribers load pub_seq only once
+     * they have caught up with the value they last loaded (spec §5.4 step 0), for the
+     * latest value, or when lapped; the rest only around a sleep */
     uint64_t pub_seq;           /* 128: number of the last published message, 0 = none */
     uint32_t notify_seq;        /* 136: futex word the subscribers sleep on */
     uint32_t publisher_state;   /* 140 */
@@ -232,7 +232,6 @@ struct shm__bcast_sub {
     uint32_t index;         /* its entry */
     uint64_t next;          /* number of the next message to deliver */
     uint64_t pub_seen;      /* largest pub_seq seen: it never goes back */
-    uint64_t stamp_seen;    /* largest message read by its stamp alone (spec §5.4 step 0) */
     uint64_t delivered;     /* running totals, also mirrored in the entry */
     uint64_t missed;
     uint64_t delivered_bytes;
@@ -276,8 +275,7 @@ void shm__bcast_bind(struct shm__bcast *b, void *base, const struct shm__bcast_g
 int shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p);
 /* The same with this publisher's handshake (shm__hs_register()): advertised in
  * publisher_handshake before the attach fence; SHM__HS_MEMBARRIER publishes without a fence
- * (spec §5.7). pub_attach is this with SHM__HS_FENCE. Also finishes the publication of a
- * message a dead predecessor committed but did not count in pub_seq (§5.2 step 2). */
+ * (spec §5.7). pub_attach is this with SHM__HS_FENCE. */
 int shm__bcast_pub_attach_hs(struct shm__bcast *b, struct shm__bcast_pub *p, uint32_t hs);
 /* Slot space for the next message: 0 and *ptr (8-byte aligned, max_payload bytes),
  * -EMSGSIZE, -EBUSY (a reservation or an unpublished commit is outstanding), -EOVERFLOW

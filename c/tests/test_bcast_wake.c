@@ -355,3 +355,34 @@ Test(SUITE, fence_only_publisher_with_membarrier_subscribers_loses_no_wakeup)
     run_hs(2, stress() ? 2000 : 30, 1, 1, 0);
 }
 #endif
+
+#ifndef CT_BWAKE_THREADS
+/* The handshake word across publishers (spec §3.2, §5.2, §5.8): a membarrier publisher
+ * advertises 1; its clean close resets it to 0, so a successor that does not advertise
+ * (a fence-only side leaves the word as it finds it) is never taken for a membarrier
+ * publisher; a membarrier successor advertises 1 again. */
+Test(SUITE, a_clean_close_resets_the_publisher_handshake_word)
+{
+    char name[64];
+    ct_name(name, "bwhs");
+    shm_channel_t *pub = NULL, *sub = NULL;
+    cr_assert_eq(shm_channel_open_broadcast(&pub, name, SHM_CHANNEL_PUBLISHER, SHM_CHANNEL_CREATE,
+                                            NULL, 0600), 0);
+    cr_assert_eq(shm_channel_open_broadcast(&sub, name, SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0), 0);
+    const struct shm__bcast_header *h = sub->bc.hdr;
+    uint32_t mine = shm__hs_register();
+    cr_assert_eq(h->publisher_handshake, mine);
+    shm_channel_close(pub);
+    cr_assert_eq(h->publisher_handshake, SHM__HS_FENCE, "reset at the clean close");
+    int saved = shm__hook_handshake_fence_only;
+    shm__hook_handshake_fence_only = 1; /* a successor that knows no such word */
+    cr_assert_eq(shm_channel_open_broadcast(&pub, name, SHM_CHANNEL_PUBLISHER, 0, NULL, 0), 0);
+    shm__hook_handshake_fence_only = saved;
+    cr_assert_eq(h->publisher_handshake, SHM__HS_FENCE);
+    shm_channel_close(pub);
+    cr_assert_eq(shm_channel_open_broadcast(&pub, name, SHM_CHANNEL_PUBLISHER, 0, NULL, 0), 0);
+    cr_assert_eq(h->publisher_handshake, mine);
+    shm_channel_close(pub);
+    shm_channel_close(sub);
+}
+#endif
