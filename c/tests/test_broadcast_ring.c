@@ -320,6 +320,32 @@ Test(bcast_io, empty_then_every_message_in_order)
     done(&t);
 }
 
+/* A message is read only once published (spec §5.4 step 0, §5.2 step 2): a subscriber that
+ * has caught up does not read a slot whose stamp says complete before pub_seq says so (a
+ * publisher killed between its commit and its publish has its successor write that number
+ * again, so a subscriber that had read it would have read a message that never was). */
+Test(bcast_io, a_committed_message_is_not_read_before_it_is_published)
+{
+    struct t t;
+    setup(&t, 64, 4, 4, NULL);
+    struct shm__bcast_sub s;
+    shm__bcast_sub_join(&t.b, &s, 0, 1);
+    put_n(&t, 2);
+    expect_next(&t, &s, 1, 0);
+    expect_next(&t, &s, 2, 0);
+    uint8_t buf[64];
+    mfill(buf, 3);
+    void *ptr;
+    cr_assert_eq(shm__bcast_reserve(&t.b, &t.p, mlen(3), &ptr), 0);
+    memcpy(ptr, buf, mlen(3));
+    cr_assert_eq(shm__bcast_commit(&t.b, &t.p, mlen(3)), 0);
+    cr_assert_eq(slot(&t, 3)->stamp, 6, "complete in its slot");
+    expect_empty(&t, &s);
+    shm__bcast_publish(&t.b, &t.p);
+    expect_next(&t, &s, 3, 0);
+    done(&t);
+}
+
 Test(bcast_io, late_joiner_starts_at_the_latest)
 {
     struct t t;
