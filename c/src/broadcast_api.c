@@ -77,7 +77,6 @@ static uint32_t reclaim_dead(shm_channel_t *ch)
 /* shm_channel_reclaim (shm_channel.h): a writable attachment without a role (the shared
  * attach lock only, as every handle), header and table mapped, reclaim_dead; closing the
  * file drops the attach lock and never unlinks. */
-
 int shm_channel_reclaim(const char *name, uint32_t flags)
 {
     if (flags)
