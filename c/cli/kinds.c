@@ -569,7 +569,11 @@ static int gc_one(const char *name, void *ctx)
     struct chan_snap s;
     if (cli_observe(name, &s, NULL) != 0)
         return 0; /* only channels this library reads */
-    int rc = shm_channel_unlink(name, 0);
+    /* Broadcast: first take back the entries of dead subscribers (a live channel stays). */
+    int rc = s.st.kind == SHM_CHANNEL_KIND_BROADCAST ? shm_channel_reclaim(name, 0) : 0;
+    if (rc > 0)
+        printf("reclaimed %d dead subscriber entr%s of %s\n", rc, rc == 1 ? "y" : "ies", name);
+    rc = shm_channel_unlink(name, 0);
     if (rc == 0)
         printf("removed %s\n", name);
     else if (rc != -EBUSY && rc != -ENOENT)

@@ -760,6 +760,24 @@ SHM_CHANNEL_API int shm_channel_compat_stat(shm_channel_t *ch, shm_channel_compa
 
 /* ---- end of compat channels ------------------------------------------------------------ */
 
+/* ---- reclaiming dead peers' entries (issue 10) ------------------------------------------ */
+/*
+ * Take back the subscriber entries of a broadcast channel whose subscribers died attached
+ * (spec/broadcast.md §5.9): each entry that reads attached and whose lock this call can
+ * take (proof that its owner is gone) is reclaimed, so `subscribers` and the sleepers'
+ * count no longer include the dead. What a new publisher or joiner does on its own; for
+ * monitors (`shm_channel gc`). Opens as shm_channel_open() with mode 0 does (own file, no
+ * wider than 0600, write access); never waits, never
+ * unlinks. flags: 0.
+ * Returns the number of entries reclaimed (>= 0), or -EINVAL (flags), -EPROTOTYPE (not a
+ * broadcast channel: a stream has no table; a service's dead clients are reaped by its
+ * server, which holds their requests), -EAGAIN (being created), -EACCES, -ENOENT, or the
+ * errors of shm_channel_open().
+ */
+SHM_CHANNEL_API int shm_channel_reclaim(const char *name, uint32_t flags);
+
+/* ---- end of reclaiming ------------------------------------------------------------------ */
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "atomics.h"
+#include "handshake.h"
 #include "segment.h"
 #include "shm_channel.h"
 
@@ -130,7 +131,7 @@ void shm__bcast_format(void *base, const struct shm__bcast_geom *g, uint32_t cre
 {
     struct shm__bcast_header *h = base;
     h->layout_major = SHM_CHANNEL_LAYOUT_MAJOR;
-    h->layout_minor = SHM_CHANNEL_LAYOUT_MINOR;
+    h->layout_minor = SHM__BCAST_LAYOUT_MINOR;
     h->kind = SHM__KIND_BROADCAST;
     h->header_size = SHM_CHANNEL_HEADER_SIZE;
     h->capacity = g->capacity;
@@ -225,6 +226,11 @@ static uint8_t *payload_of(struct shm__bcast_slot *sl)
 
 int shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p)
 {
+    return shm__bcast_pub_attach_hs(b, p, SHM__HS_FENCE);
+}
+
+int shm__bcast_pub_attach_hs(struct shm__bcast *b, struct shm__bcast_pub *p, uint32_t hs)
+{
     struct shm__bcast_header *h = b->hdr;
     memset(p, 0, sizeof(*p));
     /* Continue after the last published message. A message a dead predecessor was
@@ -232,6 +238,10 @@ int shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p)
     p->seq = shm__load_acquire(&h->pub_seq);
     if (p->seq > SHM__BCAST_MAX_SEQ)
         return -EBADMSG;
+    p->hs = hs;
+    /* The handshake word before the fence below: a sleeper that registered before that
+     * fence is woken here; one that registers after it sees the word (spec §5.7). */
+    shm__hs_advertise(&h->publisher_handshake, hs);
     shm__store_relaxed(&h->publisher_epoch, shm__load_relaxed(&h->publisher_epoch) + 1);
     shm__store_release(&h->publisher_state, (uint32_t)SHM_CHANNEL_PEER_ATTACHED);
     /* A predecessor killed between taking a wake and making it (§5.7 P4-P6) leaves
@@ -290,15 +300,21 @@ int shm__bcast_abort(struct shm__bcast_pub *p)
     return 0;
 }
 
-/* After a store readers wait for (pub_seq or publisher_state): full fence, then the
- * waiting word (the mirror of shm__bcast_wait_prepare, spec §5.7 steps P2-P5). A wake is
- * taken only if one is owed, so there is at most one wake call per sleep episode, and none
- * while no subscriber has counted in since the last one. */
-static int wake_needed(struct shm__bcast_header *h)
+/* After a store readers wait for (a slot's stamp and pub_seq, or publisher_state): order
+ * it before the load of the waiting word, then load it (the mirror of
+ * shm__bcast_wait_prepare, spec §5.7 steps P2-P5). `fence`: a full fence; else only the
+ * compiler is kept from moving the load up, and every sleeper issues a membarrier instead
+ * (the publisher advertised SHM__HS_MEMBARRIER). A wake is taken only if one is owed, so
+ * there is at most one wake call per sleep episode, and none while no subscriber has counted
+ * in since the last one. */
+static int wake_needed(struct shm__bcast_header *h, int fence)
 {
     if (shm__bcast_hook_before_wake_check)
         shm__bcast_hook_before_wake_check(shm__bcast_hook_arg);
-    shm__fence_seq_cst();
+    if (fence)
+        shm__fence_seq_cst();
+    else
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
     if ((shm__load_relaxed(&h->waiting) & WAIT_OWED) == 0)
         return 0;
     /* Take the owed wake. Only the taker wakes; it changes notify_seq AFTER taking, so a
@@ -321,7 +337,7 @@ int shm__bcast_publish(struct shm__bcast *b, struct shm__bcast_pub *p)
     p->committed = 0;
     /* Release: the complete slot is visible before its number is. */
     shm__store_release(&h->pub_seq, p->seq);
-    return wake_needed(h);
+    return wake_needed(h, p->hs != SHM__HS_MEMBARRIER);
 }
 
 int shm__bcast_write(struct shm__bcast *b, struct shm__bcast_pub *p, const void *data,
@@ -343,8 +359,11 @@ int shm__bcast_pub_close(struct shm__bcast *b, struct shm__bcast_pub *p)
         shm__bcast_abort(p);
     if (p->committed)
         shm__bcast_publish(b, p);
+    /* Fence-only from here (spec §5.8): whoever publishes next, of either kind, is never
+     * taken for a membarrier publisher; this close's own wake check fences. */
+    shm__hs_advertise(&h->publisher_handshake, SHM__HS_FENCE);
     shm__store_release(&h->publisher_state, (uint32_t)SHM_CHANNEL_PEER_CLOSED);
-    return wake_needed(h);
+    return wake_needed(h, 1);
 }
 
 /* ---- subscriber --------------------------------------------------------------------- */
@@ -480,13 +499,11 @@ static int classify(const struct shm__bcast *b, struct shm__bcast_sub *s, uint64
 
 /* Read published message m (m <= pub_seq, loaded with acquire): copy it into buf (cap
  * bytes), or, with view != NULL, hand out a pointer to it. */
-static int read_slot(const struct shm__bcast *b, struct shm__bcast_sub *s, uint64_t m,
-                     void *buf, uint64_t cap, const uint8_t **view, uint64_t *len,
-                     uint64_t *lap)
+static int read_slot_at(const struct shm__bcast *b, struct shm__bcast_sub *s, uint64_t m,
+                        uint64_t st1, void *buf, uint64_t cap, const uint8_t **view,
+                        uint64_t *len, uint64_t *lap)
 {
     struct shm__bcast_slot *sl = slot_of(b, m);
-    /* Acquire: the length and payload of the message with this stamp are visible. */
-    uint64_t st1 = shm__load_acquire(&sl->stamp);
     if (st1 != 2 * m)
         return classify(b, s, m, st1, lap);
     uint64_t l = shm__load_relaxed(&sl->length);
@@ -514,6 +531,44 @@ static int read_slot(const struct shm__bcast *b, struct shm__bcast_sub *s, uint6
     return fits ? R_OK : R_TOOSMALL;
 }
 
+static int read_slot(const struct shm__bcast *b, struct shm__bcast_sub *s, uint64_t m,
+                     void *buf, uint64_t cap, const uint8_t **view, uint64_t *len,
+                     uint64_t *lap)
+{
+    /* Acquire: the length and payload of the message with this stamp are visible. */
+    uint64_t st1 = shm__load_acquire(&slot_of(b, m)->stamp);
+    return read_slot_at(b, s, m, st1, buf, cap, view, len, lap);
+}
+
+/* The next message, loading pub_seq only when this subscriber has caught up with the last
+ * value it loaded (spec §5.4 step 0): a subscriber that is behind reads the messages it
+ * knows are published by their stamps alone, so it adds no load of the line the publisher
+ * writes on every publish; one that has caught up waits on pub_seq, written once per
+ * message, rather than on the slot, which the publisher writes several times per message.
+ * R_OK / R_TOOSMALL / -errno as read_slot; -EAGAIN: nothing new; R_SLOW: lapped or
+ * corrupt, the full procedure decides. *tried: a copy was made (one of the passes). */
+#define R_SLOW 3
+static int next_fast(const struct shm__bcast *b, struct shm__bcast_sub *s, void *buf,
+                     uint64_t cap, const uint8_t **view, uint64_t *len, int *tried)
+{
+    uint64_t n = s->next, lap = 0;
+    if (n > s->pub_seen) {
+        uint64_t p;
+        int rc = load_pub(b, s, &p);
+        if (rc)
+            return rc;
+        if (n > p)
+            return -EAGAIN;
+    }
+    /* n <= a pub_seq loaded with acquire: the stamp is 2n or a later message's (§6 (a)). */
+    uint64_t st = shm__load_acquire(&slot_of(b, n)->stamp);
+    if (st != 2 * n)
+        return R_SLOW;
+    *tried = 1;
+    int rc = read_slot_at(b, s, n, st, buf, cap, view, len, &lap);
+    return rc == R_LAPPED ? R_SLOW : rc;
+}
+
 static void skip(struct shm__bcast_sub *s, uint64_t k)
 {
     s->next += k;
@@ -537,7 +592,19 @@ static void deliver(struct shm__bcast_sub *s, uint64_t m, uint64_t len, uint64_t
 static int locate(struct shm__bcast *b, struct shm__bcast_sub *s, int latest, void *buf,
                   uint64_t cap, const uint8_t **view, uint64_t *len, uint64_t *seq)
 {
-    for (int tries = 0; tries < SHM__BCAST_MAX_TRIES; tries++) {
+    int tries = 0;
+    if (!latest) {
+        int rc = next_fast(b, s, buf, cap, view, len, &tries);
+        if (rc == R_OK) {
+            *seq = s->next;
+            return 0;
+        }
+        if (rc == R_TOOSMALL)
+            return -EMSGSIZE;
+        if (rc != R_SLOW)
+            return rc;
+    }
+    for (; tries < SHM__BCAST_MAX_TRIES; tries++) {
         uint64_t p, lap = 0;
         int rc = load_pub(b, s, &p);
         if (rc)

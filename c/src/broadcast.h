@@ -61,6 +61,9 @@
 #include "layout.h"
 
 #define SHM__KIND_BROADCAST 2u
+/* The minor version a broadcast creator writes: 1 since the publisher's handshake word and
+ * the counters' own line (spec/broadcast.md §3.2). */
+#define SHM__BCAST_LAYOUT_MINOR 1u
 #define SHM__BCAST_SLOT_HEADER 16u
 #define SHM__BCAST_SLOT_ALIGN 64u
 #define SHM__BCAST_SUB_SIZE 128u
@@ -107,17 +110,15 @@ struct shm__bcast_header {
     uint64_t subs_offset;       /* 80: 4096 */
     uint64_t slots_offset;      /* 88 */
     uint8_t reserved2[32];      /* 96 */
-    /* publisher line: written only by the publisher */
+    /* publisher line: written only by the publisher; subscribers load pub_seq only once
+     * they have caught up with the value they last loaded (spec §5.4 step 0), for the
+     * latest value, or when lapped; the rest only around a sleep */
     uint64_t pub_seq;           /* 128: number of the last published message, 0 = none */
     uint32_t notify_seq;        /* 136: futex word the subscribers sleep on */
     uint32_t publisher_state;   /* 140 */
     uint32_t publisher_epoch;   /* 144 */
-    uint32_t reserved3;         /* 148 */
-    uint64_t msgs_written;      /* 152 */
-    uint64_t bytes_written;     /* 160 */
-    uint64_t reserved4;         /* 168 */
-    uint64_t publisher_wakes;   /* 176 */
-    uint8_t reserved5[72];      /* 184 */
+    uint32_t publisher_handshake; /* 148: 1 = publishes without a fence (spec §5.7, 1.1) */
+    uint8_t reserved4[104];     /* 152: zero (1.0 had its counters here) */
     /* subscribers' shared line: atomic read-modify-writes by subscribers */
     uint32_t subscribers;       /* 256: attached entries */
     uint32_t reserved6;         /* 260 */
@@ -130,7 +131,13 @@ struct shm__bcast_header {
      * when bit 0 is set. */
     uint32_t waiting;           /* 384 */
     uint8_t reserved8[124];     /* 388 */
-    uint8_t reserved9[128];     /* 512 */
+    /* publisher counters line (1.1): written by the publisher on every publish, read only by
+     * observers, so the publisher's per-message counter stores never touch a line a
+     * subscriber reads */
+    uint64_t msgs_written;      /* 512 */
+    uint64_t bytes_written;     /* 520 */
+    uint64_t publisher_wakes;   /* 528 */
+    uint8_t reserved9[104];     /* 536 */
     /* type tag line, written once by the creator */
     uint32_t type_len;          /* 640 */
     uint32_t reserved10;        /* 644 */
@@ -172,9 +179,10 @@ SHM__BCAST_OFF(pub_seq, 128);
 SHM__BCAST_OFF(notify_seq, 136);
 SHM__BCAST_OFF(publisher_state, 140);
 SHM__BCAST_OFF(publisher_epoch, 144);
-SHM__BCAST_OFF(msgs_written, 152);
-SHM__BCAST_OFF(bytes_written, 160);
-SHM__BCAST_OFF(publisher_wakes, 176);
+SHM__BCAST_OFF(publisher_handshake, 148);
+SHM__BCAST_OFF(msgs_written, 512);
+SHM__BCAST_OFF(bytes_written, 520);
+SHM__BCAST_OFF(publisher_wakes, 528);
 SHM__BCAST_OFF(subscribers, 256);
 SHM__BCAST_OFF(joins, 264);
 SHM__BCAST_OFF(reclaims, 272);
@@ -217,6 +225,7 @@ struct shm__bcast_pub {
     int committed;          /* message seq + 1 is complete, not yet published */
     uint64_t committed_len;
     int attach_wake;        /* set by pub_attach: the caller must wake the sleepers once */
+    uint32_t hs;            /* its handshake (handshake.h): SHM__HS_MEMBARRIER = no fence */
 };
 
 struct shm__bcast_sub {
@@ -264,6 +273,10 @@ void shm__bcast_bind(struct shm__bcast *b, void *base, const struct shm__bcast_g
  * notify_seq, INT_MAX) once (a predecessor may have died between taking a wake and making
  * it, spec §5.7). 0, or -EBADMSG (pub_seq out of range). */
 int shm__bcast_pub_attach(struct shm__bcast *b, struct shm__bcast_pub *p);
+/* The same with this publisher's handshake (shm__hs_register()): advertised in
+ * publisher_handshake before the attach fence; SHM__HS_MEMBARRIER publishes without a fence
+ * (spec §5.7). pub_attach is this with SHM__HS_FENCE. */
+int shm__bcast_pub_attach_hs(struct shm__bcast *b, struct shm__bcast_pub *p, uint32_t hs);
 /* Slot space for the next message: 0 and *ptr (8-byte aligned, max_payload bytes),
  * -EMSGSIZE, -EBUSY (a reservation or an unpublished commit is outstanding), -EOVERFLOW
  * (message number 2^63 - 2 reached). The oldest message is overwritten from here on. */

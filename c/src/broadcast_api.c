@@ -12,6 +12,7 @@
 #include "handle.h"
 #include "hooks.h"
 #include "os.h"
+#include "handshake.h"
 #include "wait.h"
 
 static int role_is(const shm_channel_t *ch, uint32_t role)
@@ -73,6 +74,42 @@ static uint32_t reclaim_dead(shm_channel_t *ch)
     return n;
 }
 
+/* shm_channel_reclaim (shm_channel.h): a writable attachment without a role (the shared
+ * attach lock only, as every handle), header and table mapped, reclaim_dead; closing the
+ * file drops the attach lock and never unlinks. */
+int shm_channel_reclaim(const char *name, uint32_t flags)
+{
+    if (flags)
+        return -EINVAL;
+    shm_channel_t *ch = calloc(1, sizeof(*ch));
+    if (!ch)
+        return -ENOMEM;
+    ch->seg.fd = ch->seg.dirfd = -1;
+    ch->seg.writable = 1;
+    ch->role = SHM_CHANNEL_OBSERVER;
+    int rc, created = 0;
+    struct shm__seg_info info;
+    if ((rc = shm__name_check(name, ch->seg.name)) != 0)
+        goto out;
+    if ((ch->seg.dirfd = shm__dir_open()) < 0) {
+        rc = ch->seg.dirfd;
+        goto out;
+    }
+    /* The owner and mode checks of an open with mode 0 (0600), as every other open. */
+    if ((rc = shm__seg_attach(&ch->seg, 0, 0600, NULL, &created)) != 0)
+        goto out;
+    if ((rc = shm__seg_validate(ch->seg.fd, 0, SHM__KIND_BROADCAST, &info)) != 0)
+        goto out;
+    if ((rc = shm__seg_map(&ch->seg, info.bcast.slots_offset)) != 0)
+        goto out;
+    shm__bcast_bind(&ch->bc, ch->seg.base, &info.bcast);
+    rc = (int)reclaim_dead(ch);
+out:
+    shm__seg_release(&ch->seg);
+    free(ch);
+    return rc;
+}
+
 int shm__bc_attach(shm_channel_t *ch, uint32_t flags, const shm_channel_broadcast_config_t *cfg,
                    const struct shm__seg_info *info)
 {
@@ -97,7 +134,7 @@ int shm__bc_attach(shm_channel_t *ch, uint32_t flags, const shm_channel_broadcas
         /* A new publisher clears the table of dead subscribers first (their counts in
          * `subscribers` and `waiting`), then decides whether sleepers need a wake. */
         reclaim_dead(ch);
-        if ((rc = shm__bcast_pub_attach(&ch->bc, &ch->pub)) != 0)
+        if ((rc = shm__bcast_pub_attach_hs(&ch->bc, &ch->pub, shm__hs_register())) != 0)
             return rc;
         if (ch->pub.attach_wake) /* spec §5.7: the wake a predecessor may have owed */
             shm__futex_wake(&ch->bc.hdr->notify_seq);
@@ -228,6 +265,7 @@ static int settle(shm_channel_t *ch, struct want *w, int force)
 struct bc_wait {
     shm_channel_t *ch;
     struct want *w;
+    uint64_t slice_cap_ns;
 };
 
 static int bc_try(void *arg)
@@ -245,8 +283,14 @@ static int bc_settle(void *arg, int force)
 static uint32_t bc_prepare(void *arg, uint32_t **word)
 {
     struct bc_wait *b = arg;
-    *word = &b->ch->bc.hdr->notify_seq;
-    return shm__bcast_wait_prepare(&b->ch->bc, &b->ch->sub);
+    struct shm__bcast_header *h = b->ch->bc.hdr;
+    *word = &h->notify_seq;
+    uint32_t seen = shm__bcast_wait_prepare(&b->ch->bc, &b->ch->sub);
+    /* S3 (spec §5.7): after the full fence, the membarrier a publisher that publishes
+     * without a fence relies on; if it cannot be issued, look again every millisecond. */
+    b->slice_cap_ns = shm__hs_sleeper_barrier(&h->publisher_handshake) != 0
+                          ? SHM__HS_UNSURE_SLICE_NS : 0;
+    return seen;
 }
 
 static void bc_done(void *arg)
@@ -261,13 +305,14 @@ static void bc_done(void *arg)
  * every slice (wait.c). */
 static int wait_next(shm_channel_t *ch, struct want *w, int64_t timeout_ns)
 {
-    struct bc_wait bw = {ch, w};
+    struct bc_wait bw = {ch, w, 0};
     struct shm__wait wt = {.try_once = bc_try,
                            .settle = bc_settle,
                            .prepare = bc_prepare,
                            .done = bc_done,
                            .arg = &bw,
-                           .spin_ns = ch->spin_ns};
+                           .spin_ns = ch->spin_ns,
+                           .slice_cap_ns = &bw.slice_cap_ns};
     return shm__wait_run(&wt, timeout_ns);
 }
 

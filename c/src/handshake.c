@@ -49,3 +49,13 @@ int shm__hs_heavy_barrier(void)
         return -ENOSYS;
     return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? 0 : -errno;
 }
+
+/* ---- broadcast (handshake.h) ---- */
+int shm__hs_sleeper_barrier(const uint32_t *publisher_hs)
+{
+    if (shm__load_relaxed(publisher_hs) != SHM__HS_MEMBARRIER)
+        return 0;
+    if (shm__hook_handshake_fence_only)
+        return -ENOSYS;
+    return shm__hs_heavy_barrier();
+}

@@ -83,4 +83,12 @@ static inline int shm__hs_before_sleep(const uint32_t *peer_hs)
     return shm__hs_heavy_barrier();
 }
 
+/* ---- broadcast (spec/broadcast.md §5.7): the subscriber's side of the same handshake ---- */
+/* A broadcast subscriber about to sleep, after its registration and full fence: nothing if
+ * the publisher's word is not SHM__HS_MEMBARRIER; else the heavy barrier. 0, or -errno if
+ * the barrier could not be issued (the caller then sleeps at most SHM__HS_UNSURE_SLICE_NS).
+ * A subscriber always knows the word (broadcast was born with it), so the test knob's
+ * fence-only side (1) counts here as one whose barrier failed, as 2 does. */
+int shm__hs_sleeper_barrier(const uint32_t *publisher_hs);
+
 #endif

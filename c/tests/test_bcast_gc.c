@@ -138,3 +138,43 @@ Test(bcast_gc, a_new_publisher_reclaims_dead_entries)
     shm_channel_close(live);
     shm_channel_close(pub);
 }
+
+/* shm_channel_reclaim (what `shm_channel gc` calls): a monitor, with no role, takes back
+ * the dead entries while the publisher and a live subscriber stay attached; it never
+ * unlinks, never touches a live entry, and refuses kinds without a subscriber table. */
+Test(bcast_gc, reclaim_by_name_takes_back_dead_entries_only)
+{
+    char name[64];
+    g_name = ct_name(name, "gcmon");
+    shm_channel_broadcast_config_t cfg = {8, 8, 64, NULL, {0}};
+    shm_channel_t *pub = NULL, *live = NULL;
+    cr_assert_eq(shm_channel_open_broadcast(&pub, name, SHM_CHANNEL_PUBLISHER,
+                                            SHM_CHANNEL_CREATE, &cfg, 0600), 0);
+    cr_assert_eq(shm_channel_open_broadcast(&live, name, SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0), 0);
+    kill_sleepers(pub, 5);
+    cr_assert_eq(bstat(pub).subscribers, 6);
+    cr_assert_eq(shm_channel_reclaim(name, 1), -EINVAL);
+    int nrec = shm_channel_reclaim(name, 0);
+    cr_assert_eq(nrec, 5, "the five dead entries: %d", nrec);
+    shm_channel_broadcast_stat_t bs = bstat(pub);
+    cr_assert_eq(bs.reclaims, 5);
+    cr_assert_eq(bs.subscribers, 1, "the live subscriber keeps its entry");
+    cr_assert_eq(bs.sleepers, 0, "the dead sleepers were counted out");
+    cr_assert_eq(shm_channel_reclaim(name, 0), 0, "nothing left to take back");
+    uint64_t v = 9, len, missed;
+    cr_assert_eq(shm_channel_write(pub, &v, 8, 0), 0);
+    cr_assert_eq(shm_channel_recv(live, &v, 8, &len, &missed, 0), 0);
+    cr_assert_eq(v, 9);
+    /* a finished channel is not unlinked by a reclaim (that is gc's unlink, after it) */
+    shm_channel_close(live);
+    shm_channel_close(pub);
+    cr_assert_eq(shm_channel_reclaim(name, 0), -ENOENT, "the last closer unlinked it");
+    char sname[64];
+    ct_name(sname, "gcstream");
+    shm_channel_t *prod = NULL;
+    cr_assert_eq(shm_channel_open(&prod, sname, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 4096,
+                                  0600), 0);
+    cr_assert_eq(shm_channel_reclaim(sname, 0), -EPROTOTYPE);
+    cr_assert_eq(shm_channel_reclaim("no-such-channel-here", 0), -ENOENT);
+    shm_channel_close(prod);
+}

@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include "broadcast.h"
+#include "handle.h"
+#include "handshake.h"
 #include "ct.h"
 #include "hooks.h"
 
@@ -60,6 +62,7 @@ struct ctl {
     uint64_t count;
     int nsubs;
     int stretched; /* the injected-delay round: see stretched_round() */
+    int pub_knob, sub_knob; /* shm__hook_handshake_fence_only of each side (processes) */
     shm_channel_t *anchor; /* threads only: its mapping is the one every handle shares */
     struct sub_res r[MAXS];
 };
@@ -76,6 +79,9 @@ static int subscriber(void *arg)
     int i = (int)(intptr_t)arg;
     struct sub_res *r = &C->r[i];
     shm_channel_t *ch = NULL;
+#ifndef CT_BWAKE_THREADS
+    shm__hook_handshake_fence_only = C->sub_knob; /* this process only */
+#endif
     int orc = shm_channel_open_broadcast(&ch, C->name, SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0);
 #ifdef CT_BWAKE_THREADS
     if (orc == 0)
@@ -161,7 +167,7 @@ static void pause_5ms(void *arg)
     usleep(5000);
 }
 
-static void run(int nsubs, uint64_t count, int stretched)
+static void run_hs(int nsubs, uint64_t count, int stretched, int pub_knob, int sub_knob)
 {
     C = mmap(NULL, sizeof *C, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert(C != MAP_FAILED);
@@ -170,6 +176,10 @@ static void run(int nsubs, uint64_t count, int stretched)
     C->count = count;
     C->nsubs = nsubs;
     C->stretched = stretched;
+    C->pub_knob = pub_knob;
+    C->sub_knob = sub_knob;
+    int saved_knob = shm__hook_handshake_fence_only;
+    shm__hook_handshake_fence_only = pub_knob; /* read by the publisher's open only */
     if (stretched) {
         shm__bcast_hook_before_wake_check = pause_2ms;
         shm__bcast_hook_after_register = pause_5ms;
@@ -180,6 +190,16 @@ static void run(int nsubs, uint64_t count, int stretched)
     shm_channel_t *pub = NULL;
     cr_assert_eq(shm_channel_open_broadcast(&pub, C->name, SHM_CHANNEL_PUBLISHER,
                                             SHM_CHANNEL_CREATE, &cfg, 0600), 0);
+    /* The publisher's handshake word (spec/broadcast.md §3.2): 1 exactly when it registered
+     * for membarrier and publishes without a fence. */
+    uint32_t want_hs = pub_knob ? SHM__HS_FENCE : shm__hs_register();
+    shm__hook_handshake_fence_only = saved_knob;
+    {
+        shm_channel_broadcast_stat_t bs0;
+        cr_assert_eq(shm_channel_broadcast_stat(pub, &bs0), 0);
+        const struct shm__bcast_header *hh = pub->bc.hdr;
+        cr_assert_eq(hh->publisher_handshake, want_hs, "publisher_handshake");
+    }
 #ifdef CT_BWAKE_THREADS
     /* One mapping for every handle, so TSan sees both sides' accesses; its owner (a
      * subscriber that never reads) is closed last. */
@@ -288,6 +308,11 @@ static void run(int nsubs, uint64_t count, int stretched)
     munmap(C, sizeof *C);
 }
 
+static void run(int nsubs, uint64_t count, int stretched)
+{
+    run_hs(nsubs, count, stretched, 0, 0);
+}
+
 static int stress(void)
 {
     const char *s = getenv("SHM_CHANNEL_STRESS");
@@ -313,3 +338,51 @@ Test(SUITE, a_wake_that_takes_a_registration_for_an_older_message_is_not_lost)
 {
     run(2, stress() ? 2000 : 60, 1);
 }
+
+#ifndef CT_BWAKE_THREADS
+/* The handshake pairings (spec §5.7): a membarrier publisher (no fence per publish) with
+ * subscribers that cannot issue the barrier (they sleep in 1 ms slices), and a fence-only
+ * publisher (word 0) with subscribers that could issue it (they need not). */
+Test(SUITE, membarrier_publisher_with_fence_only_subscribers_loses_no_wakeup)
+{
+    run_hs(6, stress() ? 100000 : ct_scaled(1500, 500), 0, 0, 1);
+    run_hs(2, stress() ? 2000 : 30, 1, 0, 2);
+}
+
+Test(SUITE, fence_only_publisher_with_membarrier_subscribers_loses_no_wakeup)
+{
+    run_hs(6, stress() ? 100000 : ct_scaled(1500, 500), 0, 1, 0);
+    run_hs(2, stress() ? 2000 : 30, 1, 1, 0);
+}
+#endif
+
+#ifndef CT_BWAKE_THREADS
+/* The handshake word across publishers (spec §3.2, §5.2, §5.8): a membarrier publisher
+ * advertises 1; its clean close resets it to 0, so a successor that does not advertise
+ * (a fence-only side leaves the word as it finds it) is never taken for a membarrier
+ * publisher; a membarrier successor advertises 1 again. */
+Test(SUITE, a_clean_close_resets_the_publisher_handshake_word)
+{
+    char name[64];
+    ct_name(name, "bwhs");
+    shm_channel_t *pub = NULL, *sub = NULL;
+    cr_assert_eq(shm_channel_open_broadcast(&pub, name, SHM_CHANNEL_PUBLISHER, SHM_CHANNEL_CREATE,
+                                            NULL, 0600), 0);
+    cr_assert_eq(shm_channel_open_broadcast(&sub, name, SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0), 0);
+    const struct shm__bcast_header *h = sub->bc.hdr;
+    uint32_t mine = shm__hs_register();
+    cr_assert_eq(h->publisher_handshake, mine);
+    shm_channel_close(pub);
+    cr_assert_eq(h->publisher_handshake, SHM__HS_FENCE, "reset at the clean close");
+    int saved = shm__hook_handshake_fence_only;
+    shm__hook_handshake_fence_only = 1; /* a successor that knows no such word */
+    cr_assert_eq(shm_channel_open_broadcast(&pub, name, SHM_CHANNEL_PUBLISHER, 0, NULL, 0), 0);
+    shm__hook_handshake_fence_only = saved;
+    cr_assert_eq(h->publisher_handshake, SHM__HS_FENCE);
+    shm_channel_close(pub);
+    cr_assert_eq(shm_channel_open_broadcast(&pub, name, SHM_CHANNEL_PUBLISHER, 0, NULL, 0), 0);
+    cr_assert_eq(h->publisher_handshake, mine);
+    shm_channel_close(pub);
+    shm_channel_close(sub);
+}
+#endif

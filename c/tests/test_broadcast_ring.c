@@ -162,7 +162,7 @@ Test(bcast_format, writes_every_identity_field)
     struct shm__bcast_header *h = H(&t);
     cr_assert_eq(memcmp(t.mem, "SHM_CHAN", 8), 0);
     cr_assert_eq(h->layout_major, 1);
-    cr_assert_eq(h->layout_minor, 0);
+    cr_assert_eq(h->layout_minor, SHM__BCAST_LAYOUT_MINOR);
     cr_assert_eq(h->kind, 2);
     cr_assert_eq(h->header_size, 4096);
     cr_assert_eq(h->max_payload, 100);
@@ -317,6 +317,32 @@ Test(bcast_io, empty_then_every_message_in_order)
     cr_assert_eq(s.missed, 0);
     cr_assert_eq(H(&t)->pub_seq, 250);
     cr_assert_eq(H(&t)->msgs_written, 250);
+    done(&t);
+}
+
+/* A message is read only once published (spec §5.4 step 0, §5.2 step 2): a subscriber that
+ * has caught up does not read a slot whose stamp says complete before pub_seq says so (a
+ * publisher killed between its commit and its publish has its successor write that number
+ * again, so a subscriber that had read it would have read a message that never was). */
+Test(bcast_io, a_committed_message_is_not_read_before_it_is_published)
+{
+    struct t t;
+    setup(&t, 64, 4, 4, NULL);
+    struct shm__bcast_sub s;
+    shm__bcast_sub_join(&t.b, &s, 0, 1);
+    put_n(&t, 2);
+    expect_next(&t, &s, 1, 0);
+    expect_next(&t, &s, 2, 0);
+    uint8_t buf[64];
+    mfill(buf, 3);
+    void *ptr;
+    cr_assert_eq(shm__bcast_reserve(&t.b, &t.p, mlen(3), &ptr), 0);
+    memcpy(ptr, buf, mlen(3));
+    cr_assert_eq(shm__bcast_commit(&t.b, &t.p, mlen(3)), 0);
+    cr_assert_eq(slot(&t, 3)->stamp, 6, "complete in its slot");
+    expect_empty(&t, &s);
+    shm__bcast_publish(&t.b, &t.p);
+    expect_next(&t, &s, 3, 0);
     done(&t);
 }
 
@@ -853,7 +879,19 @@ Test(bcast_bad, corrupt_shared_words_are_ebadmsg_never_out_of_bounds)
     shm__bcast_sub_join(&t.b, &s, 0, 1);
     put_n(&t, 3);
     expect_next(&t, &s, 1, 0);
-    H(&t)->pub_seq = 1;
+    /* Read by its stamp, a message needs no pub_seq (spec §5.4 step 0); every read that
+     * loads pub_seq finds it went back below what it saw: the latest value, and a lapped
+     * next read. */
+    {
+        uint8_t b0[64];
+        uint64_t l0, m0;
+        int n0;
+        cr_assert_eq(shm__bcast_latest(&t.b, &s, b0, sizeof b0, &l0, &n0, &m0), 0);
+        cr_assert(n0 == 1 && mcheck(b0, l0, 3) == 0, "sees pub_seq = 3");
+        H(&t)->pub_seq = 1;
+        cr_assert_eq(shm__bcast_latest(&t.b, &s, b0, sizeof b0, &l0, &n0, &m0), -EBADMSG);
+    }
+    slot(&t, 4)->stamp = 2 * 8; /* message 8 over 4: a lap, decided with pub_seq */
     cr_assert_eq(next_rc(&t, &s), -EBADMSG);
     done(&t);
     /* a published message's stamp below its number */
@@ -891,11 +929,16 @@ Test(bcast_bad, corrupt_shared_words_are_ebadmsg_never_out_of_bounds)
     shm__bcast_sub_join(&t.b, &s, 0, 1);
     put_n(&t, 3);
     H(&t)->pub_seq = 1ull << 62;
-    cr_assert_eq(next_rc(&t, &s), -EBADMSG); /* the slots do not hold such numbers */
+    /* the latest value loads pub_seq: the slots do not hold such numbers */
+    cr_assert_eq(shm__bcast_latest(&t.b, &s, buf, sizeof buf, &len, &is_new, &missed), -EBADMSG);
+    /* next reads by the stamps (§5.4 step 0): messages 1..3 are intact, then nothing */
+    expect_next(&t, &s, 1, 0);
+    slot(&t, 2)->stamp = 2 * 6; /* a lap: decided with pub_seq */
+    cr_assert_eq(next_rc(&t, &s), -EBADMSG);
     done(&t);
     setup(&t, 64, 4, 4, NULL);
     shm__bcast_sub_join(&t.b, &s, 0, 1);
     H(&t)->pub_seq = UINT64_MAX - 1; /* 2m would not fit in a stamp */
-    cr_assert_eq(next_rc(&t, &s), -EBADMSG);
+    cr_assert_eq(shm__bcast_latest(&t.b, &s, buf, sizeof buf, &len, &is_new, &missed), -EBADMSG);
     done(&t);
 }

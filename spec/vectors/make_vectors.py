@@ -484,8 +484,8 @@ B_FIELDS = [  # spec/broadcast.md section 3
     (72, "<I", "depth"), (76, "<I", "max_subscribers"), (80, "<Q", "subs_offset"),
     (88, "<Q", "slots_offset"), (128, "<Q", "pub_seq"), (136, "<I", "notify_seq"),
     (140, "<I", "publisher_state"), (144, "<I", "publisher_epoch"),
-    (152, "<Q", "msgs_written"), (160, "<Q", "bytes_written"), (256, "<I", "subscribers"),
-    (264, "<Q", "joins"), (640, "<I", "type_len"),
+    (148, "<I", "publisher_handshake"), (256, "<I", "subscribers"), (264, "<Q", "joins"),
+    (512, "<Q", "msgs_written"), (520, "<Q", "bytes_written"), (640, "<I", "type_len"),
 ]
 B_FIELD_NAMES = {name for _, _, name in B_FIELDS}
 
@@ -513,7 +513,8 @@ class BVector:
         stride = align_up(16 + max_payload, 64)
         slots = B_SUBS_OFFSET + align_up(max_subscribers * 128, 4096)
         self.f = {n: 0 for n in B_FIELD_NAMES}
-        self.f.update(magic=MAGIC, layout_major=1, kind=2, header_size=HEADER_SIZE,
+        self.f.update(magic=MAGIC, layout_major=1, layout_minor=1, kind=2,
+                      header_size=HEADER_SIZE,
                       capacity=depth * stride, max_payload=max_payload,
                       segment_size=slots + depth * stride, created_ns=CREATED_NS,
                       creator_pid=CREATOR_PID, slot_stride=stride, depth=depth,
@@ -641,6 +642,15 @@ def build_broadcast():
     v = BVector("bcast_three", "messages 1-3 of lengths 0, 1 and 64 (max_payload)")
     v.publish(1, 3, state=0).msg(1).msg(2).msg(3).latest(3, 0).end("EAGAIN")
     v.must = "reads the three in order with nothing missed; the newest is 3, already read."
+    vs.append(v)
+
+    v = BVector("bcast_membarrier_publisher",
+                "layout 1.1: messages 1-3 from a publisher that publishes without a fence")
+    v.publish(1, 3, state=0).set(publisher_handshake=1)
+    v.msg(1).msg(2).msg(3).latest(3, 0).end("EAGAIN")
+    v.must = ("reads as `bcast_three`; before any sleep a subscriber MUST issue "
+              "membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) or bound the sleep to 1 ms "
+              "(spec/broadcast.md section 5.7 S3).")
     vs.append(v)
 
     v = BVector("bcast_lapped", "1-10 published with depth 4: the slots hold 7-10")

@@ -517,3 +517,22 @@ def test_rm(cli):
     assert r.returncode == 1 and b"in use" in r.stderr
     cli.ok("rm", "gone")
     assert cli.run("stat", "gone").returncode == 1
+
+
+def test_gc_reclaims_dead_subscriber_entries_of_a_live_broadcast_channel(cli):
+    pub = cli.spawn("send", "--create", "--broadcast", "--max-subscribers", "8", "bgc")
+    cli.wait_for("publisher", lambda: (s := cli.stat("bgc")) and s["publisher"]["alive"])
+    subs = [cli.spawn("recv", "--follow", "bgc", stdin=subprocess.DEVNULL) for _ in range(2)]
+    cli.wait_for("2 subscribers", lambda: cli.stat("bgc")["subscribers_live"] == 2)
+    subs[0].kill()
+    subs[0].wait()
+    cli.wait_for("1 live", lambda: cli.stat("bgc")["subscribers_live"] == 1)
+    assert cli.stat("bgc")["reclaims"] == 0, "nobody has taken the dead entry back yet"
+    out = cli.ok("gc")
+    assert out == "reclaimed 1 dead subscriber entry of bgc\n", out
+    s = cli.stat("bgc")
+    assert s["reclaims"] == 1 and s["subscribers_live"] == 1, "the live one keeps its entry"
+    assert cli.ok("gc") == "", "nothing left to reclaim, and a live channel stays"
+    pub.stdin.close()
+    assert pub.wait(30) == 0
+    assert subs[1].wait(30) == 0

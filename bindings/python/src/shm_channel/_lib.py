@@ -307,6 +307,8 @@ typedef struct shm_channel_compat_stat {
     uint64_t reserved[4];
 } shm_channel_compat_stat_t;
 int shm_channel_compat_stat(shm_channel_t *ch, shm_channel_compat_stat_t *st);
+/* ---- reclaiming dead peers' entries (issue 10) ---- */
+int shm_channel_reclaim(const char *name, uint32_t flags);
 """
 
 ffi = cffi.FFI()

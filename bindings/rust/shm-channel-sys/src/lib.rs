@@ -898,3 +898,10 @@ extern "C" {
         st: *mut shm_channel_compat_stat_t,
     ) -> c_int;
 }
+
+// ---- reclaiming dead peers' entries (issue 10) ----
+extern "C" {
+    /// Take back the entries of a broadcast channel's dead subscribers: the number
+    /// reclaimed, or -errno (-EPROTOTYPE: not a broadcast channel).
+    pub fn shm_channel_reclaim(name: *const c_char, flags: u32) -> c_int;
+}
