@@ -38,23 +38,101 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use iceoryx2::prelude::*;
-use shm_channel::{Consumer, Error, OpenOptions, Producer};
+use shm_channel::{Batch, Consumer, Error, OpenOptions, Producer};
+use shm_channel_sys as sys;
 
 const CHILD_ENV: &str = "SHMCMP_CHILD";
 const CPU_ENV: &str = "SHMCMP_CPU";
 const MIB: usize = 1 << 20;
 const RTT_SIZE: usize = 64;
 const ICE_MAX_BUFFER: usize = 4096;
+/// Messages per `write_batch` / `read_batch` call, as bench/main.c's default `--batch`.
+const BATCH: usize = 32;
+/// The 1080p frame of issue 14 (1920 x 1080 x 3 bytes).
+const FRAME: usize = 6_220_800;
+
+// The C twin of the paired loops (c/loops.c, compiled by build.rs into this program and
+// linked against the same static C library as the Rust loops).
+extern "C" {
+    fn cmp_c_produce(
+        ch: *mut sys::shm_channel_t,
+        mode: i32,
+        size: u64,
+        total: u64,
+        batch: u32,
+    ) -> i64;
+    fn cmp_c_consume(
+        ch: *mut sys::shm_channel_t,
+        mode: i32,
+        size: u64,
+        warmup: u64,
+        count: u64,
+        batch: u32,
+        ns: *mut u64,
+    ) -> i64;
+    fn cmp_c_inproc(
+        tx: *mut sys::shm_channel_t,
+        rx: *mut sys::shm_channel_t,
+        mode: i32,
+        size: u64,
+        n: u64,
+        batch: u32,
+    ) -> i64;
+}
+
+fn is_c_mode(mode: &str) -> bool {
+    matches!(mode, "ccopy" | "czerocopy" | "cbatch")
+}
+
+/// c/loops.c's mode number for a `c*` mode of this harness.
+fn c_mode(mode: &str) -> i32 {
+    match mode {
+        "ccopy" => 0,
+        "czerocopy" => 1,
+        "cbatch" => 2,
+        other => panic!("not a C mode: {other}"),
+    }
+}
+
+/// A raw handle opened through the library's C entry point, closed on drop (the C loops'
+/// side: no Rust wrapper in between).
+struct RawChannel(*mut sys::shm_channel_t);
+
+impl RawChannel {
+    fn open(name: &str, role: u32, flags: u32, capacity: u64) -> RawChannel {
+        let c_name = std::ffi::CString::new(name).unwrap();
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: valid out-pointer and NUL-terminated name, alive for the call.
+        let rc = unsafe {
+            sys::shm_channel_open(&mut raw, c_name.as_ptr(), role, flags, capacity, 0o600)
+        };
+        assert!(rc == 0 && !raw.is_null(), "shm_channel_open({name}): {rc}");
+        RawChannel(raw)
+    }
+}
+
+impl Drop for RawChannel {
+    fn drop(&mut self) {
+        // SAFETY: we own the open handle and close it once.
+        unsafe { sys::shm_channel_close(self.0) }
+    }
+}
 
 type IceNode = Node<ipc::Service>;
 
 // ---- small helpers ----------------------------------------------------------------------
 
+/// `--capacity`: one ring size for every case (0: the default below).
+static CAPACITY: AtomicUsize = AtomicUsize::new(0);
+
 fn capacity_for(size: usize) -> usize {
     // As bench/main.c: 4 MiB, or the smallest power of two whose largest payload holds the
     // message (the recommended capacity: two frames take turns in cache; iceoryx2 gets as
     // many samples as fit, at least 2).
-    (2 * (size + 8)).next_power_of_two().max(4 * MIB)
+    match CAPACITY.load(Ordering::Relaxed) {
+        0 => (2 * (size + 8)).next_power_of_two().max(4 * MIB),
+        c => c,
+    }
 }
 
 fn ice_buffer_for(size: usize) -> usize {
@@ -217,7 +295,7 @@ fn child(args: &[String]) {
         "produce" => {
             let (mode, name, size, total) = (&args[1], &args[2], arg(3), arg(4) as u64);
             let mut src_mem = vec![0x5Au8; size + 64];
-            let mut src = aligned64(&mut src_mem, size);
+            let src = aligned64(&mut src_mem, size);
             if mode == "ice" {
                 let node = ice_node();
                 let svc = node
@@ -244,15 +322,47 @@ fn child(args: &[String]) {
                 wait_stdin_eof();
                 return;
             }
+            if is_c_mode(mode) {
+                let ch = RawChannel::open(name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
+                ready();
+                // SAFETY: an open producer handle, used by this thread only.
+                let rc =
+                    unsafe { cmp_c_produce(ch.0, c_mode(mode), size as u64, total, BATCH as u32) };
+                assert_eq!(rc, 0, "C producer failed");
+                drop(ch);
+                wait_stdin_eof();
+                return;
+            }
             let mut tx = Producer::open(name).unwrap();
             ready();
-            for seq in 0..total {
-                if mode == "copy" {
-                    stamp(&mut src, seq);
-                    tx.write(&src).unwrap();
-                } else {
+            if mode == "batch" {
+                let fill = |n: usize| -> Batch { (0..n).map(|_| &src[..]).collect() };
+                let mut batch = fill(BATCH);
+                let mut seq = 0u64;
+                while seq < total {
+                    let n = ((total - seq) as usize).min(BATCH);
+                    if n != batch.len() {
+                        batch = fill(n); // the last call of a run only
+                    }
+                    for (k, m) in batch.bytes_mut().chunks_exact_mut(size).enumerate() {
+                        stamp(m, seq + k as u64);
+                    }
+                    seq += tx.write_batch(&batch).unwrap() as u64;
+                }
+                drop(tx);
+                wait_stdin_eof();
+                return;
+            }
+            // One loop per mode, the mode chosen outside it, as c/loops.c does.
+            if mode == "copy" {
+                for seq in 0..total {
+                    stamp(src, seq);
+                    tx.write(src).unwrap();
+                }
+            } else {
+                for seq in 0..total {
                     let mut r = tx.reserve(size).unwrap();
-                    r.copy_from_slice(&src);
+                    r.copy_from_slice(src);
                     stamp(&mut r, seq);
                     r.commit().unwrap();
                 }
@@ -390,9 +500,41 @@ impl Ctx {
 }
 
 /// One throughput run: `count` messages timed after a warm-up; msgs/s.
+/// The fixed large-message floor, as bench/baselines.c's `memcpy`: one process copying
+/// each message into one of two 64-byte aligned destination slots, used in turn, so the
+/// working set (source + 2 x size: 18.7 MB for a 1080p frame) stays in the last-level cache
+/// whatever the ring size. `dst_offset` shifts both slots by that many bytes (8: where a
+/// ring record's payload starts, after its 8-byte length; a diagnostic row).
+fn run_memcpy(size: usize, count: u64, dst_offset: usize) -> f64 {
+    let slot = (size + 63) & !63;
+    let mut src_mem = vec![0x5Au8; slot + 64];
+    let src = aligned64(&mut src_mem, slot);
+    let mut dst_mem = vec![0u8; 2 * slot + 128];
+    let dst = aligned64(&mut dst_mem, 2 * slot + 64);
+    let mut k = 0;
+    for _ in 0..4 {
+        dst[k * slot + dst_offset..][..size].copy_from_slice(&src[..size]);
+        k ^= 1;
+    }
+    let t0 = Instant::now();
+    for i in 0..count {
+        stamp(src, i);
+        dst[k * slot + dst_offset..][..size].copy_from_slice(&src[..size]);
+        std::hint::black_box(&mut dst[k * slot]); // keep every copy
+        k ^= 1;
+    }
+    count as f64 / t0.elapsed().as_secs_f64()
+}
+
 fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
+    if let Some(off) = mode.strip_prefix("memcpy") {
+        return run_memcpy(size, count, off.parse().unwrap_or(0));
+    }
     let cap = capacity_for(size);
-    let warmup = ((2 * cap / (size + 8)) as u64).max(16);
+    // A multiple of the batch, so that batches need not straddle the warm-up's end.
+    let warmup = ((2 * cap / (size + 8)) as u64)
+        .max(16)
+        .next_multiple_of(BATCH as u64);
     let total = warmup + count;
     let name = unique("tp");
     let args: Vec<String> = vec![
@@ -448,23 +590,79 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
         peer.finish();
         return count as f64 / dt;
     }
+    if is_c_mode(mode) {
+        let flags = sys::SHM_CHANNEL_CREATE | sys::SHM_CHANNEL_EXCL;
+        let ch = RawChannel::open(&name, sys::SHM_CHANNEL_CONSUMER, flags, cap as u64);
+        let peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
+        let mut ns = 0u64;
+        // SAFETY: an open consumer handle, used by this thread only; `ns` a valid pointer.
+        let rc = unsafe {
+            cmp_c_consume(
+                ch.0,
+                c_mode(mode),
+                size as u64,
+                warmup,
+                count,
+                BATCH as u32,
+                &mut ns,
+            )
+        };
+        assert_eq!(
+            rc, 0,
+            "C consumer: {rc} (negative: an errno; positive: bad messages)"
+        );
+        drop(ch);
+        peer.finish();
+        return count as f64 / (ns as f64 * 1e-9);
+    }
     let mut rx = OpenOptions::new()
         .create_new(true)
         .capacity(cap)
         .consumer(&name)
         .expect("open consumer");
     let peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
-    let mut buf_mem = vec![0u8; size + 64];
-    let mut buf = aligned64(&mut buf_mem, size);
-    let mut t0 = Instant::now();
-    for seq in 0..total {
-        if seq == warmup {
-            t0 = Instant::now();
+    if mode == "batch" {
+        let mut batch = Batch::with_capacity(size * BATCH, BATCH);
+        let (mut seq, mut t0) = (0u64, None);
+        while seq < total {
+            if t0.is_none() && seq >= warmup {
+                t0 = Some(Instant::now());
+            }
+            // A batch stops at the warm-up's end: the clock starts when message `warmup`
+            // is due, as in the other modes.
+            let end = if seq < warmup { warmup } else { total };
+            let want = ((end - seq) as usize).min(BATCH);
+            let got = rx.read_batch(&mut batch, want).expect("read_batch");
+            for (k, m) in batch.iter().enumerate() {
+                let want_seq = seq + k as u64;
+                assert!(
+                    m.len() == size && seq_of(m) == want_seq,
+                    "message {want_seq} is wrong"
+                );
+            }
+            seq += got as u64;
         }
-        if mode == "copy" {
-            let n = rx.read_into(&mut buf).expect("read");
-            assert!(n == size && seq_of(&buf) == seq, "message {seq} is wrong");
-        } else {
+        let dt = t0.unwrap().elapsed().as_secs_f64();
+        drop(rx);
+        peer.finish();
+        return count as f64 / dt;
+    }
+    let mut buf_mem = vec![0u8; size + 64];
+    let buf = aligned64(&mut buf_mem, size);
+    let mut t0 = Instant::now();
+    if mode == "copy" {
+        for seq in 0..total {
+            if seq == warmup {
+                t0 = Instant::now();
+            }
+            let n = rx.read_into(buf).expect("read");
+            assert!(n == size && seq_of(buf) == seq, "message {seq} is wrong");
+        }
+    } else {
+        for seq in 0..total {
+            if seq == warmup {
+                t0 = Instant::now();
+            }
             let p = rx.peek().expect("peek");
             assert!(
                 p.len() == size && seq_of(&p) == seq,
@@ -622,10 +820,28 @@ fn calibrate(ctx: &Ctx, c: &mut Case, rep_s: f64) {
 
 fn measure(ctx: &Ctx, cases: &mut [Case], reps: usize, rep_s: f64) {
     for c in cases.iter_mut() {
+        if c.id.starts_with("c_") {
+            continue; // gets its Rust twin's count (below): both runs move as many messages
+        }
         calibrate(ctx, c, rep_s);
     }
+    for k in 0..cases.len() {
+        if let Some(twin) = cases[k].id.strip_prefix("c_") {
+            let rs = cases
+                .iter()
+                .find(|c| c.id.strip_prefix("rs_") == Some(twin));
+            match rs.map(|c| (c.count, c.error.clone())) {
+                Some((n, None)) => cases[k].count = n,
+                _ => calibrate(ctx, &mut cases[k], rep_s),
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..cases.len()).collect();
     for _ in 0..reps {
-        for c in cases.iter_mut() {
+        // Every run of a round, then the next round in the opposite order: neither twin of
+        // a pair always runs first (or right after iceoryx2).
+        for &k in &order {
+            let c = &mut cases[k];
             if c.error.is_some() {
                 continue;
             }
@@ -641,9 +857,88 @@ fn measure(ctx: &Ctx, cases: &mut [Case], reps: usize, rep_s: f64) {
                 Err(e) => c.error = Some(e),
             }
         }
+        order.reverse();
         eprint!(".");
     }
     eprintln!();
+}
+
+/// A same-run ratio: `a` over `b`, run by run (both ran in the same round), so the noise
+/// of one moment hits both; the median and the range of those per-round ratios.
+struct Paired {
+    what: String,
+    size: usize,
+    a: String,
+    b: String,
+    ratios: Vec<f64>,
+    goal: Option<f64>,
+}
+
+impl Paired {
+    fn new(
+        all: &[Case],
+        what: &str,
+        size: usize,
+        a: &str,
+        b: &str,
+        goal: Option<f64>,
+    ) -> Option<Paired> {
+        let find = |id: &str| {
+            all.iter()
+                .find(|c| c.id == id && c.size == size && c.error.is_none())
+        };
+        let (ca, cb) = (find(a)?, find(b)?);
+        let ratios: Vec<f64> = ca.runs.iter().zip(&cb.runs).map(|(x, y)| x / y).collect();
+        if ratios.is_empty() {
+            return None;
+        }
+        Some(Paired {
+            what: what.into(),
+            size,
+            a: a.into(),
+            b: b.into(),
+            ratios,
+            goal,
+        })
+    }
+    fn lo(&self) -> f64 {
+        self.ratios.iter().cloned().fold(f64::INFINITY, f64::min)
+    }
+    fn hi(&self) -> f64 {
+        self.ratios
+            .iter()
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+    fn met(&self) -> Option<bool> {
+        self.goal.map(|g| median(&self.ratios) >= g)
+    }
+}
+
+/// Median and [min-max] of a case's runs, as "12.3 M msgs/s [11.0-13.1]" (or GB/s).
+fn spread_str(c: &Case) -> String {
+    let (lo, hi) = c
+        .runs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+            (l.min(x), h.max(x))
+        });
+    if c.size >= MIB {
+        let g = c.size as f64 / 1e9;
+        format!(
+            "{:.2} GB/s [{:.2}-{:.2}]",
+            median(&c.runs) * g,
+            lo * g,
+            hi * g
+        )
+    } else {
+        format!(
+            "{:.2} M msgs/s [{:.2}-{:.2}]",
+            median(&c.runs) / 1e6,
+            lo / 1e6,
+            hi / 1e6
+        )
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -691,6 +986,91 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The Rust twin of c/loops.c's cmp_c_inproc: one process, both handles, `n` messages
+/// written and read back in turn (for callgrind's instruction counts per message).
+#[inline(never)]
+fn inproc_rs(tx: &mut Producer, rx: &mut Consumer, mode: &str, size: usize, n: u64) -> u64 {
+    let mut src_mem = vec![0x5Au8; size * BATCH + 64];
+    let src = aligned64(&mut src_mem, size * BATCH);
+    let mut buf_mem = vec![0u8; size + 64];
+    let buf = aligned64(&mut buf_mem, size);
+    let mut wb: Batch = (0..BATCH).map(|_| &src[..size]).collect();
+    let mut rb = Batch::with_capacity(size * BATCH, BATCH);
+    let mut bad = 0u64;
+    // One loop per mode, the mode chosen outside it, as c/loops.c does.
+    match mode {
+        "copy" => {
+            for seq in 0..n {
+                stamp(src, seq);
+                tx.write(&src[..size]).unwrap();
+                let got = rx.read_into(buf).unwrap();
+                bad += (got != size || seq_of(buf) != seq) as u64;
+            }
+        }
+        "zerocopy" => {
+            for seq in 0..n {
+                let mut r = tx.reserve(size).unwrap();
+                r.copy_from_slice(&src[..size]);
+                stamp(&mut r, seq);
+                r.commit().unwrap();
+                let p = rx.peek().unwrap();
+                bad += (p.len() != size || seq_of(&p) != seq) as u64;
+            }
+        }
+        _ => {
+            for seq in (0..n).step_by(BATCH) {
+                for (k, m) in wb.bytes_mut().chunks_exact_mut(size).enumerate() {
+                    stamp(m, seq + k as u64);
+                }
+                let w = tx.write_batch(&wb).unwrap();
+                let got = rx.read_batch(&mut rb, BATCH).unwrap();
+                bad += (w != BATCH || got != BATCH) as u64;
+                for (k, m) in rb.iter().enumerate() {
+                    bad += (m.len() != size || seq_of(m) != seq + k as u64) as u64;
+                }
+            }
+        }
+    }
+    bad
+}
+
+/// `--inproc MODE N`: run one in-process loop (rs_copy, c_copy, rs_zerocopy, ...) of N 64 B
+/// messages, for bench/rust/callgrind.sh.
+fn inproc(id: &str, n: u64) {
+    let name = unique("inproc");
+    let size = 64;
+    let bad = if let Some(m) = id.strip_prefix("c_") {
+        let flags = sys::SHM_CHANNEL_CREATE | sys::SHM_CHANNEL_EXCL;
+        let raw_rx = RawChannel::open(&name, sys::SHM_CHANNEL_CONSUMER, flags, 4 * MIB as u64);
+        let raw_tx = RawChannel::open(&name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
+        // SAFETY: two open handles of one channel, used by this thread only.
+        let rc = unsafe {
+            cmp_c_inproc(
+                raw_tx.0,
+                raw_rx.0,
+                c_mode(&format!("c{m}")),
+                size as u64,
+                n,
+                BATCH as u32,
+            )
+        };
+        assert!(rc >= 0, "cmp_c_inproc: {rc}");
+        rc as u64
+    } else {
+        let m = id.strip_prefix("rs_").expect("an rs_ or c_ id");
+        let mut rx = OpenOptions::new()
+            .create_new(true)
+            .capacity(4 * MIB)
+            .consumer(&name)
+            .unwrap();
+        let mut tx = Producer::open(&name).unwrap();
+        inproc_rs(&mut tx, &mut rx, m, size, n)
+    };
+    let _ = shm_channel::force_unlink(&name);
+    assert_eq!(bad, 0, "bad messages");
+    println!("{id}: {n} messages");
+}
+
 fn main() {
     if let Ok(a) = env::var(CHILD_ENV) {
         let args: Vec<String> = a.split(' ').map(str::to_string).collect();
@@ -704,7 +1084,12 @@ fn main() {
     let mut json: Option<String> = None;
     let mut do_tp = true;
     let mut do_rtt = true;
+    let mut only: Option<Vec<String>> = None;
     let argv: Vec<String> = env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--inproc") {
+        inproc(&argv[1], argv[2].parse().unwrap());
+        return;
+    }
     let mut i = 0;
     while i < argv.len() {
         let v = argv.get(i + 1).cloned();
@@ -729,10 +1114,18 @@ fn main() {
                 json = v;
                 i += 1;
             }
+            "--only" => {
+                only = v.map(|l| l.split(',').map(str::to_string).collect());
+                i += 1;
+            }
+            "--capacity" => {
+                CAPACITY.store(v.unwrap().parse().unwrap(), Ordering::Relaxed);
+                i += 1;
+            }
             "--throughput" => do_rtt = false,
             "--roundtrip" => do_tp = false,
             "--help" | "-h" => {
-                println!("usage: shm-channel-compare [--quick] [--reps N] [--time S] [--sizes LIST] [--throughput|--roundtrip] [--json FILE]");
+                println!("usage: shm-channel-compare [--quick] [--reps N] [--time S] [--sizes LIST] [--throughput|--roundtrip] [--only ID,...] [--capacity BYTES] [--json FILE]");
                 return;
             }
             other => {
@@ -767,32 +1160,96 @@ fn main() {
     if do_tp {
         for &size in &sizes {
             eprint!("rust throughput {size} B ");
-            let mut cases = vec![
-                new_case(
-                    "ice_pubsub",
-                    "iceoryx2 pub/sub (loan/send)",
-                    "iceoryx2",
-                    Kind::Throughput,
-                    "ice",
+            let tp = Kind::Throughput;
+            let mut cases = Vec::new();
+            if size == FRAME {
+                cases.push(new_case(
+                    "memcpy",
+                    "memcpy (floor, L3-resident)",
+                    "baseline",
+                    tp,
+                    "memcpy0",
                     size,
-                ),
-                new_case(
-                    "rs_copy",
-                    "shm-channel write/read_into",
+                ));
+                cases.push(new_case(
+                    "memcpy_dst8",
+                    "memcpy, destination 8 B past a line",
+                    "baseline",
+                    tp,
+                    "memcpy8",
+                    size,
+                ));
+            }
+            cases.push(new_case(
+                "ice_pubsub",
+                "iceoryx2 pub/sub (loan/send)",
+                "iceoryx2",
+                tp,
+                "ice",
+                size,
+            ));
+            cases.push(new_case(
+                "rs_copy",
+                "shm-channel write/read_into",
+                "rust",
+                tp,
+                "copy",
+                size,
+            ));
+            // The C twins (c/loops.c, same library, same program) at the sizes of the goals.
+            let paired = size == 64 || size == FRAME;
+            if paired {
+                cases.push(new_case(
+                    "c_copy",
+                    "C loop, write/read",
+                    "c",
+                    tp,
+                    "ccopy",
+                    size,
+                ));
+            }
+            cases.push(new_case(
+                "rs_zerocopy",
+                "shm-channel reserve/peek",
+                "rust",
+                tp,
+                "zerocopy",
+                size,
+            ));
+            if paired {
+                cases.push(new_case(
+                    "c_zerocopy",
+                    "C loop, reserve/peek",
+                    "c",
+                    tp,
+                    "czerocopy",
+                    size,
+                ));
+            }
+            if size == 64 {
+                cases.push(new_case(
+                    "rs_batch",
+                    "shm-channel write_batch/read_batch",
                     "rust",
-                    Kind::Throughput,
-                    "copy",
+                    tp,
+                    "batch",
                     size,
-                ),
-                new_case(
-                    "rs_zerocopy",
-                    "shm-channel reserve/peek",
-                    "rust",
-                    Kind::Throughput,
-                    "zerocopy",
+                ));
+                cases.push(new_case(
+                    "c_batch",
+                    "C loop, write_batch/read_batch",
+                    "c",
+                    tp,
+                    "cbatch",
                     size,
-                ),
-            ];
+                ));
+            }
+            if let Some(only) = &only {
+                cases.retain(|c| only.iter().any(|o| o == c.id));
+            }
+            if cases.is_empty() {
+                continue;
+            }
             measure(&ctx, &mut cases, reps, rep_s);
             all.extend(cases);
         }
@@ -833,10 +1290,65 @@ fn main() {
                 RTT_SIZE,
             ),
         ];
+        if let Some(only) = &only {
+            cases.retain(|c| only.iter().any(|o| o == c.id));
+        }
         measure(&ctx, &mut cases, reps, rep_s);
         all.extend(cases);
     }
     let load_end = loadavg();
+
+    // Issue 14's two goals, as same-run, run-by-run ratios.
+    let mut pairs: Vec<Paired> = Vec::new();
+    for size in [64, FRAME] {
+        for (what, a, b) in [
+            ("Rust vs C, write/read", "rs_copy", "c_copy"),
+            ("Rust vs C, reserve/peek", "rs_zerocopy", "c_zerocopy"),
+            ("Rust vs C, write_batch/read_batch", "rs_batch", "c_batch"),
+        ] {
+            pairs.extend(Paired::new(&all, what, size, a, b, Some(0.95)));
+        }
+    }
+    pairs.extend(Paired::new(
+        &all,
+        "1080p, Rust zero-copy vs iceoryx2",
+        FRAME,
+        "rs_zerocopy",
+        "ice_pubsub",
+        Some(1.0),
+    ));
+    pairs.extend(Paired::new(
+        &all,
+        "1080p, C zero-copy vs iceoryx2",
+        FRAME,
+        "c_zerocopy",
+        "ice_pubsub",
+        None,
+    ));
+    pairs.extend(Paired::new(
+        &all,
+        "1080p, Rust zero-copy vs the L3-resident copy",
+        FRAME,
+        "rs_zerocopy",
+        "memcpy",
+        None,
+    ));
+    pairs.extend(Paired::new(
+        &all,
+        "1080p, iceoryx2 vs the L3-resident copy",
+        FRAME,
+        "ice_pubsub",
+        "memcpy",
+        None,
+    ));
+    pairs.extend(Paired::new(
+        &all,
+        "1080p, copy to a line + 8 B vs the L3-resident copy",
+        FRAME,
+        "memcpy_dst8",
+        "memcpy",
+        None,
+    ));
 
     println!("Rust: shm-channel crate vs iceoryx2 (two processes, median of {reps} runs)");
     for c in &all {
@@ -860,6 +1372,36 @@ fn main() {
                 median(&c.p99),
                 median(&c.p999),
                 median(&c.max)
+            );
+        }
+    }
+    if !pairs.is_empty() {
+        println!(
+            "\nIssue 14 goals, same run, ratio per round: median [min-max] over {reps} rounds (CPU: {}; load average {load_start:.2} -> {load_end:.2}; ring {})",
+            cpu_model(),
+            match CAPACITY.load(Ordering::Relaxed) {
+                0 => "4 MiB, 16 MiB for 1080p".to_string(),
+                c => format!("{c} B"),
+            }
+        );
+        for p in &pairs {
+            let find = |id: &str| all.iter().find(|c| c.id == id && c.size == p.size).unwrap();
+            let verdict = match p.met() {
+                Some(true) => format!("  goal >= {:.2}x: met", p.goal.unwrap()),
+                Some(false) => format!("  goal >= {:.2}x: MISSED", p.goal.unwrap()),
+                None => String::new(),
+            };
+            println!(
+                "  {:<52} {:>9} B  {:.3}x [{:.3}-{:.3}]{verdict}\n      {} {}; {} {}",
+                p.what,
+                p.size,
+                median(&p.ratios),
+                p.lo(),
+                p.hi(),
+                p.a,
+                spread_str(find(&p.a)),
+                p.b,
+                spread_str(find(&p.b)),
             );
         }
     }
@@ -911,6 +1453,22 @@ fn main() {
                     .as_deref()
                     .map(jstr)
                     .unwrap_or_else(|| "null".into())
+            ));
+        }
+        out.push_str("\n  ],\n  \"pairs\": [");
+        for (k, p) in pairs.iter().enumerate() {
+            out.push_str(if k > 0 { ",\n    " } else { "\n    " });
+            out.push_str(&format!(
+                "{{\"what\": {}, \"size\": {}, \"a\": {}, \"b\": {}, \"ratios\": {}, \"median\": {:.4}, \"min\": {:.4}, \"max\": {:.4}, \"goal\": {}}}",
+                jstr(&p.what),
+                p.size,
+                jstr(&p.a),
+                jstr(&p.b),
+                jarr(&p.ratios),
+                median(&p.ratios),
+                p.lo(),
+                p.hi(),
+                p.goal.map_or("null".to_string(), |g| format!("{g}"))
             ));
         }
         out.push_str("\n  ]\n}\n");
