@@ -38,7 +38,10 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int64_t cmp_c_produce(shm_channel_t *ch, int mode, uint64_t size, uint64_t total, uint32_t batch)
+/* Writes messages first .. total - 1 (the harness calls it for the warm-up, then for the
+ * timed part, reading the producer's CPU clock in between). */
+int64_t cmp_c_produce(shm_channel_t *ch, int mode, uint64_t size, uint64_t first, uint64_t total,
+                      uint32_t batch)
 {
     if (mode != MODE_BATCH)
         batch = 1;
@@ -52,7 +55,7 @@ int64_t cmp_c_produce(shm_channel_t *ch, int mode, uint64_t size, uint64_t total
     memset(src, 0x5a, size * batch + 64);
     for (uint32_t k = 0; k < batch; k++)
         lens[k] = size;
-    uint64_t seq = 0;
+    uint64_t seq = first;
     if (mode == MODE_COPY) {
         for (; seq < total; seq++) {
             stamp(src, size, seq);

@@ -58,6 +58,7 @@ extern "C" {
         ch: *mut sys::shm_channel_t,
         mode: i32,
         size: u64,
+        first: u64,
         total: u64,
         batch: u32,
     ) -> i64;
@@ -245,6 +246,19 @@ impl Peer {
         w.flush().unwrap();
     }
 
+    /// The producer's "cpu NS" line: its CPU time for the timed messages.
+    fn cpu_ns(&mut self) -> f64 {
+        // (The stream cases never wait for "ready": it may come first.)
+        loop {
+            let mut line = String::new();
+            self.stdout.read_line(&mut line).expect("peer stdout");
+            if let Some(v) = line.trim().strip_prefix("cpu ") {
+                return v.parse().expect("peer's cpu line");
+            }
+            assert!(!line.is_empty(), "the peer ended without its cpu line");
+        }
+    }
+
     fn finish(mut self) {
         self.stdin.take(); // EOF: the peer may exit
         let t = Instant::now();
@@ -266,6 +280,18 @@ impl Peer {
             let _ = shm_channel::force_unlink(name);
         }
     }
+}
+
+/// This thread's CPU time (user + system), ns: what the producer's work costs, which a
+/// loaded machine stretches less than the wall-clock time.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn ready() {
@@ -292,10 +318,14 @@ fn child(args: &[String]) {
     let arg = |i: usize| -> usize { args[i].parse().unwrap() };
     match args[0].as_str() {
         // produce MODE NAME SIZE TOTAL
+        // produce MODE NAME SIZE TOTAL WARMUP: messages 0..WARMUP, then WARMUP..TOTAL, and
+        // prints "cpu NS", this thread's CPU time for the second part.
         "produce" => {
             let (mode, name, size, total) = (&args[1], &args[2], arg(3), arg(4) as u64);
+            let warmup = arg(5) as u64;
             let mut src_mem = vec![0x5Au8; size + 64];
             let src = aligned64(&mut src_mem, size);
+            let mut cpu = [0u64; 2];
             if mode == "ice" {
                 let node = ice_node();
                 let svc = node
@@ -311,63 +341,69 @@ fn child(args: &[String]) {
                     .expect("iceoryx2 publisher");
                 ready();
                 wait_stdin_line(); // "go": the subscriber is connected
-                for seq in 0..total {
-                    let mut s = publisher
-                        .loan_slice_uninit(size)
-                        .expect("loan")
-                        .write_from_slice(&src);
-                    stamp(s.payload_mut(), seq);
-                    s.send().expect("send");
+                for (part, range) in [(0, 0..warmup), (1, warmup..total)] {
+                    for seq in range {
+                        let mut s = publisher
+                            .loan_slice_uninit(size)
+                            .expect("loan")
+                            .write_from_slice(src);
+                        stamp(s.payload_mut(), seq);
+                        s.send().expect("send");
+                    }
+                    cpu[part] = thread_cpu_ns();
                 }
-                wait_stdin_eof();
-                return;
-            }
-            if is_c_mode(mode) {
+            } else if is_c_mode(mode) {
                 let ch = RawChannel::open(name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
                 ready();
-                // SAFETY: an open producer handle, used by this thread only.
-                let rc =
-                    unsafe { cmp_c_produce(ch.0, c_mode(mode), size as u64, total, BATCH as u32) };
-                assert_eq!(rc, 0, "C producer failed");
+                for (part, (a, b)) in [(0, (0, warmup)), (1, (warmup, total))] {
+                    // SAFETY: an open producer handle, used by this thread only.
+                    let rc = unsafe {
+                        cmp_c_produce(ch.0, c_mode(mode), size as u64, a, b, BATCH as u32)
+                    };
+                    assert_eq!(rc, 0, "C producer failed");
+                    cpu[part] = thread_cpu_ns();
+                }
                 drop(ch);
-                wait_stdin_eof();
-                return;
-            }
-            let mut tx = Producer::open(name).unwrap();
-            ready();
-            if mode == "batch" {
-                let fill = |n: usize| -> Batch { (0..n).map(|_| &src[..]).collect() };
-                let mut batch = fill(BATCH);
-                let mut seq = 0u64;
-                while seq < total {
-                    let n = ((total - seq) as usize).min(BATCH);
-                    if n != batch.len() {
-                        batch = fill(n); // the last call of a run only
+            } else {
+                let mut tx = Producer::open(name).unwrap();
+                ready();
+                let proto = src.to_vec();
+                let fill = |n: usize| -> Batch { (0..n).map(|_| &proto[..]).collect() };
+                let mut batch = fill(if mode == "batch" { BATCH } else { 0 });
+                for (part, range) in [(0, 0..warmup), (1, warmup..total)] {
+                    // One loop per mode, the mode chosen outside it, as c/loops.c does.
+                    if mode == "batch" {
+                        let (mut seq, end) = (range.start, range.end);
+                        while seq < end {
+                            let n = ((end - seq) as usize).min(BATCH);
+                            if n != batch.len() {
+                                batch = fill(n); // the last call of a run only
+                            }
+                            for (k, m) in batch.bytes_mut().chunks_exact_mut(size).enumerate() {
+                                stamp(m, seq + k as u64);
+                            }
+                            seq += tx.write_batch(&batch).unwrap() as u64;
+                        }
+                    } else if mode == "copy" {
+                        for seq in range {
+                            stamp(src, seq);
+                            tx.write(src).unwrap();
+                        }
+                    } else {
+                        for seq in range {
+                            let mut r = tx.reserve(size).unwrap();
+                            r.copy_from_slice(src);
+                            stamp(&mut r, seq);
+                            r.commit().unwrap();
+                        }
                     }
-                    for (k, m) in batch.bytes_mut().chunks_exact_mut(size).enumerate() {
-                        stamp(m, seq + k as u64);
-                    }
-                    seq += tx.write_batch(&batch).unwrap() as u64;
+                    cpu[part] = thread_cpu_ns();
                 }
                 drop(tx);
-                wait_stdin_eof();
-                return;
             }
-            // One loop per mode, the mode chosen outside it, as c/loops.c does.
-            if mode == "copy" {
-                for seq in 0..total {
-                    stamp(src, seq);
-                    tx.write(src).unwrap();
-                }
-            } else {
-                for seq in 0..total {
-                    let mut r = tx.reserve(size).unwrap();
-                    r.copy_from_slice(src);
-                    stamp(&mut r, seq);
-                    r.commit().unwrap();
-                }
-            }
-            drop(tx);
+            let mut out = std::io::stdout();
+            writeln!(out, "cpu {}", cpu[1] - cpu[0]).unwrap();
+            out.flush().unwrap();
             wait_stdin_eof();
         }
         // pong MODE PING PONG
@@ -486,6 +522,8 @@ struct Case {
     p99: Vec<f64>,
     p999: Vec<f64>,
     max: Vec<f64>,
+    /// Throughput: the producer's CPU time per message, ns, per run.
+    cpu: Vec<f64>,
     error: Option<String>,
 }
 
@@ -505,7 +543,7 @@ impl Ctx {
 /// working set (source + 2 x size: 18.7 MB for a 1080p frame) stays in the last-level cache
 /// whatever the ring size. `dst_offset` shifts both slots by that many bytes (8: where a
 /// ring record's payload starts, after its 8-byte length; a diagnostic row).
-fn run_memcpy(size: usize, count: u64, dst_offset: usize) -> f64 {
+fn run_memcpy(size: usize, count: u64, dst_offset: usize) -> [f64; 2] {
     let slot = (size + 63) & !63;
     let mut src_mem = vec![0x5Au8; slot + 64];
     let src = aligned64(&mut src_mem, slot);
@@ -516,17 +554,23 @@ fn run_memcpy(size: usize, count: u64, dst_offset: usize) -> f64 {
         dst[k * slot + dst_offset..][..size].copy_from_slice(&src[..size]);
         k ^= 1;
     }
-    let t0 = Instant::now();
+    let (t0, cpu0) = (Instant::now(), thread_cpu_ns());
     for i in 0..count {
         stamp(src, i);
         dst[k * slot + dst_offset..][..size].copy_from_slice(&src[..size]);
         std::hint::black_box(&mut dst[k * slot]); // keep every copy
         k ^= 1;
     }
-    count as f64 / t0.elapsed().as_secs_f64()
+    let cpu = (thread_cpu_ns() - cpu0) as f64;
+    [
+        count as f64 / t0.elapsed().as_secs_f64(),
+        cpu / count as f64,
+    ]
 }
 
-fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
+/// One throughput run: `count` messages timed after a warm-up; [msgs/s, the producer's CPU
+/// time per message in ns].
+fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
     if let Some(off) = mode.strip_prefix("memcpy") {
         return run_memcpy(size, count, off.parse().unwrap_or(0));
     }
@@ -543,6 +587,7 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
         name.clone(),
         size.to_string(),
         total.to_string(),
+        warmup.to_string(),
     ];
     if mode == "ice" {
         let node = ice_node();
@@ -587,13 +632,14 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
             );
         }
         let dt = t0.elapsed().as_secs_f64();
+        let cpu = peer.cpu_ns();
         peer.finish();
-        return count as f64 / dt;
+        return [count as f64 / dt, cpu / count as f64];
     }
     if is_c_mode(mode) {
         let flags = sys::SHM_CHANNEL_CREATE | sys::SHM_CHANNEL_EXCL;
         let ch = RawChannel::open(&name, sys::SHM_CHANNEL_CONSUMER, flags, cap as u64);
-        let peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
+        let mut peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
         let mut ns = 0u64;
         // SAFETY: an open consumer handle, used by this thread only; `ns` a valid pointer.
         let rc = unsafe {
@@ -612,15 +658,16 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
             "C consumer: {rc} (negative: an errno; positive: bad messages)"
         );
         drop(ch);
+        let cpu = peer.cpu_ns();
         peer.finish();
-        return count as f64 / (ns as f64 * 1e-9);
+        return [count as f64 / (ns as f64 * 1e-9), cpu / count as f64];
     }
     let mut rx = OpenOptions::new()
         .create_new(true)
         .capacity(cap)
         .consumer(&name)
         .expect("open consumer");
-    let peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
+    let mut peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
     if mode == "batch" {
         let mut batch = Batch::with_capacity(size * BATCH, BATCH);
         let (mut seq, mut t0) = (0u64, None);
@@ -644,8 +691,9 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
         }
         let dt = t0.unwrap().elapsed().as_secs_f64();
         drop(rx);
+        let cpu = peer.cpu_ns();
         peer.finish();
-        return count as f64 / dt;
+        return [count as f64 / dt, cpu / count as f64];
     }
     let mut buf_mem = vec![0u8; size + 64];
     let buf = aligned64(&mut buf_mem, size);
@@ -672,8 +720,9 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
     }
     let dt = t0.elapsed().as_secs_f64();
     drop(rx);
+    let cpu = peer.cpu_ns();
     peer.finish();
-    count as f64 / dt
+    [count as f64 / dt, cpu / count as f64]
 }
 
 fn pct(sorted: &[u64], q: f64) -> f64 {
@@ -789,8 +838,8 @@ fn run_case(ctx: &Ctx, c: &Case, count: u64) -> Result<[f64; 5], String> {
     std::panic::catch_unwind(move || {
         let ctx = Ctx { cpus: ctx_cpus };
         if kind == Kind::Throughput {
-            let r = run_throughput(&ctx, mode, size, count);
-            [r, 0.0, 0.0, 0.0, 0.0]
+            let [r, cpu] = run_throughput(&ctx, mode, size, count);
+            [r, cpu, 0.0, 0.0, 0.0]
         } else {
             run_roundtrip(&ctx, mode, count)
         }
@@ -848,7 +897,9 @@ fn measure(ctx: &Ctx, cases: &mut [Case], reps: usize, rep_s: f64) {
             match run_case(ctx, c, c.count) {
                 Ok(st) => {
                     c.runs.push(st[0]);
-                    if c.kind == Kind::RoundTrip {
+                    if c.kind == Kind::Throughput {
+                        c.cpu.push(st[1]);
+                    } else {
                         c.p99.push(st[1]);
                         c.p999.push(st[2]);
                         c.max.push(st[3]);
@@ -871,6 +922,8 @@ struct Paired {
     a: String,
     b: String,
     ratios: Vec<f64>,
+    /// b's producer CPU time per message over a's, per round (above 1: a's costs less).
+    cpu_ratios: Vec<f64>,
     goal: Option<f64>,
 }
 
@@ -889,6 +942,7 @@ impl Paired {
         };
         let (ca, cb) = (find(a)?, find(b)?);
         let ratios: Vec<f64> = ca.runs.iter().zip(&cb.runs).map(|(x, y)| x / y).collect();
+        let cpu_ratios: Vec<f64> = ca.cpu.iter().zip(&cb.cpu).map(|(x, y)| y / x).collect();
         if ratios.is_empty() {
             return None;
         }
@@ -898,6 +952,7 @@ impl Paired {
             a: a.into(),
             b: b.into(),
             ratios,
+            cpu_ratios,
             goal,
         })
     }
@@ -1154,6 +1209,7 @@ fn main() {
         p99: vec![],
         p999: vec![],
         max: vec![],
+        cpu: vec![],
         error: None,
     };
     let mut all: Vec<Case> = Vec::new();
@@ -1392,7 +1448,7 @@ fn main() {
                 None => String::new(),
             };
             println!(
-                "  {:<52} {:>9} B  {:.3}x [{:.3}-{:.3}]{verdict}\n      {} {}; {} {}",
+                "  {:<52} {:>9} B  {:.3}x [{:.3}-{:.3}]{verdict}\n      {} {}; {} {}\n      producer CPU per message, {} over {}: {:.3}x [{:.3}-{:.3}] ({:.0} ns vs {:.0} ns)",
                 p.what,
                 p.size,
                 median(&p.ratios),
@@ -1402,6 +1458,13 @@ fn main() {
                 spread_str(find(&p.a)),
                 p.b,
                 spread_str(find(&p.b)),
+                p.b,
+                p.a,
+                median(&p.cpu_ratios),
+                p.cpu_ratios.iter().cloned().fold(f64::INFINITY, f64::min),
+                p.cpu_ratios.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+                median(&find(&p.b).cpu),
+                median(&find(&p.a).cpu),
             );
         }
     }
@@ -1437,7 +1500,11 @@ fn main() {
                 c.count
             ));
             if c.kind == Kind::Throughput {
-                out.push_str(&format!("\"msgs_per_s\": {{\"runs\": {}}}", jarr(&c.runs)));
+                out.push_str(&format!(
+                    "\"msgs_per_s\": {{\"runs\": {}}}, \"producer_cpu_ns_per_msg\": {{\"runs\": {}}}",
+                    jarr(&c.runs),
+                    jarr(&c.cpu)
+                ));
             } else {
                 out.push_str(&format!(
                     "\"median\": {{\"runs\": {}}}, \"p99\": {{\"runs\": {}}}, \"p999\": {{\"runs\": {}}}, \"max\": {{\"runs\": {}}}",
@@ -1459,7 +1526,7 @@ fn main() {
         for (k, p) in pairs.iter().enumerate() {
             out.push_str(if k > 0 { ",\n    " } else { "\n    " });
             out.push_str(&format!(
-                "{{\"what\": {}, \"size\": {}, \"a\": {}, \"b\": {}, \"ratios\": {}, \"median\": {:.4}, \"min\": {:.4}, \"max\": {:.4}, \"goal\": {}}}",
+                "{{\"what\": {}, \"size\": {}, \"a\": {}, \"b\": {}, \"ratios\": {}, \"median\": {:.4}, \"min\": {:.4}, \"max\": {:.4}, \"goal\": {}, \"producer_cpu_ratios\": {}}}",
                 jstr(&p.what),
                 p.size,
                 jstr(&p.a),
@@ -1468,7 +1535,8 @@ fn main() {
                 median(&p.ratios),
                 p.lo(),
                 p.hi(),
-                p.goal.map_or("null".to_string(), |g| format!("{g}"))
+                p.goal.map_or("null".to_string(), |g| format!("{g}")),
+                jarr(&p.cpu_ratios)
             ));
         }
         out.push_str("\n  ]\n}\n");
