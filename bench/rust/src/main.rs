@@ -970,6 +970,61 @@ impl Paired {
     }
 }
 
+/// `--goals FILE`: the pairs as a Markdown section for bench/results/REPORT.md.
+fn goals_markdown(all: &[Case], pairs: &[Paired], reps: usize, l0: f64, l1: f64) -> String {
+    let mut o =
+        String::from("## Issue 14: Rust vs C, and 1080p vs iceoryx2 (bench/rust, same run)\n\n");
+    o.push_str(&format!(
+        "CPU: {}, {} online; load average {l0:.2} at the start, {l1:.2} at the end (2 CPUs: above ~0.3 \
+         someone else shared them). Ring: {}. Every ratio is taken run by run (the two rows ran in \
+         the same round; rounds alternate their order), median [min-max] over {reps} rounds. \
+         `c_*` rows are the C loops of bench/shm_cases.c (bench/rust/c/loops.c) linked into the \
+         same program against the same C library as the Rust loops. At 1080p both producers write \
+         every byte of each frame and both consumers check the size and the 8-byte sequence number \
+         in place (zero copy on both sides). Producer CPU: the producing thread's CPU time per \
+         message (CLOCK_THREAD_CPUTIME_ID), b's over a's, which a loaded machine stretches less \
+         than the wall clock.\n\n",
+        cpu_model(),
+        // SAFETY: sysconf has no preconditions.
+        unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) },
+        match CAPACITY.load(Ordering::Relaxed) {
+            0 => "4 MiB, 16 MiB for 1080p (the recommended capacity)".to_string(),
+            c => format!("{c} B (--capacity)"),
+        }
+    ));
+    o.push_str("| comparison | size | a / b, per round | goal | a | b | producer CPU, b / a |\n");
+    o.push_str("|---|---:|---|---|---|---|---|\n");
+    for p in pairs {
+        let find = |id: &str| all.iter().find(|c| c.id == id && c.size == p.size).unwrap();
+        let goal = match (p.goal, p.met()) {
+            (Some(g), Some(true)) => format!(">= {g:.2}x: met"),
+            (Some(g), _) => format!(">= {g:.2}x: **missed**"),
+            _ => "(info)".into(),
+        };
+        let lo = p.cpu_ratios.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = p
+            .cpu_ratios
+            .iter()
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max);
+        o.push_str(&format!(
+            "| {} | {} B | {:.3}x [{:.3}-{:.3}] | {goal} | `{}` {} | `{}` {} | {:.3}x [{lo:.3}-{hi:.3}] |\n",
+            p.what,
+            p.size,
+            median(&p.ratios),
+            p.lo(),
+            p.hi(),
+            p.a,
+            spread_str(find(&p.a)),
+            p.b,
+            spread_str(find(&p.b)),
+            median(&p.cpu_ratios),
+        ));
+    }
+    o.push('\n');
+    o
+}
+
 /// Median and [min-max] of a case's runs, as "12.3 M msgs/s [11.0-13.1]" (or GB/s).
 fn spread_str(c: &Case) -> String {
     let (lo, hi) = c
@@ -1137,6 +1192,7 @@ fn main() {
     let mut rep_s = 0.25f64;
     let mut sizes: Vec<usize> = vec![64, 1024, 4096, 65536, 1 << 20, 6_220_800];
     let mut json: Option<String> = None;
+    let mut goals_md: Option<String> = None;
     let mut do_tp = true;
     let mut do_rtt = true;
     let mut only: Option<Vec<String>> = None;
@@ -1165,6 +1221,10 @@ fn main() {
                 sizes = v.unwrap().split(',').map(|s| s.parse().unwrap()).collect();
                 i += 1;
             }
+            "--goals" => {
+                goals_md = v;
+                i += 1;
+            }
             "--json" => {
                 json = v;
                 i += 1;
@@ -1180,7 +1240,7 @@ fn main() {
             "--throughput" => do_rtt = false,
             "--roundtrip" => do_tp = false,
             "--help" | "-h" => {
-                println!("usage: shm-channel-compare [--quick] [--reps N] [--time S] [--sizes LIST] [--throughput|--roundtrip] [--only ID,...] [--capacity BYTES] [--json FILE]");
+                println!("usage: shm-channel-compare [--quick] [--reps N] [--time S] [--sizes LIST] [--throughput|--roundtrip] [--only ID,...] [--capacity BYTES] [--json FILE] [--goals FILE.md]");
                 return;
             }
             other => {
@@ -1467,6 +1527,13 @@ fn main() {
                 median(&find(&p.a).cpu),
             );
         }
+    }
+    if let (Some(path), false) = (&goals_md, pairs.is_empty()) {
+        std::fs::write(
+            path,
+            goals_markdown(&all, &pairs, reps, load_start, load_end),
+        )
+        .expect("write the goals file");
     }
     if let Some(path) = json {
         let mut out = String::new();
