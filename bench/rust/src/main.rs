@@ -537,7 +537,6 @@ impl Ctx {
     }
 }
 
-/// One throughput run: `count` messages timed after a warm-up; msgs/s.
 /// The fixed large-message floor, as bench/baselines.c's `memcpy`: one process copying
 /// each message into one of two 64-byte aligned destination slots, used in turn, so the
 /// working set (source + 2 x size: 18.7 MB for a 1080p frame) stays in the last-level cache
@@ -568,9 +567,24 @@ fn run_memcpy(size: usize, count: u64, dst_offset: usize) -> [f64; 2] {
     ]
 }
 
+fn report_addrs(who: &str, size: usize, addrs: Option<std::collections::BTreeSet<usize>>) {
+    if let Some(a) = addrs {
+        let span = a.last().unwrap_or(&0) + size - a.first().unwrap_or(&0);
+        let mod64: std::collections::BTreeSet<usize> = a.iter().map(|p| p % 64).collect();
+        eprintln!(
+            "\n{who}: {} distinct message addresses, spanning {:.1} MB; address mod 64: {mod64:?}",
+            a.len(),
+            span as f64 / 1e6
+        );
+    }
+}
+
 /// One throughput run: `count` messages timed after a warm-up; [msgs/s, the producer's CPU
 /// time per message in ns].
 fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
+    // SHMCMP_ADDRS=1: count the distinct addresses the zero-copy consumers see (the frames'
+    // footprint: where the next frame goes), printed to stderr.
+    let mut addrs = env::var_os("SHMCMP_ADDRS").map(|_| std::collections::BTreeSet::new());
     if let Some(off) = mode.strip_prefix("memcpy") {
         return run_memcpy(size, count, off.parse().unwrap_or(0));
     }
@@ -630,7 +644,11 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
                 seq_of(p),
                 p.len()
             );
+            if let Some(a) = addrs.as_mut() {
+                a.insert(p.as_ptr() as usize);
+            }
         }
+        report_addrs("iceoryx2", size, addrs);
         let dt = t0.elapsed().as_secs_f64();
         let cpu = peer.cpu_ns();
         peer.finish();
@@ -716,7 +734,11 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
                 p.len() == size && seq_of(&p) == seq,
                 "message {seq} is wrong"
             );
+            if let Some(a) = addrs.as_mut() {
+                a.insert(p.as_ptr() as usize);
+            }
         }
+        report_addrs("shm-channel", size, addrs);
     }
     let dt = t0.elapsed().as_secs_f64();
     drop(rx);
