@@ -38,21 +38,19 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Writes messages first .. total - 1 (the harness calls it for the warm-up, then for the
- * timed part, reading the producer's CPU clock in between). */
+/* Writes messages first .. total - 1 from `src` (size bytes, size * batch in batch mode;
+ * the caller allocates and fills it once per run, as bench/shm_cases.c does: this is called
+ * twice per run, for the warm-up and for the timed part, with the producer's CPU clock read
+ * in between, and an allocation here would land in the timed part). */
 int64_t cmp_c_produce(shm_channel_t *ch, int mode, uint64_t size, uint64_t first, uint64_t total,
-                      uint32_t batch)
+                      uint32_t batch, uint8_t *src)
 {
     if (mode != MODE_BATCH)
         batch = 1;
-    uint64_t *lens = calloc(batch, sizeof *lens);
-    uint8_t *src = aligned_alloc(64, ((size * batch + 63) & ~(uint64_t)63) + 64);
+    uint64_t lens[64];
     int64_t rc = 0;
-    if (!lens || !src) {
-        rc = -12; /* ENOMEM */
-        goto out;
-    }
-    memset(src, 0x5a, size * batch + 64);
+    if (batch > sizeof lens / sizeof lens[0])
+        return -22; /* EINVAL */
     for (uint32_t k = 0; k < batch; k++)
         lens[k] = size;
     uint64_t seq = first;
@@ -95,8 +93,6 @@ int64_t cmp_c_produce(shm_channel_t *ch, int mode, uint64_t size, uint64_t first
         }
     }
 out:
-    free(lens);
-    free(src);
     return rc;
 }
 

@@ -61,6 +61,7 @@ extern "C" {
         first: u64,
         total: u64,
         batch: u32,
+        src: *mut u8,
     ) -> i64;
     fn cmp_c_consume(
         ch: *mut sys::shm_channel_t,
@@ -354,11 +355,17 @@ fn child(args: &[String]) {
                 }
             } else if is_c_mode(mode) {
                 let ch = RawChannel::open(name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
+                // The C loop's source: one allocation per run, as the Rust loops' `src`.
+                let n = if mode == "cbatch" { BATCH } else { 1 };
+                let mut c_src_mem = vec![0x5Au8; size * n + 64];
+                let c_src = aligned64(&mut c_src_mem, size * n);
                 ready();
                 for (part, (a, b)) in [(0, (0, warmup)), (1, (warmup, total))] {
-                    // SAFETY: an open producer handle, used by this thread only.
+                    // SAFETY: an open producer handle, used by this thread only; `c_src`
+                    // holds size * n bytes, as the C loop reads and stamps.
                     let rc = unsafe {
-                        cmp_c_produce(ch.0, c_mode(mode), size as u64, a, b, BATCH as u32)
+                        let p = c_src.as_mut_ptr();
+                        cmp_c_produce(ch.0, c_mode(mode), size as u64, a, b, BATCH as u32, p)
                     };
                     assert_eq!(rc, 0, "C producer failed");
                     cpu[part] = thread_cpu_ns();
