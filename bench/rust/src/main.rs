@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! shm-channel-compare [--quick] [--reps N] [--time S] [--sizes 64,4096] [--json FILE]
+//!                     [--goals FILE.md] [--only ID,...] [--capacity BYTES]
 //! ```
 //!
 //! Throughput (messages of `size` bytes, producer in a child process, consumer here, timed by
@@ -14,7 +15,17 @@
 //! - `ice_pubsub`: iceoryx2 `publish_subscribe::<[u8]>`, `loan_slice_uninit` + fill + `send` /
 //!   `receive` + check + drop; lossless (`enable_safe_overflow(false)`, backpressure
 //!   `RetryUntilDelivered`), with a subscriber buffer holding as many samples as the
-//!   shm-channel ring holds messages (at least 2, at most 4096).
+//!   shm-channel ring holds messages (at least 2, at most 4096);
+//! - `c_copy`, `c_zerocopy`, `c_batch` (64 B and 1080p; batch at 64 B): the same loops in C
+//!   (c/loops.c, the loops of bench/shm_cases.c), compiled into this program against the same
+//!   C library, paired with `rs_copy`, `rs_zerocopy`, `rs_batch` (`write_batch`/`read_batch`,
+//!   32 messages per call): issue 14's "Rust at least 0.95x C", run by run;
+//! - `memcpy` (1080p): the fixed floor, a copy into one of two L3-resident slots
+//!   (`memcpy_dst8`: the same 8 bytes past a cache line).
+//!
+//! Each throughput run also records the producer thread's CPU time per message. Rounds
+//! alternate their order; `--goals FILE` writes the paired ratios as Markdown.
+//! `--inproc ID N` runs one in-process loop for callgrind.sh.
 //!
 //! Both producers write the whole payload once per message (copy: the source buffer; zero
 //! copy: into the loaned/reserved memory); both consumers check the size and the sequence
