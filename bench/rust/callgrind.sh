@@ -6,6 +6,12 @@
 # cost of one message, exact on a loaded machine where wall-clock ratios are not.
 #
 #   bench/rust/callgrind.sh [BINARY]   (default: build-bench-all/rust/release/shm-channel-compare)
+#
+# The bench's release profile has thin LTO, which inlines the binding into the loop whatever
+# its #[inline] attributes say; a user's default release build has none. To count what a
+# user gets, build without it and pass that binary:
+#   CARGO_PROFILE_RELEASE_LTO=false cargo build --release --manifest-path bench/rust/Cargo.toml \
+#     --target-dir build-rnolto && bench/rust/callgrind.sh build-rnolto/release/shm-channel-compare
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${1:-$ROOT/build-bench-all/rust/release/shm-channel-compare}
