@@ -31,7 +31,7 @@ for a in "$@"; do
   esac
 done
 mkdir -p "$B" "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.png "$OUT"/REPORT.md "$OUT"/*.log "$OUT"/*.txt
+rm -f "$OUT"/*.json "$OUT"/*.png "$OUT"/REPORT.md "$OUT"/*.log "$OUT"/*.txt "$OUT"/rust-goals.md
 cat /proc/loadavg >"$OUT/loadavg-start.txt"   # before our own builds raise it
 log() { printf '\n== %s\n' "$*" >&2; }
 T0=$(date +%s)
@@ -99,8 +99,17 @@ if [ "$DO_C" = 1 ]; then
   part c -- "$C_BIN" "${QUICK[@]}" --json "$OUT/c.json"
 fi
 if [ "$DO_RS" = 1 ]; then
-  log "Rust part: shm-channel crate vs iceoryx2"
-  part rust -- "$RS_BIN" "${QUICK[@]}" --json "$OUT/rust.json"
+  # Issue 14's goals: Rust vs C paired (the C loops linked into the same program, runs
+  # alternating) and 1080p vs iceoryx2 with the L3-resident copy as the fixed floor; the
+  # program writes them as a Markdown section (rust-goals.md), appended to REPORT.md below.
+  log "Rust part: shm-channel crate vs iceoryx2, and vs the same loops in C"
+  part rust -- "$RS_BIN" "${QUICK[@]}" --json "$OUT/rust.json" --goals "$OUT/rust-goals.md"
+  # Instructions per message, Rust vs C (exact under load); needs valgrind (scripts/deps.sh).
+  if command -v valgrind >/dev/null 2>&1; then
+    log "Rust vs C: callgrind instructions per 64 B message"
+    "$ROOT/bench/rust/callgrind.sh" "$RS_BIN" >"$OUT/rust-callgrind.txt" ||
+      echo "run.sh: bench/rust/callgrind.sh failed" >&2
+  fi
 fi
 if [ "$DO_PY" = 1 ]; then
   log "Python part: binding vs multiprocessing.Pipe/Queue, shared_memory ring, pyzmq; idle CPU"
@@ -125,6 +134,20 @@ fi
 # ---- report ---------------------------------------------------------------------------------
 log "report"
 "$PY" "$ROOT/bench/report/aggregate.py" "$OUT" --build-seconds "$BUILD_S" "${QUICK[@]}"
+# The Rust part's goals section (and its instruction counts) after the aggregated report.
+if [ -s "$OUT/rust-goals.md" ]; then
+  {
+    echo
+    cat "$OUT/rust-goals.md"
+    if [ -s "$OUT/rust-callgrind.txt" ]; then
+      printf 'Instructions per 64 B message, written and read back in one process (callgrind, '
+      printf 'bench/rust/callgrind.sh; exact whatever the load):\n\n```\n'
+      cat "$OUT/rust-callgrind.txt"
+      printf '```\n'
+    fi
+  } >>"$OUT/REPORT.md"
+  cat "$OUT/rust-goals.md" >&2
+fi
 if [ "$PUBLISH" = 1 ]; then
   mkdir -p "$ROOT/docs/perf"
   cp "$OUT/REPORT.md" "$OUT"/*.png "$ROOT/docs/perf/"

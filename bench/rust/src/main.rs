@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! shm-channel-compare [--quick] [--reps N] [--time S] [--sizes 64,4096] [--json FILE]
+//!                     [--goals FILE.md] [--only ID,...] [--capacity BYTES]
 //! ```
 //!
 //! Throughput (messages of `size` bytes, producer in a child process, consumer here, timed by
@@ -14,7 +15,17 @@
 //! - `ice_pubsub`: iceoryx2 `publish_subscribe::<[u8]>`, `loan_slice_uninit` + fill + `send` /
 //!   `receive` + check + drop; lossless (`enable_safe_overflow(false)`, backpressure
 //!   `RetryUntilDelivered`), with a subscriber buffer holding as many samples as the
-//!   shm-channel ring holds messages (at least 2, at most 4096).
+//!   shm-channel ring holds messages (at least 2, at most 4096);
+//! - `c_copy`, `c_zerocopy`, `c_batch` (64 B and 1080p; batch at 64 B): the same loops in C
+//!   (c/loops.c, the loops of bench/shm_cases.c), compiled into this program against the same
+//!   C library, paired with `rs_copy`, `rs_zerocopy`, `rs_batch` (`write_batch`/`read_batch`,
+//!   32 messages per call): issue 14's "Rust at least 0.95x C", run by run;
+//! - `memcpy` (1080p): the fixed floor, a copy into one of two L3-resident slots
+//!   (`memcpy_dst8`: the same 8 bytes past a cache line).
+//!
+//! Each throughput run also records the producer thread's CPU time per message. Rounds
+//! alternate their order; `--goals FILE` writes the paired ratios as Markdown.
+//! `--inproc ID N` runs one in-process loop for callgrind.sh.
 //!
 //! Both producers write the whole payload once per message (copy: the source buffer; zero
 //! copy: into the loaned/reserved memory); both consumers check the size and the sequence
@@ -38,23 +49,103 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use iceoryx2::prelude::*;
-use shm_channel::{Consumer, Error, OpenOptions, Producer};
+use shm_channel::{Batch, Consumer, Error, OpenOptions, Producer};
+use shm_channel_sys as sys;
 
 const CHILD_ENV: &str = "SHMCMP_CHILD";
 const CPU_ENV: &str = "SHMCMP_CPU";
 const MIB: usize = 1 << 20;
 const RTT_SIZE: usize = 64;
 const ICE_MAX_BUFFER: usize = 4096;
+/// Messages per `write_batch` / `read_batch` call, as bench/main.c's default `--batch`.
+const BATCH: usize = 32;
+/// The 1080p frame of issue 14 (1920 x 1080 x 3 bytes).
+const FRAME: usize = 6_220_800;
+
+// The C twin of the paired loops (c/loops.c, compiled by build.rs into this program and
+// linked against the same static C library as the Rust loops).
+extern "C" {
+    fn cmp_c_produce(
+        ch: *mut sys::shm_channel_t,
+        mode: i32,
+        size: u64,
+        first: u64,
+        total: u64,
+        batch: u32,
+        src: *mut u8,
+    ) -> i64;
+    fn cmp_c_consume(
+        ch: *mut sys::shm_channel_t,
+        mode: i32,
+        size: u64,
+        warmup: u64,
+        count: u64,
+        batch: u32,
+        ns: *mut u64,
+    ) -> i64;
+    fn cmp_c_inproc(
+        tx: *mut sys::shm_channel_t,
+        rx: *mut sys::shm_channel_t,
+        mode: i32,
+        size: u64,
+        n: u64,
+        batch: u32,
+    ) -> i64;
+}
+
+fn is_c_mode(mode: &str) -> bool {
+    matches!(mode, "ccopy" | "czerocopy" | "cbatch")
+}
+
+/// c/loops.c's mode number for a `c*` mode of this harness.
+fn c_mode(mode: &str) -> i32 {
+    match mode {
+        "ccopy" => 0,
+        "czerocopy" => 1,
+        "cbatch" => 2,
+        other => panic!("not a C mode: {other}"),
+    }
+}
+
+/// A raw handle opened through the library's C entry point, closed on drop (the C loops'
+/// side: no Rust wrapper in between).
+struct RawChannel(*mut sys::shm_channel_t);
+
+impl RawChannel {
+    fn open(name: &str, role: u32, flags: u32, capacity: u64) -> RawChannel {
+        let c_name = std::ffi::CString::new(name).unwrap();
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: valid out-pointer and NUL-terminated name, alive for the call.
+        let rc = unsafe {
+            sys::shm_channel_open(&mut raw, c_name.as_ptr(), role, flags, capacity, 0o600)
+        };
+        assert!(rc == 0 && !raw.is_null(), "shm_channel_open({name}): {rc}");
+        RawChannel(raw)
+    }
+}
+
+impl Drop for RawChannel {
+    fn drop(&mut self) {
+        // SAFETY: we own the open handle and close it once.
+        unsafe { sys::shm_channel_close(self.0) }
+    }
+}
 
 type IceNode = Node<ipc::Service>;
 
 // ---- small helpers ----------------------------------------------------------------------
 
+/// `--capacity`: one ring size for every case (0: the default below).
+static CAPACITY: AtomicUsize = AtomicUsize::new(0);
+
 fn capacity_for(size: usize) -> usize {
     // As bench/main.c: 4 MiB, or the smallest power of two whose largest payload holds the
     // message (the recommended capacity: two frames take turns in cache; iceoryx2 gets as
     // many samples as fit, at least 2).
-    (2 * (size + 8)).next_power_of_two().max(4 * MIB)
+    match CAPACITY.load(Ordering::Relaxed) {
+        0 => (2 * (size + 8)).next_power_of_two().max(4 * MIB),
+        c => c,
+    }
 }
 
 fn ice_buffer_for(size: usize) -> usize {
@@ -167,6 +258,19 @@ impl Peer {
         w.flush().unwrap();
     }
 
+    /// The producer's "cpu NS" line: its CPU time for the timed messages.
+    fn cpu_ns(&mut self) -> f64 {
+        // (The stream cases never wait for "ready": it may come first.)
+        loop {
+            let mut line = String::new();
+            self.stdout.read_line(&mut line).expect("peer stdout");
+            if let Some(v) = line.trim().strip_prefix("cpu ") {
+                return v.parse().expect("peer's cpu line");
+            }
+            assert!(!line.is_empty(), "the peer ended without its cpu line");
+        }
+    }
+
     fn finish(mut self) {
         self.stdin.take(); // EOF: the peer may exit
         let t = Instant::now();
@@ -188,6 +292,18 @@ impl Peer {
             let _ = shm_channel::force_unlink(name);
         }
     }
+}
+
+/// This thread's CPU time (user + system), ns: what the producer's work costs, which a
+/// loaded machine stretches less than the wall-clock time.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn ready() {
@@ -214,10 +330,14 @@ fn child(args: &[String]) {
     let arg = |i: usize| -> usize { args[i].parse().unwrap() };
     match args[0].as_str() {
         // produce MODE NAME SIZE TOTAL
+        // produce MODE NAME SIZE TOTAL WARMUP: messages 0..WARMUP, then WARMUP..TOTAL, and
+        // prints "cpu NS", this thread's CPU time for the second part.
         "produce" => {
             let (mode, name, size, total) = (&args[1], &args[2], arg(3), arg(4) as u64);
+            let warmup = arg(5) as u64;
             let mut src_mem = vec![0x5Au8; size + 64];
-            let mut src = aligned64(&mut src_mem, size);
+            let src = aligned64(&mut src_mem, size);
+            let mut cpu = [0u64; 2];
             if mode == "ice" {
                 let node = ice_node();
                 let svc = node
@@ -233,31 +353,75 @@ fn child(args: &[String]) {
                     .expect("iceoryx2 publisher");
                 ready();
                 wait_stdin_line(); // "go": the subscriber is connected
-                for seq in 0..total {
-                    let mut s = publisher
-                        .loan_slice_uninit(size)
-                        .expect("loan")
-                        .write_from_slice(&src);
-                    stamp(s.payload_mut(), seq);
-                    s.send().expect("send");
+                for (part, range) in [(0, 0..warmup), (1, warmup..total)] {
+                    for seq in range {
+                        let mut s = publisher
+                            .loan_slice_uninit(size)
+                            .expect("loan")
+                            .write_from_slice(src);
+                        stamp(s.payload_mut(), seq);
+                        s.send().expect("send");
+                    }
+                    cpu[part] = thread_cpu_ns();
                 }
-                wait_stdin_eof();
-                return;
-            }
-            let mut tx = Producer::open(name).unwrap();
-            ready();
-            for seq in 0..total {
-                if mode == "copy" {
-                    stamp(&mut src, seq);
-                    tx.write(&src).unwrap();
-                } else {
-                    let mut r = tx.reserve(size).unwrap();
-                    r.copy_from_slice(&src);
-                    stamp(&mut r, seq);
-                    r.commit().unwrap();
+            } else if is_c_mode(mode) {
+                let ch = RawChannel::open(name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
+                // The C loop's source: one allocation per run, as the Rust loops' `src`.
+                let n = if mode == "cbatch" { BATCH } else { 1 };
+                let mut c_src_mem = vec![0x5Au8; size * n + 64];
+                let c_src = aligned64(&mut c_src_mem, size * n);
+                ready();
+                for (part, (a, b)) in [(0, (0, warmup)), (1, (warmup, total))] {
+                    // SAFETY: an open producer handle, used by this thread only; `c_src`
+                    // holds size * n bytes, as the C loop reads and stamps.
+                    let rc = unsafe {
+                        let p = c_src.as_mut_ptr();
+                        cmp_c_produce(ch.0, c_mode(mode), size as u64, a, b, BATCH as u32, p)
+                    };
+                    assert_eq!(rc, 0, "C producer failed");
+                    cpu[part] = thread_cpu_ns();
                 }
+                drop(ch);
+            } else {
+                let mut tx = Producer::open(name).unwrap();
+                ready();
+                let proto = src.to_vec();
+                let fill = |n: usize| -> Batch { (0..n).map(|_| &proto[..]).collect() };
+                let mut batch = fill(if mode == "batch" { BATCH } else { 0 });
+                for (part, range) in [(0, 0..warmup), (1, warmup..total)] {
+                    // One loop per mode, the mode chosen outside it, as c/loops.c does.
+                    if mode == "batch" {
+                        let (mut seq, end) = (range.start, range.end);
+                        while seq < end {
+                            let n = ((end - seq) as usize).min(BATCH);
+                            if n != batch.len() {
+                                batch = fill(n); // the last call of a run only
+                            }
+                            for (k, m) in batch.bytes_mut().chunks_exact_mut(size).enumerate() {
+                                stamp(m, seq + k as u64);
+                            }
+                            seq += tx.write_batch(&batch).unwrap() as u64;
+                        }
+                    } else if mode == "copy" {
+                        for seq in range {
+                            stamp(src, seq);
+                            tx.write(src).unwrap();
+                        }
+                    } else {
+                        for seq in range {
+                            let mut r = tx.reserve(size).unwrap();
+                            r.copy_from_slice(src);
+                            stamp(&mut r, seq);
+                            r.commit().unwrap();
+                        }
+                    }
+                    cpu[part] = thread_cpu_ns();
+                }
+                drop(tx);
             }
-            drop(tx);
+            let mut out = std::io::stdout();
+            writeln!(out, "cpu {}", cpu[1] - cpu[0]).unwrap();
+            out.flush().unwrap();
             wait_stdin_eof();
         }
         // pong MODE PING PONG
@@ -376,6 +540,8 @@ struct Case {
     p99: Vec<f64>,
     p999: Vec<f64>,
     max: Vec<f64>,
+    /// Throughput: the producer's CPU time per message, ns, per run.
+    cpu: Vec<f64>,
     error: Option<String>,
 }
 
@@ -389,10 +555,62 @@ impl Ctx {
     }
 }
 
-/// One throughput run: `count` messages timed after a warm-up; msgs/s.
-fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
+/// The fixed large-message floor, as bench/baselines.c's `memcpy`: one process copying
+/// each message into one of two 64-byte aligned destination slots, used in turn, so the
+/// working set (source + 2 x size: 18.7 MB for a 1080p frame) stays in the last-level cache
+/// whatever the ring size. `dst_offset` shifts both slots by that many bytes (8: where a
+/// ring record's payload starts, after its 8-byte length; a diagnostic row).
+fn run_memcpy(size: usize, count: u64, dst_offset: usize) -> [f64; 2] {
+    let slot = (size + 63) & !63;
+    let mut src_mem = vec![0x5Au8; slot + 64];
+    let src = aligned64(&mut src_mem, slot);
+    let mut dst_mem = vec![0u8; 2 * slot + 128];
+    let dst = aligned64(&mut dst_mem, 2 * slot + 64);
+    let mut k = 0;
+    for _ in 0..4 {
+        dst[k * slot + dst_offset..][..size].copy_from_slice(&src[..size]);
+        k ^= 1;
+    }
+    let (t0, cpu0) = (Instant::now(), thread_cpu_ns());
+    for i in 0..count {
+        stamp(src, i);
+        dst[k * slot + dst_offset..][..size].copy_from_slice(&src[..size]);
+        std::hint::black_box(&mut dst[k * slot]); // keep every copy
+        k ^= 1;
+    }
+    let cpu = (thread_cpu_ns() - cpu0) as f64;
+    [
+        count as f64 / t0.elapsed().as_secs_f64(),
+        cpu / count as f64,
+    ]
+}
+
+fn report_addrs(who: &str, size: usize, addrs: Option<std::collections::BTreeSet<usize>>) {
+    if let Some(a) = addrs {
+        let span = a.last().unwrap_or(&0) + size - a.first().unwrap_or(&0);
+        let mod64: std::collections::BTreeSet<usize> = a.iter().map(|p| p % 64).collect();
+        eprintln!(
+            "\n{who}: {} distinct message addresses, spanning {:.1} MB; address mod 64: {mod64:?}",
+            a.len(),
+            span as f64 / 1e6
+        );
+    }
+}
+
+/// One throughput run: `count` messages timed after a warm-up; [msgs/s, the producer's CPU
+/// time per message in ns].
+fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
+    // SHMCMP_ADDRS=1: count the distinct addresses the zero-copy consumers see (the frames'
+    // footprint: where the next frame goes), printed to stderr.
+    let mut addrs = env::var_os("SHMCMP_ADDRS").map(|_| std::collections::BTreeSet::new());
+    if let Some(off) = mode.strip_prefix("memcpy") {
+        return run_memcpy(size, count, off.parse().unwrap_or(0));
+    }
     let cap = capacity_for(size);
-    let warmup = ((2 * cap / (size + 8)) as u64).max(16);
+    // A multiple of the batch, so that batches need not straddle the warm-up's end.
+    let warmup = ((2 * cap / (size + 8)) as u64)
+        .max(16)
+        .next_multiple_of(BATCH as u64);
     let total = warmup + count;
     let name = unique("tp");
     let args: Vec<String> = vec![
@@ -401,6 +619,7 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
         name.clone(),
         size.to_string(),
         total.to_string(),
+        warmup.to_string(),
     ];
     if mode == "ice" {
         let node = ice_node();
@@ -443,39 +662,107 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> f64 {
                 seq_of(p),
                 p.len()
             );
+            if let Some(a) = addrs.as_mut() {
+                a.insert(p.as_ptr() as usize);
+            }
         }
+        report_addrs("iceoryx2", size, addrs);
         let dt = t0.elapsed().as_secs_f64();
+        let cpu = peer.cpu_ns();
         peer.finish();
-        return count as f64 / dt;
+        return [count as f64 / dt, cpu / count as f64];
+    }
+    if is_c_mode(mode) {
+        let flags = sys::SHM_CHANNEL_CREATE | sys::SHM_CHANNEL_EXCL;
+        let ch = RawChannel::open(&name, sys::SHM_CHANNEL_CONSUMER, flags, cap as u64);
+        let mut peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
+        let mut ns = 0u64;
+        // SAFETY: an open consumer handle, used by this thread only; `ns` a valid pointer.
+        let rc = unsafe {
+            cmp_c_consume(
+                ch.0,
+                c_mode(mode),
+                size as u64,
+                warmup,
+                count,
+                BATCH as u32,
+                &mut ns,
+            )
+        };
+        assert_eq!(
+            rc, 0,
+            "C consumer: {rc} (negative: an errno; positive: bad messages)"
+        );
+        drop(ch);
+        let cpu = peer.cpu_ns();
+        peer.finish();
+        return [count as f64 / (ns as f64 * 1e-9), cpu / count as f64];
     }
     let mut rx = OpenOptions::new()
         .create_new(true)
         .capacity(cap)
         .consumer(&name)
         .expect("open consumer");
-    let peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
-    let mut buf_mem = vec![0u8; size + 64];
-    let mut buf = aligned64(&mut buf_mem, size);
-    let mut t0 = Instant::now();
-    for seq in 0..total {
-        if seq == warmup {
-            t0 = Instant::now();
+    let mut peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
+    if mode == "batch" {
+        let mut batch = Batch::with_capacity(size * BATCH, BATCH);
+        let (mut seq, mut t0) = (0u64, None);
+        while seq < total {
+            if t0.is_none() && seq >= warmup {
+                t0 = Some(Instant::now());
+            }
+            // A batch stops at the warm-up's end: the clock starts when message `warmup`
+            // is due, as in the other modes.
+            let end = if seq < warmup { warmup } else { total };
+            let want = ((end - seq) as usize).min(BATCH);
+            let got = rx.read_batch(&mut batch, want).expect("read_batch");
+            for (k, m) in batch.iter().enumerate() {
+                let want_seq = seq + k as u64;
+                assert!(
+                    m.len() == size && seq_of(m) == want_seq,
+                    "message {want_seq} is wrong"
+                );
+            }
+            seq += got as u64;
         }
-        if mode == "copy" {
-            let n = rx.read_into(&mut buf).expect("read");
-            assert!(n == size && seq_of(&buf) == seq, "message {seq} is wrong");
-        } else {
+        let dt = t0.unwrap().elapsed().as_secs_f64();
+        drop(rx);
+        let cpu = peer.cpu_ns();
+        peer.finish();
+        return [count as f64 / dt, cpu / count as f64];
+    }
+    let mut buf_mem = vec![0u8; size + 64];
+    let buf = aligned64(&mut buf_mem, size);
+    let mut t0 = Instant::now();
+    if mode == "copy" {
+        for seq in 0..total {
+            if seq == warmup {
+                t0 = Instant::now();
+            }
+            let n = rx.read_into(buf).expect("read");
+            assert!(n == size && seq_of(buf) == seq, "message {seq} is wrong");
+        }
+    } else {
+        for seq in 0..total {
+            if seq == warmup {
+                t0 = Instant::now();
+            }
             let p = rx.peek().expect("peek");
             assert!(
                 p.len() == size && seq_of(&p) == seq,
                 "message {seq} is wrong"
             );
+            if let Some(a) = addrs.as_mut() {
+                a.insert(p.as_ptr() as usize);
+            }
         }
+        report_addrs("shm-channel", size, addrs);
     }
     let dt = t0.elapsed().as_secs_f64();
     drop(rx);
+    let cpu = peer.cpu_ns();
     peer.finish();
-    count as f64 / dt
+    [count as f64 / dt, cpu / count as f64]
 }
 
 fn pct(sorted: &[u64], q: f64) -> f64 {
@@ -591,8 +878,8 @@ fn run_case(ctx: &Ctx, c: &Case, count: u64) -> Result<[f64; 5], String> {
     std::panic::catch_unwind(move || {
         let ctx = Ctx { cpus: ctx_cpus };
         if kind == Kind::Throughput {
-            let r = run_throughput(&ctx, mode, size, count);
-            [r, 0.0, 0.0, 0.0, 0.0]
+            let [r, cpu] = run_throughput(&ctx, mode, size, count);
+            [r, cpu, 0.0, 0.0, 0.0]
         } else {
             run_roundtrip(&ctx, mode, count)
         }
@@ -622,17 +909,37 @@ fn calibrate(ctx: &Ctx, c: &mut Case, rep_s: f64) {
 
 fn measure(ctx: &Ctx, cases: &mut [Case], reps: usize, rep_s: f64) {
     for c in cases.iter_mut() {
+        if c.id.starts_with("c_") {
+            continue; // gets its Rust twin's count (below): both runs move as many messages
+        }
         calibrate(ctx, c, rep_s);
     }
+    for k in 0..cases.len() {
+        if let Some(twin) = cases[k].id.strip_prefix("c_") {
+            let rs = cases
+                .iter()
+                .find(|c| c.id.strip_prefix("rs_") == Some(twin));
+            match rs.map(|c| (c.count, c.error.clone())) {
+                Some((n, None)) => cases[k].count = n,
+                _ => calibrate(ctx, &mut cases[k], rep_s),
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..cases.len()).collect();
     for _ in 0..reps {
-        for c in cases.iter_mut() {
+        // Every run of a round, then the next round in the opposite order: neither twin of
+        // a pair always runs first (or right after iceoryx2).
+        for &k in &order {
+            let c = &mut cases[k];
             if c.error.is_some() {
                 continue;
             }
             match run_case(ctx, c, c.count) {
                 Ok(st) => {
                     c.runs.push(st[0]);
-                    if c.kind == Kind::RoundTrip {
+                    if c.kind == Kind::Throughput {
+                        c.cpu.push(st[1]);
+                    } else {
                         c.p99.push(st[1]);
                         c.p999.push(st[2]);
                         c.max.push(st[3]);
@@ -641,9 +948,147 @@ fn measure(ctx: &Ctx, cases: &mut [Case], reps: usize, rep_s: f64) {
                 Err(e) => c.error = Some(e),
             }
         }
+        order.reverse();
         eprint!(".");
     }
     eprintln!();
+}
+
+/// A same-run ratio: `a` over `b`, run by run (both ran in the same round), so the noise
+/// of one moment hits both; the median and the range of those per-round ratios.
+struct Paired {
+    what: String,
+    size: usize,
+    a: String,
+    b: String,
+    ratios: Vec<f64>,
+    /// b's producer CPU time per message over a's, per round (above 1: a's costs less).
+    cpu_ratios: Vec<f64>,
+    goal: Option<f64>,
+}
+
+impl Paired {
+    fn new(
+        all: &[Case],
+        what: &str,
+        size: usize,
+        a: &str,
+        b: &str,
+        goal: Option<f64>,
+    ) -> Option<Paired> {
+        let find = |id: &str| {
+            all.iter()
+                .find(|c| c.id == id && c.size == size && c.error.is_none())
+        };
+        let (ca, cb) = (find(a)?, find(b)?);
+        let ratios: Vec<f64> = ca.runs.iter().zip(&cb.runs).map(|(x, y)| x / y).collect();
+        let cpu_ratios: Vec<f64> = ca.cpu.iter().zip(&cb.cpu).map(|(x, y)| y / x).collect();
+        if ratios.is_empty() {
+            return None;
+        }
+        Some(Paired {
+            what: what.into(),
+            size,
+            a: a.into(),
+            b: b.into(),
+            ratios,
+            cpu_ratios,
+            goal,
+        })
+    }
+    fn lo(&self) -> f64 {
+        self.ratios.iter().cloned().fold(f64::INFINITY, f64::min)
+    }
+    fn hi(&self) -> f64 {
+        self.ratios
+            .iter()
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+    fn met(&self) -> Option<bool> {
+        self.goal.map(|g| median(&self.ratios) >= g)
+    }
+}
+
+/// `--goals FILE`: the pairs as a Markdown section for bench/results/REPORT.md.
+fn goals_markdown(all: &[Case], pairs: &[Paired], reps: usize, l0: f64, l1: f64) -> String {
+    let mut o =
+        String::from("## Issue 14: Rust vs C, and 1080p vs iceoryx2 (bench/rust, same run)\n\n");
+    o.push_str(&format!(
+        "CPU: {}, {} online; load average {l0:.2} at the start, {l1:.2} at the end (2 CPUs: above ~0.3 \
+         someone else shared them). Ring: {}. Every ratio is taken run by run (the two rows ran in \
+         the same round; rounds alternate their order), median [min-max] over {reps} rounds. \
+         `c_*` rows are the C loops of bench/shm_cases.c (bench/rust/c/loops.c) linked into the \
+         same program against the same C library as the Rust loops. At 1080p both producers write \
+         every byte of each frame and both consumers check the size and the 8-byte sequence number \
+         in place (zero copy on both sides). Producer CPU: the producing thread's CPU time per \
+         message (CLOCK_THREAD_CPUTIME_ID), b's over a's, which a loaded machine stretches less \
+         than the wall clock.\n\n",
+        cpu_model(),
+        // SAFETY: sysconf has no preconditions.
+        unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) },
+        match CAPACITY.load(Ordering::Relaxed) {
+            0 => "4 MiB, 16 MiB for 1080p (the recommended capacity)".to_string(),
+            c => format!("{c} B (--capacity)"),
+        }
+    ));
+    o.push_str("| comparison | size | a / b, per round | goal | a | b | producer CPU, b / a |\n");
+    o.push_str("|---|---:|---|---|---|---|---|\n");
+    for p in pairs {
+        let find = |id: &str| all.iter().find(|c| c.id == id && c.size == p.size).unwrap();
+        let goal = match (p.goal, p.met()) {
+            (Some(g), Some(true)) => format!(">= {g:.2}x: met"),
+            (Some(g), _) => format!(">= {g:.2}x: **missed**"),
+            _ => "(info)".into(),
+        };
+        let lo = p.cpu_ratios.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = p
+            .cpu_ratios
+            .iter()
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max);
+        o.push_str(&format!(
+            "| {} | {} B | {:.3}x [{:.3}-{:.3}] | {goal} | `{}` {} | `{}` {} | {:.3}x [{lo:.3}-{hi:.3}] |\n",
+            p.what,
+            p.size,
+            median(&p.ratios),
+            p.lo(),
+            p.hi(),
+            p.a,
+            spread_str(find(&p.a)),
+            p.b,
+            spread_str(find(&p.b)),
+            median(&p.cpu_ratios),
+        ));
+    }
+    o.push('\n');
+    o
+}
+
+/// Median and [min-max] of a case's runs, as "12.3 M msgs/s [11.0-13.1]" (or GB/s).
+fn spread_str(c: &Case) -> String {
+    let (lo, hi) = c
+        .runs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+            (l.min(x), h.max(x))
+        });
+    if c.size >= MIB {
+        let g = c.size as f64 / 1e9;
+        format!(
+            "{:.2} GB/s [{:.2}-{:.2}]",
+            median(&c.runs) * g,
+            lo * g,
+            hi * g
+        )
+    } else {
+        format!(
+            "{:.2} M msgs/s [{:.2}-{:.2}]",
+            median(&c.runs) / 1e6,
+            lo / 1e6,
+            hi / 1e6
+        )
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -691,6 +1136,91 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The Rust twin of c/loops.c's cmp_c_inproc: one process, both handles, `n` messages
+/// written and read back in turn (for callgrind's instruction counts per message).
+#[inline(never)]
+fn inproc_rs(tx: &mut Producer, rx: &mut Consumer, mode: &str, size: usize, n: u64) -> u64 {
+    let mut src_mem = vec![0x5Au8; size * BATCH + 64];
+    let src = aligned64(&mut src_mem, size * BATCH);
+    let mut buf_mem = vec![0u8; size + 64];
+    let buf = aligned64(&mut buf_mem, size);
+    let mut wb: Batch = (0..BATCH).map(|_| &src[..size]).collect();
+    let mut rb = Batch::with_capacity(size * BATCH, BATCH);
+    let mut bad = 0u64;
+    // One loop per mode, the mode chosen outside it, as c/loops.c does.
+    match mode {
+        "copy" => {
+            for seq in 0..n {
+                stamp(src, seq);
+                tx.write(&src[..size]).unwrap();
+                let got = rx.read_into(buf).unwrap();
+                bad += (got != size || seq_of(buf) != seq) as u64;
+            }
+        }
+        "zerocopy" => {
+            for seq in 0..n {
+                let mut r = tx.reserve(size).unwrap();
+                r.copy_from_slice(&src[..size]);
+                stamp(&mut r, seq);
+                r.commit().unwrap();
+                let p = rx.peek().unwrap();
+                bad += (p.len() != size || seq_of(&p) != seq) as u64;
+            }
+        }
+        _ => {
+            for seq in (0..n).step_by(BATCH) {
+                for (k, m) in wb.bytes_mut().chunks_exact_mut(size).enumerate() {
+                    stamp(m, seq + k as u64);
+                }
+                let w = tx.write_batch(&wb).unwrap();
+                let got = rx.read_batch(&mut rb, BATCH).unwrap();
+                bad += (w != BATCH || got != BATCH) as u64;
+                for (k, m) in rb.iter().enumerate() {
+                    bad += (m.len() != size || seq_of(m) != seq + k as u64) as u64;
+                }
+            }
+        }
+    }
+    bad
+}
+
+/// `--inproc MODE N`: run one in-process loop (rs_copy, c_copy, rs_zerocopy, ...) of N 64 B
+/// messages, for bench/rust/callgrind.sh.
+fn inproc(id: &str, n: u64) {
+    let name = unique("inproc");
+    let size = 64;
+    let bad = if let Some(m) = id.strip_prefix("c_") {
+        let flags = sys::SHM_CHANNEL_CREATE | sys::SHM_CHANNEL_EXCL;
+        let raw_rx = RawChannel::open(&name, sys::SHM_CHANNEL_CONSUMER, flags, 4 * MIB as u64);
+        let raw_tx = RawChannel::open(&name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
+        // SAFETY: two open handles of one channel, used by this thread only.
+        let rc = unsafe {
+            cmp_c_inproc(
+                raw_tx.0,
+                raw_rx.0,
+                c_mode(&format!("c{m}")),
+                size as u64,
+                n,
+                BATCH as u32,
+            )
+        };
+        assert!(rc >= 0, "cmp_c_inproc: {rc}");
+        rc as u64
+    } else {
+        let m = id.strip_prefix("rs_").expect("an rs_ or c_ id");
+        let mut rx = OpenOptions::new()
+            .create_new(true)
+            .capacity(4 * MIB)
+            .consumer(&name)
+            .unwrap();
+        let mut tx = Producer::open(&name).unwrap();
+        inproc_rs(&mut tx, &mut rx, m, size, n)
+    };
+    let _ = shm_channel::force_unlink(&name);
+    assert_eq!(bad, 0, "bad messages");
+    println!("{id}: {n} messages");
+}
+
 fn main() {
     if let Ok(a) = env::var(CHILD_ENV) {
         let args: Vec<String> = a.split(' ').map(str::to_string).collect();
@@ -702,9 +1232,15 @@ fn main() {
     let mut rep_s = 0.25f64;
     let mut sizes: Vec<usize> = vec![64, 1024, 4096, 65536, 1 << 20, 6_220_800];
     let mut json: Option<String> = None;
+    let mut goals_md: Option<String> = None;
     let mut do_tp = true;
     let mut do_rtt = true;
+    let mut only: Option<Vec<String>> = None;
     let argv: Vec<String> = env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--inproc") {
+        inproc(&argv[1], argv[2].parse().unwrap());
+        return;
+    }
     let mut i = 0;
     while i < argv.len() {
         let v = argv.get(i + 1).cloned();
@@ -725,14 +1261,26 @@ fn main() {
                 sizes = v.unwrap().split(',').map(|s| s.parse().unwrap()).collect();
                 i += 1;
             }
+            "--goals" => {
+                goals_md = v;
+                i += 1;
+            }
             "--json" => {
                 json = v;
+                i += 1;
+            }
+            "--only" => {
+                only = v.map(|l| l.split(',').map(str::to_string).collect());
+                i += 1;
+            }
+            "--capacity" => {
+                CAPACITY.store(v.unwrap().parse().unwrap(), Ordering::Relaxed);
                 i += 1;
             }
             "--throughput" => do_rtt = false,
             "--roundtrip" => do_tp = false,
             "--help" | "-h" => {
-                println!("usage: shm-channel-compare [--quick] [--reps N] [--time S] [--sizes LIST] [--throughput|--roundtrip] [--json FILE]");
+                println!("usage: shm-channel-compare [--quick] [--reps N] [--time S] [--sizes LIST] [--throughput|--roundtrip] [--only ID,...] [--capacity BYTES] [--json FILE] [--goals FILE.md]");
                 return;
             }
             other => {
@@ -761,38 +1309,103 @@ fn main() {
         p99: vec![],
         p999: vec![],
         max: vec![],
+        cpu: vec![],
         error: None,
     };
     let mut all: Vec<Case> = Vec::new();
     if do_tp {
         for &size in &sizes {
             eprint!("rust throughput {size} B ");
-            let mut cases = vec![
-                new_case(
-                    "ice_pubsub",
-                    "iceoryx2 pub/sub (loan/send)",
-                    "iceoryx2",
-                    Kind::Throughput,
-                    "ice",
+            let tp = Kind::Throughput;
+            let mut cases = Vec::new();
+            if size == FRAME {
+                cases.push(new_case(
+                    "memcpy",
+                    "memcpy (floor, L3-resident)",
+                    "baseline",
+                    tp,
+                    "memcpy0",
                     size,
-                ),
-                new_case(
-                    "rs_copy",
-                    "shm-channel write/read_into",
+                ));
+                cases.push(new_case(
+                    "memcpy_dst8",
+                    "memcpy, destination 8 B past a line",
+                    "baseline",
+                    tp,
+                    "memcpy8",
+                    size,
+                ));
+            }
+            cases.push(new_case(
+                "ice_pubsub",
+                "iceoryx2 pub/sub (loan/send)",
+                "iceoryx2",
+                tp,
+                "ice",
+                size,
+            ));
+            cases.push(new_case(
+                "rs_copy",
+                "shm-channel write/read_into",
+                "rust",
+                tp,
+                "copy",
+                size,
+            ));
+            // The C twins (c/loops.c, same library, same program) at the sizes of the goals.
+            let paired = size == 64 || size == FRAME;
+            if paired {
+                cases.push(new_case(
+                    "c_copy",
+                    "C loop, write/read",
+                    "c",
+                    tp,
+                    "ccopy",
+                    size,
+                ));
+            }
+            cases.push(new_case(
+                "rs_zerocopy",
+                "shm-channel reserve/peek",
+                "rust",
+                tp,
+                "zerocopy",
+                size,
+            ));
+            if paired {
+                cases.push(new_case(
+                    "c_zerocopy",
+                    "C loop, reserve/peek",
+                    "c",
+                    tp,
+                    "czerocopy",
+                    size,
+                ));
+            }
+            if size == 64 {
+                cases.push(new_case(
+                    "rs_batch",
+                    "shm-channel write_batch/read_batch",
                     "rust",
-                    Kind::Throughput,
-                    "copy",
+                    tp,
+                    "batch",
                     size,
-                ),
-                new_case(
-                    "rs_zerocopy",
-                    "shm-channel reserve/peek",
-                    "rust",
-                    Kind::Throughput,
-                    "zerocopy",
+                ));
+                cases.push(new_case(
+                    "c_batch",
+                    "C loop, write_batch/read_batch",
+                    "c",
+                    tp,
+                    "cbatch",
                     size,
-                ),
-            ];
+                ));
+            }
+            if let Some(only) = &only {
+                cases.retain(|c| only.iter().any(|o| o == c.id));
+            }
+            if cases.is_empty() {
+                continue;
+            }
             measure(&ctx, &mut cases, reps, rep_s);
             all.extend(cases);
         }
@@ -833,10 +1446,65 @@ fn main() {
                 RTT_SIZE,
             ),
         ];
+        if let Some(only) = &only {
+            cases.retain(|c| only.iter().any(|o| o == c.id));
+        }
         measure(&ctx, &mut cases, reps, rep_s);
         all.extend(cases);
     }
     let load_end = loadavg();
+
+    // Issue 14's two goals, as same-run, run-by-run ratios.
+    let mut pairs: Vec<Paired> = Vec::new();
+    for size in [64, FRAME] {
+        for (what, a, b) in [
+            ("Rust vs C, write/read", "rs_copy", "c_copy"),
+            ("Rust vs C, reserve/peek", "rs_zerocopy", "c_zerocopy"),
+            ("Rust vs C, write_batch/read_batch", "rs_batch", "c_batch"),
+        ] {
+            pairs.extend(Paired::new(&all, what, size, a, b, Some(0.95)));
+        }
+    }
+    pairs.extend(Paired::new(
+        &all,
+        "1080p, Rust zero-copy vs iceoryx2",
+        FRAME,
+        "rs_zerocopy",
+        "ice_pubsub",
+        Some(1.0),
+    ));
+    pairs.extend(Paired::new(
+        &all,
+        "1080p, C zero-copy vs iceoryx2",
+        FRAME,
+        "c_zerocopy",
+        "ice_pubsub",
+        None,
+    ));
+    pairs.extend(Paired::new(
+        &all,
+        "1080p, Rust zero-copy vs the L3-resident copy",
+        FRAME,
+        "rs_zerocopy",
+        "memcpy",
+        None,
+    ));
+    pairs.extend(Paired::new(
+        &all,
+        "1080p, iceoryx2 vs the L3-resident copy",
+        FRAME,
+        "ice_pubsub",
+        "memcpy",
+        None,
+    ));
+    pairs.extend(Paired::new(
+        &all,
+        "1080p, copy to a line + 8 B vs the L3-resident copy",
+        FRAME,
+        "memcpy_dst8",
+        "memcpy",
+        None,
+    ));
 
     println!("Rust: shm-channel crate vs iceoryx2 (two processes, median of {reps} runs)");
     for c in &all {
@@ -862,6 +1530,50 @@ fn main() {
                 median(&c.max)
             );
         }
+    }
+    if !pairs.is_empty() {
+        println!(
+            "\nIssue 14 goals, same run, ratio per round: median [min-max] over {reps} rounds (CPU: {}; load average {load_start:.2} -> {load_end:.2}; ring {})",
+            cpu_model(),
+            match CAPACITY.load(Ordering::Relaxed) {
+                0 => "4 MiB, 16 MiB for 1080p".to_string(),
+                c => format!("{c} B"),
+            }
+        );
+        for p in &pairs {
+            let find = |id: &str| all.iter().find(|c| c.id == id && c.size == p.size).unwrap();
+            let verdict = match p.met() {
+                Some(true) => format!("  goal >= {:.2}x: met", p.goal.unwrap()),
+                Some(false) => format!("  goal >= {:.2}x: MISSED", p.goal.unwrap()),
+                None => String::new(),
+            };
+            println!(
+                "  {:<52} {:>9} B  {:.3}x [{:.3}-{:.3}]{verdict}\n      {} {}; {} {}\n      producer CPU per message, {} over {}: {:.3}x [{:.3}-{:.3}] ({:.0} ns vs {:.0} ns)",
+                p.what,
+                p.size,
+                median(&p.ratios),
+                p.lo(),
+                p.hi(),
+                p.a,
+                spread_str(find(&p.a)),
+                p.b,
+                spread_str(find(&p.b)),
+                p.b,
+                p.a,
+                median(&p.cpu_ratios),
+                p.cpu_ratios.iter().cloned().fold(f64::INFINITY, f64::min),
+                p.cpu_ratios.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+                median(&find(&p.b).cpu),
+                median(&find(&p.a).cpu),
+            );
+        }
+    }
+    if let (Some(path), false) = (&goals_md, pairs.is_empty()) {
+        std::fs::write(
+            path,
+            goals_markdown(&all, &pairs, reps, load_start, load_end),
+        )
+        .expect("write the goals file");
     }
     if let Some(path) = json {
         let mut out = String::new();
@@ -895,7 +1607,11 @@ fn main() {
                 c.count
             ));
             if c.kind == Kind::Throughput {
-                out.push_str(&format!("\"msgs_per_s\": {{\"runs\": {}}}", jarr(&c.runs)));
+                out.push_str(&format!(
+                    "\"msgs_per_s\": {{\"runs\": {}}}, \"producer_cpu_ns_per_msg\": {{\"runs\": {}}}",
+                    jarr(&c.runs),
+                    jarr(&c.cpu)
+                ));
             } else {
                 out.push_str(&format!(
                     "\"median\": {{\"runs\": {}}}, \"p99\": {{\"runs\": {}}}, \"p999\": {{\"runs\": {}}}, \"max\": {{\"runs\": {}}}",
@@ -911,6 +1627,23 @@ fn main() {
                     .as_deref()
                     .map(jstr)
                     .unwrap_or_else(|| "null".into())
+            ));
+        }
+        out.push_str("\n  ],\n  \"pairs\": [");
+        for (k, p) in pairs.iter().enumerate() {
+            out.push_str(if k > 0 { ",\n    " } else { "\n    " });
+            out.push_str(&format!(
+                "{{\"what\": {}, \"size\": {}, \"a\": {}, \"b\": {}, \"ratios\": {}, \"median\": {:.4}, \"min\": {:.4}, \"max\": {:.4}, \"goal\": {}, \"producer_cpu_ratios\": {}}}",
+                jstr(&p.what),
+                p.size,
+                jstr(&p.a),
+                jstr(&p.b),
+                jarr(&p.ratios),
+                median(&p.ratios),
+                p.lo(),
+                p.hi(),
+                p.goal.map_or("null".to_string(), |g| format!("{g}")),
+                jarr(&p.cpu_ratios)
             ));
         }
         out.push_str("\n  ]\n}\n");

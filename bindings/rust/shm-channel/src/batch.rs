@@ -54,6 +54,7 @@ impl Batch {
     /// batch.push(&[1, 2, 3]);
     /// assert_eq!(batch.len(), 1);
     /// ```
+    #[inline]
     pub fn push(&mut self, msg: &[u8]) {
         self.data.extend_from_slice(msg);
         self.lens.push(msg.len() as u64);
@@ -65,6 +66,7 @@ impl Batch {
     /// let batch: shm_channel::Batch = [&b"a"[..], b"b"].into_iter().collect();
     /// assert_eq!(batch.len(), 2);
     /// ```
+    #[inline]
     pub fn len(&self) -> usize {
         self.lens.len()
     }
@@ -77,6 +79,7 @@ impl Batch {
     /// batch.push(b"");
     /// assert!(!batch.is_empty());
     /// ```
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.lens.is_empty()
     }
@@ -98,6 +101,7 @@ impl Batch {
     /// batch.clear();
     /// assert!(batch.is_empty() && batch.capacity() >= 100);
     /// ```
+    #[inline]
     pub fn clear(&mut self) {
         self.data.clear();
         self.lens.clear();
@@ -109,6 +113,7 @@ impl Batch {
     /// let batch: shm_channel::Batch = [&b"ab"[..], b"cd"].into_iter().collect();
     /// assert_eq!(batch.bytes(), b"abcd");
     /// ```
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         &self.data
     }
@@ -122,6 +127,7 @@ impl Batch {
     /// }
     /// assert_eq!(batch.iter().nth(1), Some(&1u32.to_le_bytes()[..]));
     /// ```
+    #[inline]
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.data
     }
@@ -133,6 +139,7 @@ impl Batch {
     /// let lens: Vec<usize> = batch.iter().map(<[u8]>::len).collect();
     /// assert_eq!(lens, [2, 2]);
     /// ```
+    #[inline]
     pub fn iter(&self) -> BatchIter<'_> {
         BatchIter {
             data: &self.data,
@@ -140,10 +147,12 @@ impl Batch {
         }
     }
 
+    #[inline]
     pub(crate) fn raw_lens(&self) -> &[u64] {
         &self.lens
     }
 
+    #[inline]
     pub(crate) fn raw_parts_mut(&mut self) -> (&mut Vec<u8>, &mut Vec<u64>) {
         (&mut self.data, &mut self.lens)
     }
@@ -212,6 +221,7 @@ pub struct BatchIter<'a> {
 impl<'a> Iterator for BatchIter<'a> {
     type Item = &'a [u8];
 
+    #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
         let len = *self.lens.next()? as usize;
         let (msg, rest) = self.data.split_at(len);

@@ -178,6 +178,7 @@ impl Consumer {
     /// assert_eq!(buf, b"hello");
     /// # Ok::<(), shm_channel::Error>(())
     /// ```
+    #[inline]
     pub fn read(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         buf.clear();
         loop {
@@ -269,6 +270,7 @@ impl Consumer {
     /// drop(msg); // released
     /// # Ok::<(), shm_channel::Error>(())
     /// ```
+    #[inline]
     pub fn peek(&mut self) -> Result<Peeked<'_>> {
         let mut p = ptr::null();
         let mut len = 0u64;
@@ -309,6 +311,7 @@ impl Consumer {
     /// assert_eq!(batch.iter().collect::<Vec<_>>(), [&b"a"[..], b"bb", b"ccc"]);
     /// # Ok::<(), shm_channel::Error>(())
     /// ```
+    #[inline]
     pub fn read_batch(&mut self, batch: &mut Batch, max_msgs: usize) -> Result<usize> {
         let max = max_msgs.min(i32::MAX as usize);
         batch.clear();
@@ -510,10 +513,12 @@ impl Peeked<'_> {
     /// assert!(matches!(rx.peek(), Err(shm_channel::Error::EndOfStream)));
     /// # Ok::<(), shm_channel::Error>(())
     /// ```
+    #[inline]
     pub fn release(self) {}
 }
 
 impl Drop for Peeked<'_> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: the handle is open, used by this thread only (the guard holds it
         // mutably), and has the record this guard shows peeked. The only possible error

@@ -302,6 +302,7 @@ impl From<Error> for io::Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Turns a C return value into a result: the value itself when it is not negative.
+#[inline]
 pub(crate) fn check(rc: i32, op: Op) -> Result<i32> {
     if rc < 0 {
         Err(Error::from_code(rc, op))

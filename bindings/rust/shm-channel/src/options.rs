@@ -109,6 +109,30 @@ impl OpenOptions {
         self
     }
 
+    /// The recommended capacity for messages of up to `max_message` bytes: the smallest
+    /// power of two whose largest message (`capacity / 2 - 8`) holds one, and at least
+    /// [`DEFAULT_CAPACITY`](crate::DEFAULT_CAPACITY). For large messages (video frames) a
+    /// bigger ring is slower, not faster: two frames take turns in a ring this size and stay
+    /// in the last-level cache, where a ring of four or five frames makes every copy go to
+    /// memory (1080p, 6,220,800 B: 16 MiB, not 32; bench/README.md has the measurements).
+    /// A size no capacity can hold gives a capacity the open refuses.
+    ///
+    /// ```
+    /// # let name = &format!("doc-options-cap-for-{}", std::process::id());
+    /// let frame = 1920 * 1080 * 3;
+    /// let mut tx = shm_channel::OpenOptions::new()
+    ///     .create(true)
+    ///     .capacity_for_message(frame)
+    ///     .producer(name)?;
+    /// assert_eq!(tx.capacity(), 16 << 20);
+    /// tx.reserve(frame)?.commit()?;
+    /// # shm_channel::force_unlink(name)?;
+    /// # Ok::<(), shm_channel::Error>(())
+    /// ```
+    pub fn capacity_for_message(&mut self, max_message: usize) -> &mut Self {
+        self.capacity(recommended_capacity(max_message))
+    }
+
     /// Permission bits of a new segment (default `0o600`). An existing segment with bits
     /// beyond these is refused unless [`allow_foreign`](Self::allow_foreign).
     ///
@@ -204,5 +228,41 @@ impl OpenOptions {
         } else {
             self.flags &= !flag;
         }
+    }
+}
+
+/// [`OpenOptions::capacity_for_message`]'s capacity: saturates (to a capacity the open
+/// refuses) where no power of two holds the message.
+fn recommended_capacity(max_message: usize) -> usize {
+    max_message
+        .checked_add(8)
+        .and_then(|r| r.checked_mul(2))
+        .and_then(usize::checked_next_power_of_two)
+        .map_or(usize::MAX, |c| c.max(crate::DEFAULT_CAPACITY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recommended_capacity;
+
+    #[test]
+    fn recommended_capacity_is_the_smallest_that_holds_the_message() {
+        assert_eq!(recommended_capacity(0), crate::DEFAULT_CAPACITY);
+        assert_eq!(recommended_capacity(64), crate::DEFAULT_CAPACITY);
+        // 1080p frame: 16 MiB (largest message 8 MiB - 8), not 32.
+        assert_eq!(recommended_capacity(6_220_800), 16 << 20);
+        // The boundary: capacity / 2 - 8 is the largest message.
+        assert_eq!(recommended_capacity((8 << 20) - 8), 16 << 20);
+        assert_eq!(recommended_capacity((8 << 20) - 7), 32 << 20);
+        for len in [1usize, 1000, 600_000, 6_220_800, 100 << 20] {
+            let c = recommended_capacity(len);
+            assert!(
+                c.is_power_of_two()
+                    && c / 2 - 8 >= len
+                    && (c / 4 < len + 8 || c == crate::DEFAULT_CAPACITY)
+            );
+        }
+        assert_eq!(recommended_capacity(usize::MAX), usize::MAX);
+        assert_eq!(recommended_capacity(usize::MAX / 2), usize::MAX);
     }
 }

@@ -208,6 +208,7 @@ impl Producer {
     /// # shm_channel::force_unlink(name)?;
     /// # Ok::<(), shm_channel::Error>(())
     /// ```
+    #[inline]
     pub fn write_batch(&mut self, batch: &Batch) -> Result<usize> {
         self.write_batch_from(batch, 0, 0)
     }
@@ -248,6 +249,7 @@ impl Producer {
     }
 
     /// Writes messages `first..` of `batch`, whose bytes start at `offset`.
+    #[inline]
     fn write_batch_from(&mut self, batch: &Batch, first: usize, offset: usize) -> Result<usize> {
         let lens = &batch.raw_lens()[first..];
         let data = &batch.bytes()[offset..];
@@ -287,6 +289,7 @@ impl Producer {
     /// # shm_channel::force_unlink(name)?;
     /// # Ok::<(), shm_channel::Error>(())
     /// ```
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Reservation<'_>> {
         let mut p = ptr::null_mut();
         // SAFETY: `p` is a valid out-pointer; the handle is open and used by this thread
@@ -434,10 +437,12 @@ impl Reservation<'_> {
     /// # drop(tx);
     /// # Ok::<(), shm_channel::Error>(())
     /// ```
+    #[inline]
     pub fn abort(self) {}
 }
 
 impl Drop for Reservation<'_> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: the handle is open and holds the reservation this guard stands for. The
         // only possible error is "no reservation", which cannot happen here.
