@@ -25,6 +25,10 @@ fi
 cmake --build "$build/lib" --target shm_channel -- -j2 >/dev/null
 "${CC:-cc}" -std=c11 -O2 -Wall -Wextra -Werror -I c/include tests/interop/peers/peer.c \
   -L "$build/lib" -lshm_channel -Wl,-rpath,"$build/lib" -o "$build/peer-c"
+for p in bcast_peer svc_peer; do
+  "${CC:-cc}" -std=c11 -O2 -Wall -Wextra -Werror -I c/include tests/interop/peers/$p.c \
+    -L "$build/lib" -lshm_channel -Wl,-rpath,"$build/lib" -o "$build/${p/_/-}-c"
+done
 export CARGO_TARGET_DIR=${SHM_BRIDGE_TARGET:-$HOME/.cache/shm_channel/bridge-target}
 t=$SECONDS
 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build --release --quiet \
@@ -39,6 +43,6 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ./bindings/python
 export SHM_BRIDGE_BIN=$CARGO_TARGET_DIR/release/shm-channel-bridge
-export SHM_BRIDGE_PEER_C=$build/peer-c
+export SHM_BRIDGE_PEER_C=$build/peer-c SHM_BRIDGE_BCAST_C=$build/bcast-peer-c SHM_BRIDGE_SVC_C=$build/svc-peer-c
 export SHM_CHANNEL_LIBRARY=$build/lib/libshm_channel.so.1
 exec timeout -k 10 "${SHM_BRIDGE_TIMEOUT:-600}" "$venv/bin/python" tests/bridge/test_bridge.py "$@"

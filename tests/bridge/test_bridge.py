@@ -26,10 +26,15 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ["SHM_BRIDGE_BIN"]
 PEER_C = os.environ["SHM_BRIDGE_PEER_C"]
 PEER_PY = str(ROOT / "tests" / "interop" / "peers" / "peer.py")
+BCAST_C = os.environ.get("SHM_BRIDGE_BCAST_C", "")
+SVC_C = os.environ.get("SHM_BRIDGE_SVC_C", "")
+SVC_PY = str(ROOT / "tests" / "interop" / "peers" / "svc_peer.py")
+TOPIC_SUB = str(Path(__file__).resolve().parent / "topic_sub.py")
 SOAK = os.environ.get("SHM_BRIDGE_SOAK", "") not in ("", "0")
 N = int(os.environ.get("SHM_BRIDGE_COUNT", 10**7 if SOAK else 10**6))
 FRAMES = int(os.environ.get("SHM_BRIDGE_FRAMES", 20))
 FRAME = 6_220_800
+TOPIC_N = int(os.environ.get("SHM_BRIDGE_TOPIC_COUNT", 100_000 if SOAK else 4000))
 DEADLINE = int(os.environ.get("SHM_BRIDGE_DEADLINE", 900 if SOAK else 120))
 
 
@@ -83,12 +88,12 @@ def peer(cmd: list[str], m: Machine, name: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=m.env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def progress(path: Path) -> int:
+def progress(path: Path, at: int = 0) -> int:
     try:
         b = path.read_bytes()
     except FileNotFoundError:
         return 0
-    return int.from_bytes(b[:8], "little") if len(b) >= 8 else 0
+    return int.from_bytes(b[at:at + 8], "little") if len(b) >= at + 8 else 0
 
 
 def wait_for(what: str, cond, until: float, procs=()):
@@ -173,8 +178,118 @@ def test_stream_and_frames():
         b.cleanup()
 
 
+def dump(machines):
+    for m in machines:
+        print("---- bridge log %s\n%s" % (m.shm.name, m.log()[-6000:] if (m.state / "bridge.log").exists() else ""))
+        for f in sorted(m.state.glob("*.out")):
+            print("---- %s\n%s" % (f.name, f.read_text()[-2000:]))
+
+
+def test_topics():
+    """A bytes topic with subscribers on both machines (C publisher on A; Python and C
+    subscribers on A, Python subscriber on B), the exporting bridge frozen in the middle so that
+    its local subscriber is lapped: every subscriber accounts for every message (delivered +
+    missed = published on its machine; the numbers B never saw = B's own misses + the bridge's
+    forwarded misses + Zenoh's losses). A typed topic (f64): a C subscriber on B reads the values
+    of A's C publisher; a Python subscriber asking for i64 on B gets TopicTypeError."""
+    a, b = Machine("A"), Machine("B")
+    procs = []
+    try:
+        until = time.monotonic() + 60
+        depth, mp = 64, 256
+        geo = ["--depth", str(depth), "--max-payload", str(mp)]
+        pa, pb = a.state / "sub.progress", b.state / "sub.progress"
+        sub_a = peer([sys.executable, TOPIC_SUB, "--name", "t", "--count", str(TOPIC_N), *geo,
+                      "--progress", str(pa)], a, "sub_a")
+        cpa = a.state / "csub.progress"
+        csub_a = peer([BCAST_C, "subscribe", "--name", "t", *geo, "--timeout-s", "60", "--progress", str(cpa)],
+                      a, "csub_a")
+        procs = [sub_a, csub_a]
+        wait_for("A's subscribers attached", lambda: pa.exists() and cpa.exists(), until, procs)
+        port = free_port()
+        ep = "tcp/127.0.0.1:%d" % port
+        b.start_bridge(["--listen", ep, "--import-topic", "t", "--import-topic", "tf"])
+        a.start_bridge(["--connect", ep, "--export-topic", "t", "--export-topic", "tf"])
+        # The typed topic exists on A before anyone publishes; the importer creates B's topics
+        # with A's parameters (asked through Zenoh) before any message: B's subscribers attach.
+        fgeo = ["--type", "f64", "--depth", "1024", "--max-payload", "64"]
+        fsub_a = peer([BCAST_C, "subscribe", "--name", "tf", *fgeo, "--timeout-s", "60"], a, "fsub_a")
+        procs.append(fsub_a)
+        wait_for("B's topics created by the importer", lambda: (b.shm / "t").exists() and (b.shm / "tf").exists(),
+                 until, procs + [a.bridge, b.bridge])
+        sub_b = peer([sys.executable, TOPIC_SUB, "--name", "t", "--count", str(TOPIC_N), *geo,
+                      "--progress", str(pb)], b, "sub_b")
+        fsub_b = peer([BCAST_C, "subscribe", "--name", "tf", *fgeo, "--timeout-s", "60"], b, "fsub_b")
+        procs += [sub_b, fsub_b]
+        probe = ("import shm_channel as sc, time\n"
+                 "s = sc.Subscriber('tf', create=False)\n"
+                 "while s.broadcast_stat().subscribers < 2: time.sleep(0.01)\n"
+                 "try:\n sc.Subscriber('tf', int, create=False)\nexcept sc.TopicTypeError as e:\n"
+                 " print('TopicTypeError', e)\nelse:\n print('opened')")
+        chk = subprocess.run([sys.executable, "-c", probe], env=b.env, capture_output=True, text=True,
+                             timeout=max(1, until - time.monotonic()))
+        # The type travelled: B's topic says f64, and a subscriber asking for i64 is refused.
+        assert chk.stdout.startswith("TopicTypeError") and "carries f64" in chk.stdout, (chk.stdout, chk.stderr)
+        wait_for("B's subscriber attached", lambda: pb.exists(), until, procs)
+        # Publishers wait for their subscribers on A (the bridge's included), then publish at a
+        # bounded rate (the bridge keeps up unless frozen).
+        pub = peer([BCAST_C, "publish", "--name", "t", "--count", str(TOPIC_N), *geo, "--wait-subs", "3",
+                    "--rate", "2000"], a, "pub")
+        fpub = peer([BCAST_C, "publish", "--name", "tf", "--count", "300", *fgeo, "--wait-subs", "2",
+                     "--rate", "2000"], a, "fpub")
+        procs += [pub, fpub]
+        # Freeze the exporting bridge for more than `depth` messages: its subscriber is lapped.
+        # (Positions from A's C subscriber: u64 at 8 = its last message number + 1.)
+        last = lambda: progress(cpa, 8)  # noqa: E731
+        wait_for("A's subscriber past a third", lambda: last() >= TOPIC_N // 3, until, [pub, a.bridge])
+        a.bridge.send_signal(signal.SIGSTOP)
+        p0 = last()
+        wait_for("publisher past the frozen bridge", lambda: last() >= p0 + 3 * depth, until, [pub])
+        a.bridge.send_signal(signal.SIGCONT)
+        for p in procs:
+            p.wait(timeout=max(1, until - time.monotonic()))
+        for br in (a.bridge, b.bridge):
+            br.wait(timeout=max(1, until - time.monotonic()))
+            assert br.returncode == 0, (a.log(), b.log())
+        ra, rb, rc = result(a, "sub_a"), result(b, "sub_b"), result(a, "csub_a")
+        rf, rfa = result(b, "fsub_b"), result(a, "fsub_a")
+        assert result(a, "pub")["published"] == TOPIC_N and result(a, "fpub")["published"] == 300
+        st = {(s["name"], s["role"]): s for s in a.stats() + b.stats()}
+        ex, im = st[("t", "export-topic")], st[("t", "import-topic")]
+        for r in (ra, rb, rc, rf, rfa):
+            assert r["ok"] and r["end"] == "EPIPE", r
+        # A: every number accounted for by the subscriber's own misses.
+        assert ra["delivered"] + ra["missed"] == TOPIC_N and ra["skipped"] == ra["missed"], ra
+        assert rc["delivered"] + rc["missed"] == TOPIC_N, rc
+        # The bridge: everything A published reached B, or was lapped on A, or lost in Zenoh.
+        assert ex["missed"] > 0, ex  # the freeze lapped the exporting bridge
+        assert ex["sent"] + ex["missed"] == TOPIC_N and im["missed"] == ex["missed"], (ex, im)
+        assert im["written"] + im["lost"] == ex["sent"], (ex, im)
+        # B: delivered + missed = published on B; numbers never seen = own + bridge losses.
+        assert rb["delivered"] + rb["missed"] == im["written"], (rb, im)
+        assert rb["skipped"] == rb["missed"] + im["missed"] + im["lost"], (rb, im)
+        assert rf["delivered"] + rf["missed"] == 300 and rf["missed"] == 0, rf
+        print("topics: %d messages, A subscribers %d+%d / %d+%d delivered+missed, bridge lapped %d, lost %d,"
+              " B subscriber %d+%d; f64 topic 300/300 on B, i64 refused"
+              % (TOPIC_N, ra["delivered"], ra["missed"], rc["delivered"], rc["missed"], ex["missed"],
+                 im["lost"], rb["delivered"], rb["missed"]))
+    except BaseException:
+        dump((a, b))
+        raise
+    finally:
+        for p in procs + [m.bridge for m in (a, b) if m.bridge]:
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+                p.wait()
+        a.cleanup()
+        b.cleanup()
+
+
 if __name__ == "__main__":
-    tests = [test_stream_and_frames]
+    tests = [test_stream_and_frames, test_topics]
+    if sys.argv[1:]:
+        tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     failed = 0
     for t in tests:
         t0 = time.monotonic()

@@ -29,6 +29,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shm_channel::{Error as ShmError, OpenOptions};
+
+mod topic;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
@@ -48,8 +50,9 @@ fn log(msg: &str) {
 fn usage() -> ! {
     eprintln!(
         "usage: shm-channel-bridge [--listen tcp/IP:PORT]... [--connect tcp/IP:PORT]...
-                          (--export NAME | --import NAME)...
-                          [--capacity BYTES] [--window BYTES] [--state-dir DIR]
+                          (--export NAME | --import NAME | --export-topic NAME | --import-topic NAME
+                           | --export-service NAME | --import-service NAME)...
+                          [--topic-drop] [--service-timeout-ms MS] [--capacity BYTES] [--window BYTES] [--state-dir DIR]
                           [--stats FILE] [--prefix KEY] [--multicast]
        shm-channel-bridge zbench (pub|sub) [--listen ..|--connect ..] --count N --size B
   Multicast scouting is off unless --multicast; peers are the explicit endpoints only.
@@ -64,6 +67,12 @@ struct Args {
     connect: Vec<String>,
     export: Vec<String>,
     import: Vec<String>,
+    export_topic: Vec<String>,
+    import_topic: Vec<String>,
+    topic_drop: bool,
+    export_service: Vec<String>,
+    import_service: Vec<String>,
+    service_timeout: Duration,
     capacity: usize,
     window: usize,
     state_dir: PathBuf,
@@ -82,6 +91,12 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
         connect: vec![],
         export: vec![],
         import: vec![],
+        export_topic: vec![],
+        import_topic: vec![],
+        topic_drop: false,
+        export_service: vec![],
+        import_service: vec![],
+        service_timeout: Duration::from_secs(10),
         capacity: 1 << 20,
         window: 8 << 20,
         state_dir: PathBuf::from("."),
@@ -97,6 +112,12 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
             "--connect" => a.connect.push(val()),
             "--export" => a.export.push(val()),
             "--import" => a.import.push(val()),
+            "--export-topic" => a.export_topic.push(val()),
+            "--import-topic" => a.import_topic.push(val()),
+            "--topic-drop" => a.topic_drop = true,
+            "--export-service" => a.export_service.push(val()),
+            "--import-service" => a.import_service.push(val()),
+            "--service-timeout-ms" => a.service_timeout = Duration::from_millis(parse_num(Some(val())) as u64),
             "--capacity" => a.capacity = parse_num(Some(val())),
             "--window" => a.window = parse_num(Some(val())),
             "--state-dir" => state_dir = Some(PathBuf::from(val())),
@@ -106,7 +127,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
             _ => usage(),
         }
     }
-    if a.export.is_empty() && a.import.is_empty() {
+    if a.export.is_empty() && a.import.is_empty() && a.export_topic.is_empty() && a.import_topic.is_empty()
+        && a.export_service.is_empty() && a.import_service.is_empty()
+    {
         usage();
     }
     a.state_dir = state_dir.unwrap_or_else(shm_channel::dir);
@@ -167,6 +190,10 @@ struct Counters {
     duplicates: AtomicU64,
     gaps: AtomicU64,
     unacked: AtomicU64,
+    missed: AtomicU64,
+    lost: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
 }
 
 fn write_stats(path: &Path, all: &[(String, &'static str, Arc<Counters>)]) {
@@ -176,10 +203,11 @@ fn write_stats(path: &Path, all: &[(String, &'static str, Arc<Counters>)]) {
         s += &format!(
             "{}{{\"name\":\"{name}\",\"role\":\"{role}\",\"sent\":{},\"retransmitted\":{},\"acked\":{},\
              \"reconnects\":{},\"skipped_on_restart\":{},\"written\":{},\"duplicates\":{},\"gaps\":{},\
-             \"unacked\":{}}}",
+             \"unacked\":{},\"missed\":{},\"lost\":{},\"requests\":{},\"errors\":{}}}",
             if i > 0 { "," } else { "" },
             g(&c.sent), g(&c.retransmitted), g(&c.acked), g(&c.reconnects), g(&c.skipped_on_restart),
-            g(&c.written), g(&c.duplicates), g(&c.gaps), g(&c.unacked)
+            g(&c.written), g(&c.duplicates), g(&c.gaps), g(&c.unacked), g(&c.missed), g(&c.lost),
+            g(&c.requests), g(&c.errors)
         );
     }
     s += "]\n";
@@ -854,13 +882,23 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut all = Vec::new();
     let mut threads = Vec::new();
-    for (names, role) in [(&a.export, "export"), (&a.import, "import")] {
+    for (names, role) in [
+        (&a.export, "export"),
+        (&a.import, "import"),
+        (&a.export_topic, "export-topic"),
+        (&a.import_topic, "import-topic"),
+    ] {
         for name in names.iter() {
             let c = Arc::new(Counters::default());
             all.push((name.clone(), role, c.clone()));
             let (s, n, a2, st) = (session.clone(), name.clone(), a.clone(), stop.clone());
             threads.push(thread::spawn(move || {
-                let r = if role == "export" { exporter(s, n.clone(), a2, c, st.clone()) } else { importer(s, n.clone(), a2, c, st.clone()) };
+                let r = match role {
+                    "export" => exporter(s, n.clone(), a2, c, st.clone()),
+                    "import" => importer(s, n.clone(), a2, c, st.clone()),
+                    "export-topic" => topic::exporter(s, n.clone(), a2, c, st.clone()),
+                    _ => topic::importer(s, n.clone(), a2, c, st.clone()),
+                };
                 if let Err(e) = r {
                     log(&format!("{role} {n}: fatal: {e}"));
                     st.store(true, Ordering::Relaxed);
