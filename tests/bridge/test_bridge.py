@@ -286,8 +286,86 @@ def test_topics():
         b.cleanup()
 
 
+def test_services():
+    """A service across: C server on A, Python clients on B (svc_peer: checksummed requests and
+    answers of 20..M bytes, each naming its client and number). Server A1 is SIGKILLed while it
+    holds a request: the client on B gets EOWNERDEAD (PeerDied) as on one machine, waits for a
+    server, and when server A2 attaches (another C process) completes every request, none
+    answered twice or wrongly. A2 closes after the bye: a new request on B gets EPIPE
+    (ServerClosed)."""
+    a, b = Machine("A"), Machine("B")
+    procs = []
+    try:
+        until = time.monotonic() + 60
+        size = ["--max-size", "1024", "--deadline", "60"]
+        aprog, cprog = a.state / "srv.progress", b.state / "cli.progress"
+        srv1 = peer([SVC_C, "serve", "--name", "s", "--expect", "1", "--hang-after", "40", "--progress",
+                     str(aprog), *size], a, "srv1")
+        procs = [srv1]
+        wait_for("A's service", lambda: (a.shm / "s").exists(), until, procs)
+        port = free_port()
+        ep = "tcp/127.0.0.1:%d" % port
+        b.start_bridge(["--listen", ep, "--import-service", "s"])
+        a.start_bridge(["--connect", ep, "--export-service", "s"])
+        wait_for("B's service (created by the importing bridge)", lambda: (b.shm / "s").exists(), until,
+                 procs + [a.bridge, b.bridge])
+        cli = peer([sys.executable, SVC_PY, "request", "--name", "s", "--id", "3", "--count", "150",
+                    "--progress", str(cprog), *size], b, "cli")
+        procs.append(cli)
+        # progress files: u64 done, u64 hang, u64 verdicts (tests/interop/README.md, Services).
+        wait_for("server A1 holding a request", lambda: progress(aprog, 8) == 1, until, procs)
+        srv1.send_signal(signal.SIGKILL)
+        srv1.wait()
+        procs.remove(srv1)
+        wait_for("the client on B told the server died", lambda: progress(cprog, 16) >= 1, until,
+                 procs + [a.bridge, b.bridge])
+        # A client that is attached when the server closes (a closed service without clients is
+        # removed, on one machine as here).
+        probe = ("import shm_channel as sc, sys\n"
+                 "c = sc.Client('s', create=False)\n"
+                 "print('open', flush=True)\n"
+                 "sys.stdin.readline()\n"
+                 "try:\n c.request(b'x', 30)\nexcept sc.ServerClosed:\n print('ServerClosed')\n"
+                 "except Exception as e:\n print('other', type(e), e)\nelse:\n print('answered')")
+        late = subprocess.Popen([sys.executable, "-c", probe], env=b.env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(late)
+        assert late.stdout.readline().strip() == "open"
+        srv2 = peer([SVC_C, "serve", "--name", "s", "--expect", "1", *size], a, "srv2")
+        procs.append(srv2)
+        cli.wait(timeout=max(1, until - time.monotonic()))
+        srv2.wait(timeout=max(1, until - time.monotonic()))
+        r, r2 = result(b, "cli"), result(a, "srv2")
+        assert r["ok"] and r["count"] == 150 and r["owner_dead"] >= 1, r
+        assert r2["ok"] and r2["byes"] == 1, r2
+        # A2 closed (after the bye): a request on B now gets EPIPE, as from a closed server.
+        wait_for("the close mirrored on B", lambda: "remote server closed" in b.log(), until, [b.bridge])
+        late.stdin.write("go\n")
+        late.stdin.close()
+        late.wait(timeout=max(1, until - time.monotonic()))
+        out = late.stdout.read()
+        assert out.strip() == "ServerClosed", out
+        # Counters (the stats file is rewritten every 200 ms).
+        im = lambda: {s["role"]: s for s in b.stats()}["import-service"]  # noqa: E731
+        wait_for("importer counters", lambda: im()["requests"] >= 152, until, [b.bridge])
+        assert im()["errors"] >= 1, im()  # the death
+        assert "remote server dead" in b.log() and "remote server closed" in b.log(), b.log()
+        print("services: 150 requests + bye from B to A across a server death (client saw %d EOWNERDEAD,"
+              " %d ECONNRESET), then EPIPE after the close; importer %s" % (r["owner_dead"], r["resets"], im()))
+    except BaseException:
+        dump((a, b))
+        raise
+    finally:
+        for p in procs + [m.bridge for m in (a, b) if m.bridge]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        a.cleanup()
+        b.cleanup()
+
+
 if __name__ == "__main__":
-    tests = [test_stream_and_frames, test_topics]
+    tests = [test_stream_and_frames, test_topics, test_services]
     if sys.argv[1:]:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     failed = 0

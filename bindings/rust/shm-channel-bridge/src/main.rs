@@ -30,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shm_channel::{Error as ShmError, OpenOptions};
 
+mod service;
 mod topic;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
@@ -859,6 +860,14 @@ fn zbench(mut it: impl Iterator<Item = String>) -> BoxResult<()> {
 
 fn main() {
     let mut argv = std::env::args().skip(1).peekable();
+    if argv.peek().map(String::as_str) == Some("svc-proxy") {
+        argv.next();
+        if let Err(e) = service::proxy_main(argv) {
+            log(&format!("svc-proxy: {e}"));
+            std::process::exit(1);
+        }
+        return;
+    }
     if argv.peek().map(String::as_str) == Some("zbench") {
         argv.next();
         if let Err(e) = zbench(argv) {
@@ -887,6 +896,8 @@ fn main() {
         (&a.import, "import"),
         (&a.export_topic, "export-topic"),
         (&a.import_topic, "import-topic"),
+        (&a.export_service, "export-service"),
+        (&a.import_service, "import-service"),
     ] {
         for name in names.iter() {
             let c = Arc::new(Counters::default());
@@ -897,7 +908,9 @@ fn main() {
                     "export" => exporter(s, n.clone(), a2, c, st.clone()),
                     "import" => importer(s, n.clone(), a2, c, st.clone()),
                     "export-topic" => topic::exporter(s, n.clone(), a2, c, st.clone()),
-                    _ => topic::importer(s, n.clone(), a2, c, st.clone()),
+                    "import-topic" => topic::importer(s, n.clone(), a2, c, st.clone()),
+                    "export-service" => service::exporter(s, n.clone(), a2, c, st.clone()),
+                    _ => service::importer(s, n.clone(), a2, c, st.clone()),
                 };
                 if let Err(e) = r {
                     log(&format!("{role} {n}: fatal: {e}"));
