@@ -22,7 +22,7 @@ if [ ! -f "$build/lib/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$build/lib" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DSHM_CHANNEL_TESTS=OFF \
     -DSHM_CHANNEL_BENCH=OFF -DSHM_CHANNEL_EXAMPLES=OFF >/dev/null
 fi
-cmake --build "$build/lib" --target shm_channel -- -j2 >/dev/null
+cmake --build "$build/lib" --target shm_channel shm_channel_cli -- -j2 >/dev/null
 "${CC:-cc}" -std=c11 -O2 -Wall -Wextra -Werror -I c/include tests/interop/peers/peer.c \
   -L "$build/lib" -lshm_channel -Wl,-rpath,"$build/lib" -o "$build/peer-c"
 for p in bcast_peer svc_peer; do
@@ -44,5 +44,6 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ./bindings/python
 export SHM_BRIDGE_BIN=$CARGO_TARGET_DIR/release/shm-channel-bridge
 export SHM_BRIDGE_PEER_C=$build/peer-c SHM_BRIDGE_BCAST_C=$build/bcast-peer-c SHM_BRIDGE_SVC_C=$build/svc-peer-c
+export SHM_BRIDGE_CLI=$build/lib/shm_channel
 export SHM_CHANNEL_LIBRARY=$build/lib/libshm_channel.so.1
 exec timeout -k 10 "${SHM_BRIDGE_TIMEOUT:-600}" "$venv/bin/python" tests/bridge/test_bridge.py "$@"

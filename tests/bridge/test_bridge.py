@@ -29,6 +29,7 @@ PEER_PY = str(ROOT / "tests" / "interop" / "peers" / "peer.py")
 BCAST_C = os.environ.get("SHM_BRIDGE_BCAST_C", "")
 SVC_C = os.environ.get("SHM_BRIDGE_SVC_C", "")
 SVC_PY = str(ROOT / "tests" / "interop" / "peers" / "svc_peer.py")
+CLI = os.environ.get("SHM_BRIDGE_CLI", "")
 TOPIC_SUB = str(Path(__file__).resolve().parent / "topic_sub.py")
 SOAK = os.environ.get("SHM_BRIDGE_SOAK", "") not in ("", "0")
 N = int(os.environ.get("SHM_BRIDGE_COUNT", 10**7 if SOAK else 10**6))
@@ -364,8 +365,71 @@ def test_services():
         b.cleanup()
 
 
+def cli(m: Machine, *args: str) -> str:
+    r = subprocess.run([CLI, *args], env=m.env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r.stdout
+
+
+def bridge_of(m: Machine, name: str) -> dict:
+    """The first bridge entry `shm_channel stat --json NAME` shows (docs/cli.md, "Bridges")."""
+    b = json.loads(cli(m, "stat", "--json", name)).get("bridges", [])
+    return b[0] if b else {}
+
+
+def test_reconnect():
+    """The importing bridge is SIGKILLed and restarted: the exporting one logs the loss and the
+    reconnection, and `shm_channel stat`/`top` on its machine show the peer state and the
+    reconnect counter moving (read from the bridge's status file); the killed bridge's file is
+    ignored on the other machine (its pid is dead)."""
+    a, b = Machine("A"), Machine("B")
+    procs = []
+    try:
+        until = time.monotonic() + 30
+        pa = a.state / "sub.progress"
+        holder = peer([sys.executable, TOPIC_SUB, "--name", "r", "--count", "1", "--progress", str(pa)], a, "holder")
+        procs = [holder]
+        wait_for("topic r on A", lambda: pa.exists(), until, procs)
+        port = free_port()
+        ep = "tcp/127.0.0.1:%d" % port
+        b.start_bridge(["--listen", ep, "--import-topic", "r"])
+        a.start_bridge(["--connect", ep, "--export-topic", "r"])
+        wait_for("A's bridge sees its peer", lambda: bridge_of(a, "r").get("peer") == "connected", until,
+                 [a.bridge, b.bridge])
+        st = bridge_of(a, "r")
+        assert st["reconnects"] == 0 and st["role"] == "export-topic" and st["pid"] == a.bridge.pid, st
+        old_pid = b.bridge.pid
+        b.kill_bridge()
+        wait_for("A's bridge sees the peer lost", lambda: bridge_of(a, "r").get("peer") == "lost", until, [a.bridge])
+        b.start_bridge(b.args)
+        wait_for("A's bridge reconnected", lambda: bridge_of(a, "r").get("reconnects") == 1, until,
+                 [a.bridge, b.bridge])
+        assert bridge_of(a, "r")["peer"] == "connected"
+        log = a.log()
+        assert "peer lost: reconnecting" in log and "peer connected again" in log and "(reconnect 1)" in log, log
+        # top: the bridge table (text) and the "bridges" array (JSON).
+        text = cli(a, "top", "--once", "--interval", "0.1")
+        assert "BRIDGE" in text and "export-topic" in text, text
+        tops = json.loads(cli(b, "top", "--once", "--json", "--interval", "0.1"))["bridges"]
+        # B: the killed bridge left its file; only the live one is shown.
+        assert (b.shm / (".bridge-%d.json" % old_pid)).exists()
+        assert [t["pid"] for t in tops] == [b.bridge.pid], tops
+        assert tops[0]["channels"][0]["role"] == "import-topic", tops
+        print("reconnect: peer lost and back, reconnects 1 in stat/top, the dead bridge's file ignored")
+    except BaseException:
+        dump((a, b))
+        raise
+    finally:
+        for p in procs + [m.bridge for m in (a, b) if m.bridge]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        a.cleanup()
+        b.cleanup()
+
+
 if __name__ == "__main__":
-    tests = [test_stream_and_frames, test_topics, test_services]
+    tests = [test_stream_and_frames, test_topics, test_services, test_reconnect]
     if sys.argv[1:]:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     failed = 0

@@ -197,25 +197,86 @@ struct Counters {
     errors: AtomicU64,
 }
 
-fn write_stats(path: &Path, all: &[(String, &'static str, Arc<Counters>)]) {
-    let mut s = String::from("[");
-    for (i, (name, role, c)) in all.iter().enumerate() {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        s += &format!(
-            "{}{{\"name\":\"{name}\",\"role\":\"{role}\",\"sent\":{},\"retransmitted\":{},\"acked\":{},\
-             \"reconnects\":{},\"skipped_on_restart\":{},\"written\":{},\"duplicates\":{},\"gaps\":{},\
-             \"unacked\":{},\"missed\":{},\"lost\":{},\"requests\":{},\"errors\":{}}}",
-            if i > 0 { "," } else { "" },
-            g(&c.sent), g(&c.retransmitted), g(&c.acked), g(&c.reconnects), g(&c.skipped_on_restart),
-            g(&c.written), g(&c.duplicates), g(&c.gaps), g(&c.unacked), g(&c.missed), g(&c.lost),
-            g(&c.requests), g(&c.errors)
-        );
-    }
-    s += "]\n";
-    let tmp = path.with_extension("tmp");
+type AllCounters = [(String, &'static str, Arc<Counters>)];
+
+fn counters_json(name: &str, role: &str, c: &Counters) -> String {
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    format!(
+        "{{\"name\":\"{name}\",\"role\":\"{role}\",\"sent\":{},\"retransmitted\":{},\"acked\":{},\
+         \"reconnects\":{},\"skipped_on_restart\":{},\"written\":{},\"duplicates\":{},\"gaps\":{},\
+         \"unacked\":{},\"missed\":{},\"lost\":{},\"requests\":{},\"errors\":{}}}",
+        g(&c.sent), g(&c.retransmitted), g(&c.acked), g(&c.reconnects), g(&c.skipped_on_restart),
+        g(&c.written), g(&c.duplicates), g(&c.gaps), g(&c.unacked), g(&c.missed), g(&c.lost),
+        g(&c.requests), g(&c.errors)
+    )
+}
+
+fn write_atomic(path: &Path, s: String) {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
     if fs::write(&tmp, s).is_ok() {
         let _ = fs::rename(&tmp, path);
     }
+}
+
+fn write_stats(path: &Path, all: &AllCounters) {
+    let objs: Vec<String> = all.iter().map(|(n, r, c)| counters_json(n, r, c)).collect();
+    write_atomic(path, format!("[{}]\n", objs.join(",")));
+}
+
+/// The Zenoh peer as this process sees it: connected or not, and how many times it came back.
+#[derive(Default)]
+struct PeerWatch {
+    connected: bool,
+    ever: bool,
+    reconnects: u64,
+    lost_at: Option<Instant>,
+}
+
+impl PeerWatch {
+    fn poll(&mut self, session: &zenoh::Session, a: &Args) {
+        let n = session.info().peers_zid().wait().count();
+        if n > 0 && !self.connected {
+            if self.ever {
+                self.reconnects += 1;
+                log(&format!(
+                    "peer connected again after {:.1} s (reconnect {})",
+                    self.lost_at.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
+                    self.reconnects
+                ));
+            } else {
+                log("peer connected");
+            }
+            self.connected = true;
+            self.ever = true;
+        } else if n == 0 && self.connected {
+            self.connected = false;
+            self.lost_at = Some(Instant::now());
+            log(if a.connect.is_empty() {
+                "peer lost: waiting for it to connect again"
+            } else {
+                "peer lost: reconnecting (retry every 100 ms, doubling to 2 s)"
+            });
+        }
+    }
+}
+
+/// The status file `shm_channel stat` and `top` read (docs/cli.md, "Bridges"): in the segment
+/// folder, `.bridge-<pid>.json`, rewritten (atomic rename) every 200 ms, removed at exit.
+/// Line-oriented JSON: the header object's fields on the first line, one channel per line.
+fn write_status(path: &Path, all: &AllCounters, p: &PeerWatch, a: &Args) {
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let mut s = format!(
+        "{{\"pid\":{},\"updated_ms\":{ms},\"peer\":\"{}\",\"reconnects\":{},\"endpoints\":\"{}\",\"channels\":[\n",
+        std::process::id(),
+        if p.connected { "connected" } else if p.ever { "lost" } else { "waiting" },
+        p.reconnects,
+        a.listen.iter().chain(a.connect.iter()).map(|e| e.replace('"', "")).collect::<Vec<_>>().join(" ")
+    );
+    let objs: Vec<String> = all.iter().map(|(n, r, c)| counters_json(n, r, c)).collect();
+    s += &objs.join(",\n");
+    s += "\n]}\n";
+    write_atomic(path, s);
 }
 
 // ---- exporter spool ---------------------------------------------------------------------
@@ -885,8 +946,9 @@ fn main() {
         }
     };
     log(&format!(
-        "up: listen {:?} connect {:?} (multicast scouting {}), export {:?} import {:?}",
-        a.listen, a.connect, if a.multicast { "on" } else { "off" }, a.export, a.import
+        "up: listen {:?} connect {:?} (multicast scouting {}), export {:?} import {:?}, topics export {:?} import {:?}, services export {:?} import {:?}",
+        a.listen, a.connect, if a.multicast { "on" } else { "off" }, a.export, a.import, a.export_topic, a.import_topic,
+        a.export_service, a.import_service
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let mut all = Vec::new();
@@ -922,7 +984,11 @@ fn main() {
         }
     }
     let mut ok = true;
+    let status = shm_channel::dir().join(format!(".bridge-{}.json", std::process::id()));
+    let mut peer = PeerWatch::default();
     while !threads.is_empty() {
+        peer.poll(&session, &a);
+        write_status(&status, &all, &peer, &a);
         if let Some(p) = &a.stats {
             write_stats(p, &all);
         }
@@ -938,6 +1004,7 @@ fn main() {
     if let Some(p) = &a.stats {
         write_stats(p, &all);
     }
+    let _ = fs::remove_file(&status);
     log(if ok { "done" } else { "failed" });
     std::process::exit(if ok { 0 } else { 1 });
 }
