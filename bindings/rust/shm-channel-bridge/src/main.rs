@@ -55,7 +55,7 @@ fn usage() -> ! {
                            | --export-service NAME | --import-service NAME)...
                           [--topic-drop] [--service-timeout-ms MS] [--capacity BYTES] [--window BYTES] [--state-dir DIR]
                           [--stats FILE] [--prefix KEY] [--multicast]
-       shm-channel-bridge zbench (pub|sub) [--listen ..|--connect ..] --count N --size B
+       shm-channel-bridge zbench (pub|sub|qserve|query) [--listen ..|--connect ..] --count N --size B
   Multicast scouting is off unless --multicast; peers are the explicit endpoints only.
   The process exits 0 once every exported stream's end was acknowledged and every
   imported stream was closed (end-of-stream forwarded)."
@@ -913,6 +913,38 @@ fn zbench(mut it: impl Iterator<Item = String>) -> BoxResult<()> {
             }
             let secs = t0.unwrap().elapsed().as_secs_f64();
             println!("{{\"count\":{count},\"size\":{size},\"secs\":{secs:.6},\"msgs_per_s\":{:.0}}}", count as f64 / secs);
+        }
+        "qserve" => {
+            // Round trip, Zenoh alone: a queryable answering each query with its payload.
+            let q = session.declare_queryable("zbench/rtt").wait()?;
+            let mut served = 0usize;
+            while served < count {
+                let query = q.recv()?;
+                let p = query.payload().map(|p| p.to_bytes().into_owned()).unwrap_or_default();
+                query.reply("zbench/rtt", p).wait()?;
+                served += 1;
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        "query" => {
+            let msg = vec![7u8; size];
+            // Wait until the queryable answers, then time `count` sequential queries.
+            loop {
+                let r = session.get("zbench/rtt").payload(msg.clone()).timeout(Duration::from_millis(500)).wait()?;
+                if r.recv().is_ok() {
+                    break;
+                }
+            }
+            let t0 = Instant::now();
+            for _ in 1..count {
+                let r = session.get("zbench/rtt").payload(msg.clone()).timeout(Duration::from_secs(10)).wait()?;
+                let s = r.recv()?.into_result().map_err(|e| format!("zbench: reply error {e:?}"))?;
+                if s.payload().len() != size {
+                    return Err("zbench: wrong reply size".into());
+                }
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            println!("{{\"count\":{},\"size\":{size},\"secs\":{secs:.6},\"rtt_us\":{:.1}}}", count - 1, secs * 1e6 / (count - 1) as f64);
         }
         _ => usage(),
     }
