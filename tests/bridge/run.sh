@@ -5,7 +5,13 @@
 # outside the clone: zenoh is built once and cached there), then runs test_bridge.py.
 #
 #   tests/bridge/run.sh                    default run (bounded; a few 10^5 messages)
-#   SHM_BRIDGE_SOAK=1 tests/bridge/run.sh  10^6 messages per stream
+#   SHM_BRIDGE_SOAK=1 tests/bridge/run.sh  10^7 messages per stream, 10^5 per topic
+#   SHM_BRIDGE_NETNS=1 tests/bridge/run.sh also the service test with the two bridges in two
+#                                          network namespaces joined by a veth pair (root)
+#   tests/bridge/run.sh test_topics ...    only the tests named
+#
+# Tests: test_stream_and_frames (streams, kills), test_topics, test_services, test_reconnect
+# (stat/top counters), test_netns_services.
 #
 # Environment: SHM_BRIDGE_TARGET (cargo target dir; default $HOME/.cache/shm_channel/bridge-target),
 # SHM_BRIDGE_VENV (venv with the Python binding; default build-interop/venv if present).

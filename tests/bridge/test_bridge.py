@@ -1,5 +1,6 @@
 """Bridge tests: two "machines" on one host, each with its own SHM_CHANNEL_DIR and its own
-bridge process, joined by Zenoh over 127.0.0.1 (explicit endpoints, no multicast scouting).
+bridge process, joined by Zenoh over 127.0.0.1 (explicit endpoints, no multicast scouting), or
+with SHM_BRIDGE_NETNS=1 (root) also over a veth pair between two network namespaces.
 
 stream: the C interop peer produces N checksummed, numbered messages (0..64 bytes) on machine A;
   the Python interop peer consumes them on machine B and verifies every one (size, sequence
@@ -55,11 +56,12 @@ class Machine:
         self.env = dict(os.environ, SHM_CHANNEL_DIR=str(self.shm), PYTHONUNBUFFERED="1")
         self.bridge = None
         self.starts = 0
+        self.wrap: list[str] = []  # e.g. ["ip", "netns", "exec", NS]: the bridge in a namespace
 
     def start_bridge(self, args: list[str]):
         self.starts += 1
         log = open(self.state / "bridge.log", "a")
-        self.bridge = subprocess.Popen([BIN, *args, "--state-dir", str(self.state), "--stats",
+        self.bridge = subprocess.Popen([*self.wrap, BIN, *args, "--state-dir", str(self.state), "--stats",
                                         str(self.state / "stats.json")],
                                        env=self.env, stdout=log, stderr=log)
         self.args = args
@@ -287,7 +289,43 @@ def test_topics():
         b.cleanup()
 
 
-def test_services():
+class Netns:
+    """Two network namespaces joined by a veth pair (10.77.0.1 in A's, 10.77.0.2 in B's), made
+    and removed by the test (root needed: SHM_BRIDGE_NETNS=1). Only the bridges run inside."""
+
+    def __init__(self):
+        t = str(os.getpid())[-6:]
+        self.a, self.b = "shmb-a-" + t, "shmb-b-" + t
+        va, vb = "shmbva" + t, "shmbvb" + t
+        self.run("ip", "netns", "add", self.a)
+        self.run("ip", "netns", "add", self.b)
+        self.run("ip", "link", "add", va, "type", "veth", "peer", "name", vb)
+        for ns, v, ip in ((self.a, va, "10.77.0.1/24"), (self.b, vb, "10.77.0.2/24")):
+            self.run("ip", "link", "set", v, "netns", ns)
+            self.run("ip", "-n", ns, "addr", "add", ip, "dev", v)
+            self.run("ip", "-n", ns, "link", "set", v, "up")
+            self.run("ip", "-n", ns, "link", "set", "lo", "up")
+
+    @staticmethod
+    def run(*cmd: str):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+
+    def close(self):
+        for ns in (self.a, self.b):  # removing a namespace removes its end of the veth pair
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+
+
+def test_netns_services():
+    """test_services with the two bridges in two network namespaces joined by a veth pair
+    (SHM_BRIDGE_NETNS=1; needs root). The processes using the channels stay outside."""
+    ns = Netns()
+    try:
+        test_services(ns)
+    finally:
+        ns.close()
+
+
+def test_services(ns: Netns | None = None):
     """A service across: C server on A, Python clients on B (svc_peer: checksummed requests and
     answers of 20..M bytes, each naming its client and number). Server A1 is SIGKILLed while it
     holds a request: the client on B gets EOWNERDEAD (PeerDied) as on one machine, waits for a
@@ -306,6 +344,9 @@ def test_services():
         wait_for("A's service", lambda: (a.shm / "s").exists(), until, procs)
         port = free_port()
         ep = "tcp/127.0.0.1:%d" % port
+        if ns:
+            ep = "tcp/10.77.0.2:%d" % port
+            a.wrap, b.wrap = ["ip", "netns", "exec", ns.a], ["ip", "netns", "exec", ns.b]
         b.start_bridge(["--listen", ep, "--import-service", "s"])
         a.start_bridge(["--connect", ep, "--export-service", "s"])
         wait_for("B's service (created by the importing bridge)", lambda: (b.shm / "s").exists(), until,
@@ -430,6 +471,8 @@ def test_reconnect():
 
 if __name__ == "__main__":
     tests = [test_stream_and_frames, test_topics, test_services, test_reconnect]
+    if os.environ.get("SHM_BRIDGE_NETNS", "") not in ("", "0"):
+        tests.append(test_netns_services)
     if sys.argv[1:]:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     failed = 0
