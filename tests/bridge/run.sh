@@ -4,7 +4,7 @@
 # Builds the library (CMake), the C interop peer and the bridge (cargo, release, target dir
 # outside the clone: zenoh is built once and cached there), then runs test_bridge.py.
 #
-#   tests/bridge/run.sh                    default run (bounded; a few 10^5 messages)
+#   tests/bridge/run.sh                    default run (bounded: 10^6 stream messages, 4000 topic)
 #   SHM_BRIDGE_SOAK=1 tests/bridge/run.sh  10^7 messages per stream, 10^5 per topic
 #   SHM_BRIDGE_NETNS=1 tests/bridge/run.sh also the service test with the two bridges in two
 #                                          network namespaces joined by a veth pair (root)
