@@ -161,6 +161,16 @@ def test_stream_and_frames():
         assert "importer session" in alog and "resuming at seq" in blog, (alog, blog)
         st = {(s["name"], s["role"]): s for s in a.stats() + b.stats()}
         assert st[("s", "import")]["acked"] == N + 1, st  # N messages + the end of stream
+        # Restarted after the end (same state): both know the streams are finished and exit 0;
+        # the exporter recreates no channel.
+        b.start_bridge(b.args)
+        a.start_bridge(a.args)
+        for m in (a, b):
+            m.bridge.wait(timeout=max(1, until - time.monotonic()))
+            assert m.bridge.returncode == 0, m.log()
+        last = a.log().rsplit("up: listen", 1)[1]
+        assert last.count("finished before (end of stream acknowledged)") == 2, a.log()
+        assert not (a.shm / "s").exists() and not (a.shm / "f").exists(), list(a.shm.iterdir())
         secs = time.monotonic() - t0
         print("stream: %d messages (C -> bridge -> bridge -> Python), 3 kill rounds (%d + %d bridge"
               " starts), %d frames of %d B: ok in %.1f s; stream %.0f msg/s through the kills"

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions as FsOpen};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,6 +38,7 @@ use zenoh::Wait;
 const KIND_MSG: u8 = 0;
 const KIND_END: u8 = 1;
 const KIND_MARK: u8 = 2; // spool only: carries the last assigned seq and ring position
+const KIND_DONE: u8 = 3; // spool only: the end of stream was acknowledged (the stream is finished)
 const HEARTBEAT: Duration = Duration::from_millis(100);
 const STALL: Duration = Duration::from_millis(1000);
 
@@ -374,6 +375,28 @@ impl Spool {
     }
 }
 
+/// Streams of this process still running: an importer whose stream is closed keeps answering
+/// (its heartbeat says the end was written) while any runs, so that an exporter restarted late
+/// still hears that its end arrived; 2 s after the last, it ends.
+static ACTIVE_STREAMS: AtomicUsize = AtomicUsize::new(0);
+
+/// One count of ACTIVE_STREAMS, taken by main before the stream's thread starts.
+struct Active(bool);
+
+impl Active {
+    fn done(&mut self) {
+        if std::mem::take(&mut self.0) {
+            ACTIVE_STREAMS.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 struct AckState {
     session: u64,
     next: u64,
@@ -388,8 +411,18 @@ fn exporter(
     c: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) -> BoxResult<()> {
+    let _active = Active(true);
+    let (mut spool, entries, old_ident) =
+        Spool::open(a.state_dir.join(format!("bridge-export-{name}.spool")))?;
+    // A stream whose end the importer acknowledged is finished: a bridge restarted after that
+    // has nothing to send (and its channel, closed by both sides, may be gone).
+    let done = entries.last().is_some_and(|e| e.kind == KIND_DONE);
     // Open the channel as it is; create it (with --capacity) only if it does not exist.
     let rx = match OpenOptions::new().consumer(&name) {
+        Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && done => {
+            log(&format!("export {name}: finished before (end of stream acknowledged), nothing to do"));
+            return Ok(());
+        }
         Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             OpenOptions::new().create(true).capacity(a.capacity).consumer(&name)?
         }
@@ -403,8 +436,14 @@ fn exporter(
     let cap = rx.capacity() as u64;
     let st = rx.stat()?;
     let ident = identity(&st);
-    let (mut spool, entries, old_ident) =
-        Spool::open(a.state_dir.join(format!("bridge-export-{name}.spool")))?;
+    if done && old_ident == Some(ident) {
+        log(&format!("export {name}: finished before (end of stream acknowledged), nothing to do"));
+        drop(std::mem::ManuallyDrop::into_inner(rx));
+        return Ok(());
+    }
+    // (A finished stream whose channel was recreated since: a new stream, numbered on.)
+    let entries: Vec<Entry> =
+        entries.into_iter().map(|e| if e.kind == KIND_DONE { Entry { kind: KIND_MARK, ..e } } else { e }).collect();
     let mut next_seq = entries.iter().map(|e| e.seq + 1).max().unwrap_or(0);
     let last_end = entries.last().map(|e| e.end);
     let eos_spooled = entries.iter().any(|e| e.kind == KIND_END);
@@ -531,6 +570,8 @@ fn exporter(
                 c.unacked.store(unacked.len() as u64, Ordering::Relaxed);
                 if eos && unacked.is_empty() {
                     log(&format!("export {name}: end of stream acknowledged at seq {acked}"));
+                    let done = Entry { seq: acked.wrapping_sub(1), end: 0, kind: KIND_DONE, bytes: vec![] };
+                    spool.rewrite(ident, &done, &VecDeque::new())?;
                     finished = true;
                     break;
                 }
@@ -777,9 +818,13 @@ fn importer(
     }
     let (mut since_ack, mut bytes_since_ack) = (0u32, 0usize);
     let mut last_gap_ack = Instant::now();
+    let mut active = Active(true);
     let mut closed_at = if closed { Some(Instant::now()) } else { None };
+    if closed {
+        active.done();
+    }
     while !stop.load(Ordering::Relaxed) {
-        if closed_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
+        if closed_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) && ACTIVE_STREAMS.load(Ordering::Acquire) == 0 {
             break; // linger: the exporter hears the final acknowledgement
         }
         let sample = match sub.try_recv()? {
@@ -817,6 +862,7 @@ fn importer(
             journal.append(seq, END_CLOSED)?;
             tx.0 = None; // close: the local consumer sees end-of-stream after the last message
             closed_at = Some(Instant::now());
+            active.done();
             log(&format!("import {name}: end of stream forwarded after seq {seq}"));
         } else if let Some(p) = tx.0.as_mut() {
             let msg = &payload[9..];
@@ -994,6 +1040,9 @@ fn main() {
         (&a.import_service, "import-service"),
     ] {
         for name in names.iter() {
+            if role == "export" || role == "import" {
+                ACTIVE_STREAMS.fetch_add(1, Ordering::AcqRel); // given back by the thread (Active)
+            }
             let c = Arc::new(Counters::default());
             all.push((name.clone(), role, c.clone()));
             let (s, n, a2, st) = (session.clone(), name.clone(), a.clone(), stop.clone());
