@@ -166,4 +166,9 @@ int cmd_doctor(const struct cli_args *a);
 extern const struct opt_spec opts_none[], opts_json[], opts_stat[], opts_rm[], opts_top[], opts_hz[],
     opts_send[], opts_recv[], opts_call[], opts_record[], opts_replay[], opts_doctor[];
 
+/* --- bridges (bridge.c): counters of the shm-channel-bridge processes serving this folder,
+ * from their status files (docs/cli.md, "Bridges"). j NULL: text. */
+void cli_bridge_stat(const char *name, struct json *j); /* stat NAME: "bridges" array / lines */
+void cli_bridge_top(struct json *j);                    /* top: "bridges" array / a table */
+
 #endif

@@ -529,6 +529,7 @@ int cmd_stat(const struct cli_args *a)
         json_init(&j, stdout);
         json_obj_begin(&j, NULL);
         cli_snap_json(ch, &s, &j);
+        cli_bridge_stat(name, &j);
         json_obj_end(&j);
         json_end(&j);
     } else {
@@ -536,6 +537,7 @@ int cmd_stat(const struct cli_args *a)
         printf("kind            %s\n", cli_kind_name(s.st.kind));
         printf("layout          %u.%u\n", s.st.layout_major, s.st.layout_minor);
         cli_kind_ops(s.st.kind)->stat_text(ch, &s);
+        cli_bridge_stat(name, NULL);
     }
     shm_channel_close(ch);
     return CLI_OK;

@@ -228,6 +228,7 @@ static void print_table(const struct snaps *prev, const struct snaps *cur)
         printf("%-24.24s %-9s %10" PRIu64 " %7s %7s %8s %7s %7s %7s %7s  %s\n", c->name,
                cli_kind_name(c->st.kind), c->st.msgs_written, m, b, fill, f, e, sl, w, peers);
     }
+    cli_bridge_top(NULL);
 }
 
 static void print_json(const struct snaps *prev, const struct snaps *cur, double interval)
@@ -249,6 +250,7 @@ static void print_json(const struct snaps *prev, const struct snaps *cur, double
         json_obj_end(&j);
     }
     json_arr_end(&j);
+    cli_bridge_top(&j);
     json_obj_end(&j);
     json_end(&j);
 }

@@ -4,8 +4,14 @@
 # Builds the library (CMake), the C interop peer and the bridge (cargo, release, target dir
 # outside the clone: zenoh is built once and cached there), then runs test_bridge.py.
 #
-#   tests/bridge/run.sh                    default run (bounded; a few 10^5 messages)
-#   SHM_BRIDGE_SOAK=1 tests/bridge/run.sh  10^6 messages per stream
+#   tests/bridge/run.sh                    default run (bounded: 10^6 stream messages, 4000 topic)
+#   SHM_BRIDGE_SOAK=1 tests/bridge/run.sh  10^7 messages per stream, 10^5 per topic
+#   SHM_BRIDGE_NETNS=1 tests/bridge/run.sh also the service test with the two bridges in two
+#                                          network namespaces joined by a veth pair (root)
+#   tests/bridge/run.sh test_topics ...    only the tests named
+#
+# Tests: test_stream_and_frames (streams, kills), test_topics, test_services, test_reconnect
+# (stat/top counters), test_netns_services.
 #
 # Environment: SHM_BRIDGE_TARGET (cargo target dir; default $HOME/.cache/shm_channel/bridge-target),
 # SHM_BRIDGE_VENV (venv with the Python binding; default build-interop/venv if present).
@@ -22,9 +28,13 @@ if [ ! -f "$build/lib/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$build/lib" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DSHM_CHANNEL_TESTS=OFF \
     -DSHM_CHANNEL_BENCH=OFF -DSHM_CHANNEL_EXAMPLES=OFF >/dev/null
 fi
-cmake --build "$build/lib" --target shm_channel -- -j2 >/dev/null
+cmake --build "$build/lib" --target shm_channel shm_channel_cli -- -j2 >/dev/null
 "${CC:-cc}" -std=c11 -O2 -Wall -Wextra -Werror -I c/include tests/interop/peers/peer.c \
   -L "$build/lib" -lshm_channel -Wl,-rpath,"$build/lib" -o "$build/peer-c"
+for p in bcast_peer svc_peer; do
+  "${CC:-cc}" -std=c11 -O2 -Wall -Wextra -Werror -I c/include tests/interop/peers/$p.c \
+    -L "$build/lib" -lshm_channel -Wl,-rpath,"$build/lib" -o "$build/${p/_/-}-c"
+done
 export CARGO_TARGET_DIR=${SHM_BRIDGE_TARGET:-$HOME/.cache/shm_channel/bridge-target}
 t=$SECONDS
 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build --release --quiet \
@@ -39,6 +49,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ./bindings/python
 export SHM_BRIDGE_BIN=$CARGO_TARGET_DIR/release/shm-channel-bridge
-export SHM_BRIDGE_PEER_C=$build/peer-c
+export SHM_BRIDGE_PEER_C=$build/peer-c SHM_BRIDGE_BCAST_C=$build/bcast-peer-c SHM_BRIDGE_SVC_C=$build/svc-peer-c
+export SHM_BRIDGE_CLI=$build/lib/shm_channel
 export SHM_CHANNEL_LIBRARY=$build/lib/libshm_channel.so.1
 exec timeout -k 10 "${SHM_BRIDGE_TIMEOUT:-600}" "$venv/bin/python" tests/bridge/test_bridge.py "$@"

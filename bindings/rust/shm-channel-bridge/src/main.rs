@@ -23,18 +23,22 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions as FsOpen};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shm_channel::{Error as ShmError, OpenOptions};
+
+mod service;
+mod topic;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
 const KIND_MSG: u8 = 0;
 const KIND_END: u8 = 1;
 const KIND_MARK: u8 = 2; // spool only: carries the last assigned seq and ring position
+const KIND_DONE: u8 = 3; // spool only: the end of stream was acknowledged (the stream is finished)
 const HEARTBEAT: Duration = Duration::from_millis(100);
 const STALL: Duration = Duration::from_millis(1000);
 
@@ -48,10 +52,11 @@ fn log(msg: &str) {
 fn usage() -> ! {
     eprintln!(
         "usage: shm-channel-bridge [--listen tcp/IP:PORT]... [--connect tcp/IP:PORT]...
-                          (--export NAME | --import NAME)...
-                          [--capacity BYTES] [--window BYTES] [--state-dir DIR]
+                          (--export NAME | --import NAME | --export-topic NAME | --import-topic NAME
+                           | --export-service NAME | --import-service NAME)...
+                          [--topic-drop] [--service-timeout-ms MS] [--capacity BYTES] [--window BYTES] [--state-dir DIR]
                           [--stats FILE] [--prefix KEY] [--multicast]
-       shm-channel-bridge zbench (pub|sub) [--listen ..|--connect ..] --count N --size B
+       shm-channel-bridge zbench (pub|sub|qserve|query) [--listen ..|--connect ..] --count N --size B
   Multicast scouting is off unless --multicast; peers are the explicit endpoints only.
   The process exits 0 once every exported stream's end was acknowledged and every
   imported stream was closed (end-of-stream forwarded)."
@@ -64,6 +69,12 @@ struct Args {
     connect: Vec<String>,
     export: Vec<String>,
     import: Vec<String>,
+    export_topic: Vec<String>,
+    import_topic: Vec<String>,
+    topic_drop: bool,
+    export_service: Vec<String>,
+    import_service: Vec<String>,
+    service_timeout: Duration,
     capacity: usize,
     window: usize,
     state_dir: PathBuf,
@@ -82,6 +93,12 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
         connect: vec![],
         export: vec![],
         import: vec![],
+        export_topic: vec![],
+        import_topic: vec![],
+        topic_drop: false,
+        export_service: vec![],
+        import_service: vec![],
+        service_timeout: Duration::from_secs(10),
         capacity: 1 << 20,
         window: 8 << 20,
         state_dir: PathBuf::from("."),
@@ -97,6 +114,12 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
             "--connect" => a.connect.push(val()),
             "--export" => a.export.push(val()),
             "--import" => a.import.push(val()),
+            "--export-topic" => a.export_topic.push(val()),
+            "--import-topic" => a.import_topic.push(val()),
+            "--topic-drop" => a.topic_drop = true,
+            "--export-service" => a.export_service.push(val()),
+            "--import-service" => a.import_service.push(val()),
+            "--service-timeout-ms" => a.service_timeout = Duration::from_millis(parse_num(Some(val())) as u64),
             "--capacity" => a.capacity = parse_num(Some(val())),
             "--window" => a.window = parse_num(Some(val())),
             "--state-dir" => state_dir = Some(PathBuf::from(val())),
@@ -106,7 +129,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
             _ => usage(),
         }
     }
-    if a.export.is_empty() && a.import.is_empty() {
+    if a.export.is_empty() && a.import.is_empty() && a.export_topic.is_empty() && a.import_topic.is_empty()
+        && a.export_service.is_empty() && a.import_service.is_empty()
+    {
         usage();
     }
     a.state_dir = state_dir.unwrap_or_else(shm_channel::dir);
@@ -167,26 +192,92 @@ struct Counters {
     duplicates: AtomicU64,
     gaps: AtomicU64,
     unacked: AtomicU64,
+    missed: AtomicU64,
+    lost: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
 }
 
-fn write_stats(path: &Path, all: &[(String, &'static str, Arc<Counters>)]) {
-    let mut s = String::from("[");
-    for (i, (name, role, c)) in all.iter().enumerate() {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        s += &format!(
-            "{}{{\"name\":\"{name}\",\"role\":\"{role}\",\"sent\":{},\"retransmitted\":{},\"acked\":{},\
-             \"reconnects\":{},\"skipped_on_restart\":{},\"written\":{},\"duplicates\":{},\"gaps\":{},\
-             \"unacked\":{}}}",
-            if i > 0 { "," } else { "" },
-            g(&c.sent), g(&c.retransmitted), g(&c.acked), g(&c.reconnects), g(&c.skipped_on_restart),
-            g(&c.written), g(&c.duplicates), g(&c.gaps), g(&c.unacked)
-        );
-    }
-    s += "]\n";
-    let tmp = path.with_extension("tmp");
+type AllCounters = [(String, &'static str, Arc<Counters>)];
+
+fn counters_json(name: &str, role: &str, c: &Counters) -> String {
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    format!(
+        "{{\"name\":\"{name}\",\"role\":\"{role}\",\"sent\":{},\"retransmitted\":{},\"acked\":{},\
+         \"reconnects\":{},\"skipped_on_restart\":{},\"written\":{},\"duplicates\":{},\"gaps\":{},\
+         \"unacked\":{},\"missed\":{},\"lost\":{},\"requests\":{},\"errors\":{}}}",
+        g(&c.sent), g(&c.retransmitted), g(&c.acked), g(&c.reconnects), g(&c.skipped_on_restart),
+        g(&c.written), g(&c.duplicates), g(&c.gaps), g(&c.unacked), g(&c.missed), g(&c.lost),
+        g(&c.requests), g(&c.errors)
+    )
+}
+
+fn write_atomic(path: &Path, s: String) {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
     if fs::write(&tmp, s).is_ok() {
         let _ = fs::rename(&tmp, path);
     }
+}
+
+fn write_stats(path: &Path, all: &AllCounters) {
+    let objs: Vec<String> = all.iter().map(|(n, r, c)| counters_json(n, r, c)).collect();
+    write_atomic(path, format!("[{}]\n", objs.join(",")));
+}
+
+/// The Zenoh peer as this process sees it: connected or not, and how many times it came back.
+#[derive(Default)]
+struct PeerWatch {
+    connected: bool,
+    ever: bool,
+    reconnects: u64,
+    lost_at: Option<Instant>,
+}
+
+impl PeerWatch {
+    fn poll(&mut self, session: &zenoh::Session, a: &Args) {
+        let n = session.info().peers_zid().wait().count();
+        if n > 0 && !self.connected {
+            if self.ever {
+                self.reconnects += 1;
+                log(&format!(
+                    "peer connected again after {:.1} s (reconnect {})",
+                    self.lost_at.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
+                    self.reconnects
+                ));
+            } else {
+                log("peer connected");
+            }
+            self.connected = true;
+            self.ever = true;
+        } else if n == 0 && self.connected {
+            self.connected = false;
+            self.lost_at = Some(Instant::now());
+            log(if a.connect.is_empty() {
+                "peer lost: waiting for it to connect again"
+            } else {
+                "peer lost: reconnecting (retry every 100 ms, doubling to 2 s)"
+            });
+        }
+    }
+}
+
+/// The status file `shm_channel stat` and `top` read (docs/cli.md, "Bridges"): in the segment
+/// folder, `.bridge-<pid>.json`, rewritten (atomic rename) every 200 ms, removed at exit.
+/// Line-oriented JSON: the header object's fields on the first line, one channel per line.
+fn write_status(path: &Path, all: &AllCounters, p: &PeerWatch, a: &Args) {
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let mut s = format!(
+        "{{\"pid\":{},\"updated_ms\":{ms},\"peer\":\"{}\",\"reconnects\":{},\"endpoints\":\"{}\",\"channels\":[\n",
+        std::process::id(),
+        if p.connected { "connected" } else if p.ever { "lost" } else { "waiting" },
+        p.reconnects,
+        a.listen.iter().chain(a.connect.iter()).map(|e| e.replace('"', "")).collect::<Vec<_>>().join(" ")
+    );
+    let objs: Vec<String> = all.iter().map(|(n, r, c)| counters_json(n, r, c)).collect();
+    s += &objs.join(",\n");
+    s += "\n]}\n";
+    write_atomic(path, s);
 }
 
 // ---- exporter spool ---------------------------------------------------------------------
@@ -284,6 +375,28 @@ impl Spool {
     }
 }
 
+/// Streams of this process still running: an importer whose stream is closed keeps answering
+/// (its heartbeat says the end was written) while any runs, so that an exporter restarted late
+/// still hears that its end arrived; 2 s after the last, it ends.
+static ACTIVE_STREAMS: AtomicUsize = AtomicUsize::new(0);
+
+/// One count of ACTIVE_STREAMS, taken by main before the stream's thread starts.
+struct Active(bool);
+
+impl Active {
+    fn done(&mut self) {
+        if std::mem::take(&mut self.0) {
+            ACTIVE_STREAMS.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 struct AckState {
     session: u64,
     next: u64,
@@ -298,8 +411,18 @@ fn exporter(
     c: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) -> BoxResult<()> {
+    let _active = Active(true);
+    let (mut spool, entries, old_ident) =
+        Spool::open(a.state_dir.join(format!("bridge-export-{name}.spool")))?;
+    // A stream whose end the importer acknowledged is finished: a bridge restarted after that
+    // has nothing to send (and its channel, closed by both sides, may be gone).
+    let done = entries.last().is_some_and(|e| e.kind == KIND_DONE);
     // Open the channel as it is; create it (with --capacity) only if it does not exist.
     let rx = match OpenOptions::new().consumer(&name) {
+        Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && done => {
+            log(&format!("export {name}: finished before (end of stream acknowledged), nothing to do"));
+            return Ok(());
+        }
         Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             OpenOptions::new().create(true).capacity(a.capacity).consumer(&name)?
         }
@@ -313,8 +436,14 @@ fn exporter(
     let cap = rx.capacity() as u64;
     let st = rx.stat()?;
     let ident = identity(&st);
-    let (mut spool, entries, old_ident) =
-        Spool::open(a.state_dir.join(format!("bridge-export-{name}.spool")))?;
+    if done && old_ident == Some(ident) {
+        log(&format!("export {name}: finished before (end of stream acknowledged), nothing to do"));
+        drop(std::mem::ManuallyDrop::into_inner(rx));
+        return Ok(());
+    }
+    // (A finished stream whose channel was recreated since: a new stream, numbered on.)
+    let entries: Vec<Entry> =
+        entries.into_iter().map(|e| if e.kind == KIND_DONE { Entry { kind: KIND_MARK, ..e } } else { e }).collect();
     let mut next_seq = entries.iter().map(|e| e.seq + 1).max().unwrap_or(0);
     let last_end = entries.last().map(|e| e.end);
     let eos_spooled = entries.iter().any(|e| e.kind == KIND_END);
@@ -441,6 +570,8 @@ fn exporter(
                 c.unacked.store(unacked.len() as u64, Ordering::Relaxed);
                 if eos && unacked.is_empty() {
                     log(&format!("export {name}: end of stream acknowledged at seq {acked}"));
+                    let done = Entry { seq: acked.wrapping_sub(1), end: 0, kind: KIND_DONE, bytes: vec![] };
+                    spool.rewrite(ident, &done, &VecDeque::new())?;
                     finished = true;
                     break;
                 }
@@ -687,9 +818,13 @@ fn importer(
     }
     let (mut since_ack, mut bytes_since_ack) = (0u32, 0usize);
     let mut last_gap_ack = Instant::now();
+    let mut active = Active(true);
     let mut closed_at = if closed { Some(Instant::now()) } else { None };
+    if closed {
+        active.done();
+    }
     while !stop.load(Ordering::Relaxed) {
-        if closed_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
+        if closed_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) && ACTIVE_STREAMS.load(Ordering::Acquire) == 0 {
             break; // linger: the exporter hears the final acknowledgement
         }
         let sample = match sub.try_recv()? {
@@ -727,6 +862,7 @@ fn importer(
             journal.append(seq, END_CLOSED)?;
             tx.0 = None; // close: the local consumer sees end-of-stream after the last message
             closed_at = Some(Instant::now());
+            active.done();
             log(&format!("import {name}: end of stream forwarded after seq {seq}"));
         } else if let Some(p) = tx.0.as_mut() {
             let msg = &payload[9..];
@@ -824,6 +960,38 @@ fn zbench(mut it: impl Iterator<Item = String>) -> BoxResult<()> {
             let secs = t0.unwrap().elapsed().as_secs_f64();
             println!("{{\"count\":{count},\"size\":{size},\"secs\":{secs:.6},\"msgs_per_s\":{:.0}}}", count as f64 / secs);
         }
+        "qserve" => {
+            // Round trip, Zenoh alone: a queryable answering each query with its payload.
+            let q = session.declare_queryable("zbench/rtt").wait()?;
+            let mut served = 0usize;
+            while served < count {
+                let query = q.recv()?;
+                let p = query.payload().map(|p| p.to_bytes().into_owned()).unwrap_or_default();
+                query.reply("zbench/rtt", p).wait()?;
+                served += 1;
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        "query" => {
+            let msg = vec![7u8; size];
+            // Wait until the queryable answers, then time `count` sequential queries.
+            loop {
+                let r = session.get("zbench/rtt").payload(msg.clone()).timeout(Duration::from_millis(500)).wait()?;
+                if r.recv().is_ok() {
+                    break;
+                }
+            }
+            let t0 = Instant::now();
+            for _ in 1..count {
+                let r = session.get("zbench/rtt").payload(msg.clone()).timeout(Duration::from_secs(10)).wait()?;
+                let s = r.recv()?.into_result().map_err(|e| format!("zbench: reply error {e:?}"))?;
+                if s.payload().len() != size {
+                    return Err("zbench: wrong reply size".into());
+                }
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            println!("{{\"count\":{},\"size\":{size},\"secs\":{secs:.6},\"rtt_us\":{:.1}}}", count - 1, secs * 1e6 / (count - 1) as f64);
+        }
         _ => usage(),
     }
     Ok(())
@@ -831,6 +999,14 @@ fn zbench(mut it: impl Iterator<Item = String>) -> BoxResult<()> {
 
 fn main() {
     let mut argv = std::env::args().skip(1).peekable();
+    if argv.peek().map(String::as_str) == Some("svc-proxy") {
+        argv.next();
+        if let Err(e) = service::proxy_main(argv) {
+            log(&format!("svc-proxy: {e}"));
+            std::process::exit(1);
+        }
+        return;
+    }
     if argv.peek().map(String::as_str) == Some("zbench") {
         argv.next();
         if let Err(e) = zbench(argv) {
@@ -848,19 +1024,37 @@ fn main() {
         }
     };
     log(&format!(
-        "up: listen {:?} connect {:?} (multicast scouting {}), export {:?} import {:?}",
-        a.listen, a.connect, if a.multicast { "on" } else { "off" }, a.export, a.import
+        "up: listen {:?} connect {:?} (multicast scouting {}), export {:?} import {:?}, topics export {:?} import {:?}, services export {:?} import {:?}",
+        a.listen, a.connect, if a.multicast { "on" } else { "off" }, a.export, a.import, a.export_topic, a.import_topic,
+        a.export_service, a.import_service
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let mut all = Vec::new();
     let mut threads = Vec::new();
-    for (names, role) in [(&a.export, "export"), (&a.import, "import")] {
+    for (names, role) in [
+        (&a.export, "export"),
+        (&a.import, "import"),
+        (&a.export_topic, "export-topic"),
+        (&a.import_topic, "import-topic"),
+        (&a.export_service, "export-service"),
+        (&a.import_service, "import-service"),
+    ] {
         for name in names.iter() {
+            if role == "export" || role == "import" {
+                ACTIVE_STREAMS.fetch_add(1, Ordering::AcqRel); // given back by the thread (Active)
+            }
             let c = Arc::new(Counters::default());
             all.push((name.clone(), role, c.clone()));
             let (s, n, a2, st) = (session.clone(), name.clone(), a.clone(), stop.clone());
             threads.push(thread::spawn(move || {
-                let r = if role == "export" { exporter(s, n.clone(), a2, c, st.clone()) } else { importer(s, n.clone(), a2, c, st.clone()) };
+                let r = match role {
+                    "export" => exporter(s, n.clone(), a2, c, st.clone()),
+                    "import" => importer(s, n.clone(), a2, c, st.clone()),
+                    "export-topic" => topic::exporter(s, n.clone(), a2, c, st.clone()),
+                    "import-topic" => topic::importer(s, n.clone(), a2, c, st.clone()),
+                    "export-service" => service::exporter(s, n.clone(), a2, c, st.clone()),
+                    _ => service::importer(s, n.clone(), a2, c, st.clone()),
+                };
                 if let Err(e) = r {
                     log(&format!("{role} {n}: fatal: {e}"));
                     st.store(true, Ordering::Relaxed);
@@ -871,7 +1065,11 @@ fn main() {
         }
     }
     let mut ok = true;
+    let status = shm_channel::dir().join(format!(".bridge-{}.json", std::process::id()));
+    let mut peer = PeerWatch::default();
     while !threads.is_empty() {
+        peer.poll(&session, &a);
+        write_status(&status, &all, &peer, &a);
         if let Some(p) = &a.stats {
             write_stats(p, &all);
         }
@@ -887,6 +1085,7 @@ fn main() {
     if let Some(p) = &a.stats {
         write_stats(p, &all);
     }
+    let _ = fs::remove_file(&status);
     log(if ok { "done" } else { "failed" });
     std::process::exit(if ok { 0 } else { 1 });
 }
