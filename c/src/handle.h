@@ -23,6 +23,7 @@ struct shm_channel {
     struct shm__ring ring;
     struct shm__ring_producer prod;
     struct shm__ring_consumer cons;
+    struct { uint64_t start; uint32_t n; } batch; /* shm_channel_peek_batch: at rpos start */
     /* broadcast (kind 2) */
     struct shm__bcast bc;
     struct shm__bcast_pub pub;
