@@ -207,6 +207,38 @@ def _detach(claim: list[Any]) -> None:
         ffi.release(h)  # nothing refers to the mapping any more: unmap it now
 
 
+class _Busy:
+    """``with _Busy(channel):`` brackets C calls on the channel's handle: the call is marked
+    (``_busy``) before it looks at the handle, and if close() came from another thread
+    meanwhile, this thread, the last to use the handle, ends its role on the way out (see
+    _Channel.close()).
+
+    Not on the hottest paths (Producer.write, Consumer.read, the stream reserve/peek blocks,
+    iteration): there the same lines are written out by hand, since this context manager
+    costs an object and two Python calls, 150-300 ns a call (timeit, against 40 ns for the
+    written-out try/finally), a fifth of a whole write or read.
+    """
+
+    __slots__ = ("_ch",)
+
+    def __init__(self, channel: Any) -> None:
+        self._ch = channel
+
+    def __enter__(self) -> None:
+        self._ch._busy = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ch = self._ch
+        ch._busy = False
+        if ch._closing:
+            _detach(ch._claim)
+
+
 def _in_call(method: _F) -> _F:
     """Mark a method as making C calls on the handle (see _Channel.close()): the method
     must take the handle (self._handle()) inside, after the mark is set.
@@ -214,13 +246,8 @@ def _in_call(method: _F) -> _F:
 
     @functools.wraps(method)
     def marked(self: _Channel, *args: Any, **kwargs: Any) -> Any:
-        try:
-            self._busy = True
+        with _Busy(self):
             return method(self, *args, **kwargs)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
 
     return marked  # type: ignore[return-value]
 
@@ -467,13 +494,8 @@ class _Channel:
     def stat(self) -> Stat:
         """A snapshot of the channel's counters and peer states."""
         st = ffi.new("shm_channel_stat_t *")
-        try:
-            self._busy = True
+        with _Busy(self):
             rc = lib.shm_channel_stat(self._handle(), st)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         if rc:
             raise self._error(rc, "stat")
         return _stat_from_c(st)
@@ -487,13 +509,8 @@ class _Channel:
         if not 0 <= value <= _MAX_SPIN_S:  # also NaN
             raise ValueError(f"spin must be from 0 to {_MAX_SPIN_S} seconds, not {seconds!r}")
         ns = int(value * 1e9)
-        try:
-            self._busy = True
+        with _Busy(self):
             rc = lib.shm_channel_set_spin(self._handle(), ns)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         if rc:
             raise self._error(rc, "set_spin")
 
@@ -742,15 +759,10 @@ class _Reservation:
 
     def __enter__(self) -> memoryview:
         ch = self._channel
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._handle()
             ptr = ch._reserve_ptr(h, self._size, self._timeout)
             self._views = ch._view(h, ptr, self._size, readonly=False)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         return self._views[0]
 
     def __exit__(
@@ -762,8 +774,7 @@ class _Reservation:
         ch = self._channel
         _release_views(self._views)
         self._views = []
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._h
             if h is None:
                 if exc_type is None:
@@ -773,10 +784,6 @@ class _Reservation:
                 _c_abort(h)
                 return
             rc = _c_commit(h, self._size)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         if rc:
             raise ch._error(rc, "commit")
 
@@ -1062,15 +1069,10 @@ class _Peek:
 
     def __enter__(self) -> memoryview:
         ch = self._channel
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._handle()
             ptr, size = ch._peek_ptr(h, self._timeout)
             self._views = ch._view(h, ptr, size, readonly=True)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         return self._views[0]
 
     def __exit__(
@@ -1084,16 +1086,11 @@ class _Peek:
         self._views = []
         if exc_type is not None:
             return  # the message stays for the next read
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._h
             if h is None:
                 return  # closed: the message stays for the next consumer
             rc = _c_release(h)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         if rc:
             raise ch._error(rc, "release")
 
