@@ -919,8 +919,11 @@ int shm_channel_peek_batch(shm_channel_t *ch, const void **ptrs, uint64_t *lens,
         if (shm__ring_peek(&ch->ring, &walk, &p, &len) != 0)
             break; /* none ready, or corrupt: the next call reports it */
     }
+    if (walk.peeking)
+        shm__ring_release(&walk); /* the copy now has all n released */
     ch->batch.start = ch->cons.rpos;
     ch->batch.n = n;
+    ch->batch.after = walk;
     return (int)n;
 }
 
@@ -936,6 +939,12 @@ int shm_channel_release_n(shm_channel_t *ch, uint32_t n)
     /* The batch is still held only if nothing was released since it was peeked. */
     if (n > ch->batch.n || !ch->cons.peeking || ch->cons.rpos != ch->batch.start)
         return -EINVAL;
+    if (n == ch->batch.n) { /* all of them: the state the batch peek's walk reached */
+        ch->batch.n = 0;
+        ch->cons = ch->batch.after;
+        consumer_publish(ch);
+        return 0;
+    }
     ch->batch.n = 0;
     /* Each of the n messages lies below the write_pos seen by the batch peek: walking them
      * again finds the same records (a segment changed since gives -EBADMSG). */
