@@ -5,11 +5,12 @@ ends, or another call comes; a consumer killed inside the loop redelivers at mos
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
 
 import shm_channel as sc
-from conftest import python_child
+from conftest import python_child, wait_until
 
 CAP = 1 << 16
 
@@ -125,3 +126,33 @@ for m in c:
     assert got == list(range(got[0], 300))
     assert 25 - 256 <= got[0] <= 25
     assert got[0] == 0, "its only batch held 0..255: none was released"
+
+
+def test_close_from_another_thread_while_the_loop_waits(name: str) -> None:
+    p = sc.Producer(name, CAP)
+    c = sc.Consumer(name, CAP)
+    c.set_spin(0)
+    p.write_many([msg(i) for i in range(3)])
+    got: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            for m in c:
+                got.append(m)
+        except BaseException as e:
+            errors.append(e)
+
+    sleeps = c.stat().consumer_sleeps
+    t = threading.Thread(target=loop)
+    t.start()
+    wait_until(lambda: sc.stat(name).consumer_sleeps > sleeps)  # handed 0..2, now waiting
+    c.close()
+    t.join(10)
+    assert not t.is_alive()
+    assert [type(e) for e in errors] == [sc.ChannelClosedError]
+    assert seqs(got) == [0, 1, 2]
+    p.write(msg(3))
+    with sc.Consumer(name, CAP) as c2:  # the three were released before the wait
+        assert seqs(c2.read_many(timeout=5)) == [3]
+    p.close()
