@@ -1053,7 +1053,7 @@ class Consumer(_Channel):
 
     @_in_call
     def read_many(self, max_count: int = 1024, timeout: float | None = None) -> list[bytes]:
-        """Up to `max_count` messages, as a list of bytes, in one C call.
+        """Up to `max_count` messages, as a list of bytes, in one C call (and one to release).
 
         Waits up to `timeout` for the first message, then takes those that are ready and
         fit in 64 KiB (a first message larger than that comes alone), without waiting more.
