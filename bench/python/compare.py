@@ -25,9 +25,17 @@ Throughput, for each message size (64 B to 6,220,800 B):
   py_single    shm_channel Producer.write / Consumer.read, one call per message
   py_batch     write_many / read_many (256 per call, read_many fills at most 64 KiB);
                sizes up to 4 KiB; checked per batch (first and last stamp, the count)
+  py_iter      write_many (as py_batch) / ``for msg in consumer`` (batch peek: the loop
+               holds up to 256 messages, released as it takes the next batch); sizes up to
+               4 KiB; every message checked
   py_zerocopy  Producer.reserve (fill the memoryview) / Consumer.peek (look in place)
 Ring (and shared-memory ring) capacity as bench/: 4 MiB, or the smallest power of two whose
 largest payload holds the message (16 MiB for 1080p frames).
+
+Issue 14's Python goals, each as the median over runs of its same-run ratio (run i of a
+case against run i of multiprocessing.Pipe, or of write/read for reserve/peek), printed
+at the end with the CPU model and the load: write/read >= 3x Pipe, write_many/read_many and
+iteration >= 20x Pipe, reserve/peek >= 1x write/read (64 B, as --sizes 64 measures them).
 
 Round trip, 64 B, one message in flight, ping here and pong in the child, each round trip
 timed with perf_counter_ns: mp_pipe (duplex Pipe), zmq_ipc (PAIR), py_ring (two rings),
@@ -229,7 +237,7 @@ def _produce(kind: str, target: Any, pool: list[bytes], total: int, size: int, c
                 write = pr.write
                 for i in range(total):
                     write(pool[i % p])
-            elif kind == "py_batch":
+            elif kind in ("py_batch", "py_iter"):
                 # Lists made once: batches start at multiples of BATCH, and p divides BATCH.
                 chunks = [pool[k % p] for k in range(BATCH)]
                 i = 0
@@ -336,6 +344,25 @@ def tp_run(kind: str, size: int, count: int) -> float:
                 i += n
             dt = time.perf_counter() - t0
             n = total - base
+            if i != total:
+                raise BadMessage(f"{i} messages, not {total}")
+        elif kind == "py_iter":
+            k = 0
+            i = 0
+            t0 = time.perf_counter()
+            for m in ch:
+                if m[0] != k:
+                    raise _bad(i, m[0])
+                i += 1
+                if i == warm:
+                    t0 = time.perf_counter()
+                if i == total:
+                    break
+                k += 1
+                if k == p:
+                    k = 0
+            dt = time.perf_counter() - t0
+            n = count
             if i != total:
                 raise BadMessage(f"{i} messages, not {total}")
         elif kind == "py_zerocopy":
@@ -590,7 +617,15 @@ TP_CASES = [
     ("zmq_ipc", "pyzmq PUSH/PULL ipc://", "baseline"),
     ("py_single", "shm_channel write/read", "python"),
     ("py_batch", "shm_channel write_many/read_many", "python"),
+    ("py_iter", "shm_channel write_many/for msg in c", "python"),
     ("py_zerocopy", "shm_channel reserve/peek", "python"),
+]
+# Issue 14's goals: (case, reference case, least ratio of same-run medians).
+GOALS = [
+    ("py_single", "mp_pipe", 3.0),
+    ("py_batch", "mp_pipe", 20.0),
+    ("py_iter", "mp_pipe", 20.0),
+    ("py_zerocopy", "py_single", 1.0),
 ]
 RTT_CASES = [
     ("mp_pipe", "multiprocessing.Pipe (duplex)", "baseline"),
@@ -598,6 +633,14 @@ RTT_CASES = [
     ("py_ring", "shared_memory pure-Python rings", "baseline"),
     ("py_spin", "shm_channel write/read, spin", "python"),
 ]
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
 
 
 def main() -> int:
@@ -681,7 +724,7 @@ def main() -> int:
                 {"kind": "throughput", "id": kid, "label": label, "group": group, "size": size,
                  "capacity": capacity_for(size), "msgs_per_s": {"runs": []}, "error": None}
                 for kid, label, group in TP_CASES
-                if wanted(kid, group) and not (kid == "py_batch" and size > 4096)
+                if wanted(kid, group) and not (kid in ("py_batch", "py_iter") and size > 4096)
             ]  # fmt: skip
             first = int(max(16, min(20000, 16 * MIB // (size + 8))))
             measure(cases, lambda c, n: [tp_run(c["id"], c["size"], n)], first)
@@ -716,6 +759,25 @@ def main() -> int:
             print(f"  {c['label']:<36} {c['size']:>9} B  rtt median {med(c['median']['runs']):7.0f} ns"
                   f", p99 {med(c['p99']['runs']):7.0f}, p99.9 {med(c['p999']['runs']):8.0f}"
                   f", max {med(c['max']['runs']):9.0f}")  # fmt: skip
+    cpu = cpu_model()
+    for size in sorted({c["size"] for c in results if c["kind"] == "throughput"}):
+        by_id = {
+            c["id"]: c["msgs_per_s"]["runs"]
+            for c in results
+            if c["kind"] == "throughput" and c["size"] == size and not c.get("error")
+        }
+        lines = []
+        for kid, ref, goal in GOALS:
+            if kid in by_id and ref in by_id and by_id[kid] and by_id[ref]:
+                ratio = med([a / b for a, b in zip(by_id[kid], by_id[ref])])
+                verdict = "met" if ratio >= goal else "MISSED"
+                lines.append(
+                    f"  {kid:<12} / {ref:<10} {ratio:6.2f}x  (goal >= {goal:g}x: {verdict})"
+                )
+        if lines:
+            print(f"Issue 14 goals at {size} B, same-run ratios (median over runs); {cpu}; "
+                  f"load average {load_start:.2f} -> {load_end:.2f}")  # fmt: skip
+            print("\n".join(lines))
     for d in idle:
         if "error" in d:
             print(f"  idle: {d['label']}: {d['error']}")

@@ -778,6 +778,43 @@ SHM_CHANNEL_API int shm_channel_reclaim(const char *name, uint32_t flags);
 
 /* ---- end of reclaiming ------------------------------------------------------------------ */
 
+/* ---- batch peek and the mapping window (issue 14) ------------------------------------ */
+
+/*
+ * Consumer (stream), zero-copy: wait (as shm_channel_peek()) for the next message, then hand
+ * over up to max_count messages in place, in order, WITHOUT releasing any: ptrs[i] / lens[i]
+ * = message i (contiguous, 8-byte aligned, read-only). Returns their number n (1..max_count),
+ * 0 if max_count is 0, or the errors of shm_channel_peek(); -EOPNOTSUPP for a kind other than
+ * a stream, -EINVAL (NULL ptrs or lens, max_count > INT32_MAX). The first stays peeked as
+ * shm_channel_peek() holds it, and all n stay valid until shm_channel_release_n() (or the
+ * handle's close): the producer cannot reuse their space before. Peeking again (either
+ * call) before that returns the same messages from the first. A consumer that dies, closes
+ * or detaches while holding them has released none of them: its successor reads all n again
+ * (spec/README.md §5.5, "Batch peek"), so redelivery is bounded by n.
+ */
+SHM_CHANNEL_API int shm_channel_peek_batch(shm_channel_t *ch, const void **ptrs, uint64_t *lens,
+                                           uint32_t max_count, int64_t timeout_ns);
+
+/*
+ * Consumer (stream): release the first n messages of the last shm_channel_peek_batch() (n up
+ * to its count) in one step, waking a sleeping producer once. The rest are no longer held:
+ * the next peek or read returns them again. n = 0 does nothing. Returns 0, -EINVAL (n larger
+ * than the batch, or no batch held: a read or release since the batch peek ends it), -EBADMSG
+ * (the segment changed under a held message: those before it are released), -EBADF,
+ * -EOPNOTSUPP (not a stream).
+ */
+SHM_CHANNEL_API int shm_channel_release_n(shm_channel_t *ch, uint32_t n);
+
+/*
+ * Any role, any kind: *base / *len = this handle's mapping of the segment. Every view that
+ * peek, peek_batch and reserve hand out on a stream lies inside it. It stays mapped until
+ * shm_channel_close() (after shm_channel_detach(), as a private copy), so a binding may
+ * build one buffer over it and hand out slices. Returns 0 or -EINVAL (a NULL argument).
+ */
+SHM_CHANNEL_API int shm_channel_mapping(shm_channel_t *ch, void **base, uint64_t *len);
+
+/* ---- end of batch peek and the mapping window ------------------------------------------ */
+
 #ifdef __cplusplus
 }
 #endif

@@ -930,3 +930,85 @@ const char *shm_channel_version_string(void)
 {
     return "1.0.0";
 }
+
+/* ---- batch peek and the mapping window (issue 14) ---------------------------------- */
+
+int shm_channel_peek_batch(shm_channel_t *ch, const void **ptrs, uint64_t *lens,
+                           uint32_t max_count, int64_t timeout_ns)
+{
+    int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
+    if (rc)
+        return rc;
+    if (ch->kind != SHM_CHANNEL_KIND_STREAM)
+        return -EOPNOTSUPP;
+    if (max_count == 0)
+        return 0;
+    if (!ptrs || !lens || max_count > INT32_MAX)
+        return -EINVAL;
+    struct op op = {0};
+    if ((rc = wait_ready(ch, &op, timeout_ns)) != 0)
+        return rc;
+    /* The first message is peeked, held as shm_channel_peek() holds it. The others are
+     * found from a copy of the consumer's private state: a release in the copy moves only
+     * the copy's position, so nothing is released, in the segment or in the handle. */
+    struct shm__ring_consumer walk = ch->cons;
+    const void *p = op.ptr;
+    uint64_t len = op.len;
+    uint32_t n = 0;
+    for (;;) {
+        ptrs[n] = p;
+        lens[n] = len;
+        if (++n == max_count)
+            break;
+        shm__ring_release(&walk);
+        if (shm__ring_peek(&ch->ring, &walk, &p, &len) != 0)
+            break; /* none ready, or corrupt: the next call reports it */
+    }
+    if (walk.peeking)
+        shm__ring_release(&walk); /* the copy now has all n released */
+    ch->batch.start = ch->cons.rpos;
+    ch->batch.n = n;
+    ch->batch.after = walk;
+    return (int)n;
+}
+
+int shm_channel_release_n(shm_channel_t *ch, uint32_t n)
+{
+    int rc = check_role(ch, SHM_CHANNEL_CONSUMER);
+    if (rc)
+        return rc;
+    if (ch->kind != SHM_CHANNEL_KIND_STREAM)
+        return -EOPNOTSUPP;
+    if (n == 0)
+        return 0;
+    /* The batch is still held only if nothing was released since it was peeked. */
+    if (n > ch->batch.n || !ch->cons.peeking || ch->cons.rpos != ch->batch.start)
+        return -EINVAL;
+    if (n == ch->batch.n) { /* all of them: the state the batch peek's walk reached */
+        ch->batch.n = 0;
+        ch->cons = ch->batch.after;
+        consumer_publish(ch);
+        return 0;
+    }
+    ch->batch.n = 0;
+    /* Each of the n messages lies below the write_pos seen by the batch peek: walking them
+     * again finds the same records (a segment changed since gives -EBADMSG). */
+    for (uint32_t i = 0; i < n; i++) {
+        const void *p;
+        uint64_t len;
+        if ((rc = shm__ring_peek(&ch->ring, &ch->cons, &p, &len)) != 0)
+            break;
+        shm__ring_release(&ch->cons);
+    }
+    consumer_publish(ch);
+    return rc;
+}
+
+int shm_channel_mapping(shm_channel_t *ch, void **base, uint64_t *len)
+{
+    if (!ch || !base || !len)
+        return -EINVAL;
+    *base = ch->seg.base;
+    *len = ch->seg.map_len;
+    return 0;
+}

@@ -23,6 +23,9 @@ struct shm_channel {
     struct shm__ring ring;
     struct shm__ring_producer prod;
     struct shm__ring_consumer cons;
+    /* shm_channel_peek_batch: n messages held from rpos `start`; `after` = the consumer's
+     * state once all n are released (channel.c, batch peek block). */
+    struct { uint64_t start; uint32_t n; struct shm__ring_consumer after; } batch;
     /* broadcast (kind 2) */
     struct shm__bcast bc;
     struct shm__bcast_pub pub;

@@ -21,6 +21,7 @@ from ._channel import (
     _EINTR,
     _ETIMEDOUT,
     Producer,
+    _Busy,
     _Channel,
     _detach,
     _first_wait,
@@ -475,8 +476,7 @@ class _SubPeek:
 
     def __enter__(self) -> tuple[Any, int | bool]:
         ch = self._channel
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._handle()
             ptrp, lenp = ch._ptrp, ch._lenp
             if self._latest:
@@ -496,10 +496,6 @@ class _SubPeek:
                 _c_sub_stat(h, -1, st)
                 report = int(st.last_missed)
             self._views = ch._view(h, ptrp[0], size, readonly=True)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         codec = ch._codec
         if codec.size is not None and size != codec.size:
             self.__exit__(None, None, None)
@@ -518,15 +514,10 @@ class _SubPeek:
         ch = self._channel
         _release_views(self._views)
         self._views = []
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._h
             if h is None:
                 return
             rc = _c_release(h)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         if rc and exc_type is None:
             raise ch._error(rc, "release")

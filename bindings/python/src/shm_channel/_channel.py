@@ -61,6 +61,9 @@ _BYTES_TYPES = {bytes, bytearray}
 _READ_SCRATCH = 64 * 1024
 _BATCH_SCRATCH = 64 * 1024
 _WRITE_CHUNK = 64 * 1024
+# Iteration takes (holds) up to this many messages per C call, and at most _BATCH_SCRATCH
+# bytes of them (at least one message).
+_ITER_BATCH = 256
 
 _PRODUCER = lib.SHM_CHANNEL_PRODUCER
 _CONSUMER = lib.SHM_CHANNEL_CONSUMER
@@ -78,6 +81,12 @@ _c_reserve = lib.shm_channel_reserve
 _c_commit = lib.shm_channel_commit
 _c_abort = lib.shm_channel_abort
 _c_detach = lib.shm_channel_detach
+# The batch peek and the mapping window (library 1.0 since issue 14): None in an older one,
+# whose callers take the per-message paths instead.
+_c_peek_batch = getattr(lib, "shm_channel_peek_batch", None)
+_c_release_n = getattr(lib, "shm_channel_release_n", None)
+_c_mapping = getattr(lib, "shm_channel_mapping", None)
+_EOPNOTSUPP = -_errno.EOPNOTSUPP
 _from_buffer = ffi.from_buffer
 _unpack = ffi.unpack
 _struct_unpack_from = struct.unpack_from
@@ -196,6 +205,10 @@ class _Keep:
         self._live[0] -= 1
 
 
+# A handle's window on its mapping: (memoryview, start address, length).
+_NO_WINDOW: tuple[Any, int, int] = (None, 0, 0)
+
+
 def _detach(claim: list[Any]) -> None:
     """End the role of the handle in `claim`, if nobody did yet (list.pop is atomic)."""
     try:
@@ -207,6 +220,38 @@ def _detach(claim: list[Any]) -> None:
         ffi.release(h)  # nothing refers to the mapping any more: unmap it now
 
 
+class _Busy:
+    """``with _Busy(channel):`` brackets C calls on the channel's handle: the call is marked
+    (``_busy``) before it looks at the handle, and if close() came from another thread
+    meanwhile, this thread, the last to use the handle, ends its role on the way out (see
+    _Channel.close()).
+
+    Not on the hottest paths (Producer.write, Consumer.read, the stream reserve/peek blocks,
+    iteration): there the same lines are written out by hand, since this context manager
+    costs an object and two Python calls, 150-300 ns a call (timeit, against 40 ns for the
+    written-out try/finally), a fifth of a whole write or read.
+    """
+
+    __slots__ = ("_ch",)
+
+    def __init__(self, channel: Any) -> None:
+        self._ch = channel
+
+    def __enter__(self) -> None:
+        self._ch._busy = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ch = self._ch
+        ch._busy = False
+        if ch._closing:
+            _detach(ch._claim)
+
+
 def _in_call(method: _F) -> _F:
     """Mark a method as making C calls on the handle (see _Channel.close()): the method
     must take the handle (self._handle()) inside, after the mark is set.
@@ -214,13 +259,8 @@ def _in_call(method: _F) -> _F:
 
     @functools.wraps(method)
     def marked(self: _Channel, *args: Any, **kwargs: Any) -> Any:
-        try:
-            self._busy = True
+        with _Busy(self):
             return method(self, *args, **kwargs)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
 
     return marked  # type: ignore[return-value]
 
@@ -326,6 +366,7 @@ class _Channel:
     _closing = False
     _busy = False
     _claim: list[Any] = []  # noqa: RUF012 (replaced per instance)
+    _window: tuple[Any, int, int] = _NO_WINDOW
 
     def __init__(
         self,
@@ -365,6 +406,9 @@ class _Channel:
         self._claim = [self._h]
         self._capacity = int(lib.shm_channel_capacity(self._h))
         self._max_payload = int(lib.shm_channel_max_payload(self._h))
+        # Where reserve and peek put the message's address: read as an int, directly.
+        self._addrp = ffi.new("uintptr_t[1]")
+        self._addrpp = ffi.cast("void **", self._addrp)
         _live_channels.add(self)
         if spin is not None:
             self.set_spin(spin)
@@ -401,7 +445,10 @@ class _Channel:
         self._closing = True
         self._h = None
         self._read_state = None
+        self._window = _NO_WINDOW  # before _detach: the window holds the handle
         if not self._busy:
+            # No call in flight, and none starts: this thread has the handle to itself.
+            self._release_held()
             _detach(self._claim)
         if self._live_views[0] > 0:
             warnings.warn(
@@ -419,6 +466,7 @@ class _Channel:
         self._closing = True
         self._h = None
         self._read_state = None
+        self._window = _NO_WINDOW
         self._claim = []
 
     @property
@@ -467,13 +515,8 @@ class _Channel:
     def stat(self) -> Stat:
         """A snapshot of the channel's counters and peer states."""
         st = ffi.new("shm_channel_stat_t *")
-        try:
-            self._busy = True
+        with _Busy(self):
             rc = lib.shm_channel_stat(self._handle(), st)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         if rc:
             raise self._error(rc, "stat")
         return _stat_from_c(st)
@@ -487,13 +530,8 @@ class _Channel:
         if not 0 <= value <= _MAX_SPIN_S:  # also NaN
             raise ValueError(f"spin must be from 0 to {_MAX_SPIN_S} seconds, not {seconds!r}")
         ns = int(value * 1e9)
-        try:
-            self._busy = True
+        with _Busy(self):
             rc = lib.shm_channel_set_spin(self._handle(), ns)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         if rc:
             raise self._error(rc, "set_spin")
 
@@ -544,6 +582,39 @@ class _Channel:
         keep = ffi.gc(ffi.cast("char *", ptr), _Keep(h, self._live_views))
         base = memoryview(_cbuffer(keep, size))
         return [base.toreadonly(), base] if readonly else [base]
+
+    def _release_held(self) -> None:
+        """At close, with no call in flight: give back what a call left held (Consumer)."""
+
+    def _slice_slow(self, h: Any, addr: int, size: int, readonly: bool) -> memoryview:
+        """A view of `size` bytes at `addr`, for a message outside the handle's window: the
+        first one (the window is built now) or one that is not in the mapping at all (a
+        compat message split at the wrap is handed out as a copy).
+
+        The window is one memoryview over the handle's whole mapping (shm_channel_mapping),
+        built once, whose cffi buffer has a _Keep: the handle, and so the mapping, stays
+        alive (and counted in _live_views) while the window or any unreleased view of it
+        exists, a slice still in its block or one that numpy made from it. close() drops
+        the window first, so what it still counts was leaked. A slice is released at the
+        end of its block, as the per-message views are.
+        """
+        win, start, length = self._window
+        if win is None and _c_mapping is not None:
+            basep = ffi.new("void **")
+            lenp = ffi.new("uint64_t *")
+            if _c_mapping(h, basep, lenp) == 0:
+                start = int(ffi.cast("uintptr_t", basep[0]))
+                length = int(lenp[0])
+                keep = ffi.gc(ffi.cast("char *", start), _Keep(h, self._live_views))
+                win = memoryview(_cbuffer(keep, length))
+                if readonly:
+                    win = win.toreadonly()
+                if not self._closing:  # a window kept after close() would hold the handle
+                    self._window = (win, start, length)
+        off = addr - start
+        if win is not None and off >= 0 and off + size <= length:
+            return win[off : off + size]  # type: ignore[no-any-return]
+        return self._view(h, ffi.cast("char *", addr), size, readonly)[0]
 
 
 class Producer(_Channel):
@@ -675,7 +746,7 @@ class Producer(_Channel):
                 done += rc
         return done
 
-    def reserve(self, size: int, timeout: float | None = None) -> _Reservation:
+    def reserve(self, size: int, timeout: float | None = None) -> _StreamReservation:
         """Zero-copy write: ``with producer.reserve(n) as view:`` waits for room for `n`
         bytes and yields a writable memoryview of them inside the ring. Fill it; leaving the
         block publishes the message, and an exception inside it drops the message instead.
@@ -683,11 +754,13 @@ class Producer(_Channel):
         The view is released at the end of the block. Anything made from it (a numpy
         array, say) must not be used afterwards: it would write into the ring.
         """
-        size = _int_arg(size, "size")
+        if type(size) is not int:
+            size = _int_arg(size, "size")
         if size < 0:
             raise ValueError(f"size must be >= 0, not {size}")
-        _timeout_ns(timeout)  # checked now, not at the with statement
-        return _Reservation(self, size, timeout)
+        if timeout is not None:
+            _timeout_ns(timeout)  # checked now, not at the with statement
+        return _StreamReservation(self, size, timeout)
 
     @_in_call
     def write_array(self, array: npt.ArrayLike, timeout: float | None = None) -> None:
@@ -729,29 +802,55 @@ class Producer(_Channel):
         return ffi.cast("char *", pp[0])
 
 
-class _Reservation:
-    """The context manager returned by :meth:`Producer.reserve`."""
+class _StreamReservation:
+    """The context manager returned by :meth:`Producer.reserve`: the view is a slice of the
+    handle's window on its mapping (see _Channel._slice).
+    """
 
-    __slots__ = ("_channel", "_h", "_size", "_timeout", "_views")
+    __slots__ = ("_channel", "_size", "_timeout", "_view")
 
     def __init__(self, channel: Producer, size: int, timeout: float | None) -> None:
         self._channel = channel
         self._size = size
         self._timeout = timeout
-        self._views: list[memoryview] = []
+        self._view: memoryview | None = None
 
     def __enter__(self) -> memoryview:
         ch = self._channel
+        size = self._size
+        # Written out rather than `with _Busy(ch)` (see _Busy): this is a hot path.
         try:
             ch._busy = True
-            h = ch._handle()
-            ptr = ch._reserve_ptr(h, self._size, self._timeout)
-            self._views = ch._view(h, ptr, self._size, readonly=False)
+            h = ch._h
+            if h is None:
+                raise ch._closed_error()
+            if size > ch._max_payload:
+                raise ch._error(_EMSGSIZE, "reserve", size=size, limit=ch._max_payload)
+            pp = ch._addrpp
+            timeout = self._timeout
+            if timeout is None:
+                rc = _c_reserve(h, size, pp, _SLICE_NS)
+                if rc == _ETIMEDOUT or rc == _EINTR:
+                    rc = ch._wait(lambda ns: _c_reserve(h, size, pp, ns), None, rc)
+            else:
+                first, deadline = _first_wait(timeout)
+                rc = _c_reserve(h, size, pp, first)
+                if rc == _ETIMEDOUT or rc == _EINTR:
+                    rc = ch._wait(lambda ns: _c_reserve(h, size, pp, ns), deadline, rc)
+            if rc:
+                raise ch._error(rc, "reserve", size=size, limit=ch._max_payload, timeout=timeout)
+            win, start, length = ch._window  # _Channel._slice, inline
+            off = ch._addrp[0] - start
+            if off >= 0 and off + size <= length:
+                view = win[off : off + size]
+            else:
+                view = ch._slice_slow(h, start + off, size, False)
         finally:
             ch._busy = False
             if ch._closing:
                 _detach(ch._claim)
-        return self._views[0]
+        self._view = view
+        return view
 
     def __exit__(
         self,
@@ -760,8 +859,13 @@ class _Reservation:
         tb: TracebackType | None,
     ) -> None:
         ch = self._channel
-        _release_views(self._views)
-        self._views = []
+        view = self._view
+        if view is not None:
+            self._view = None
+            try:  # noqa: SIM105 (faster than contextlib.suppress)
+                view.release()
+            except BufferError:
+                pass
         try:
             ch._busy = True
             h = ch._h
@@ -777,6 +881,48 @@ class _Reservation:
             ch._busy = False
             if ch._closing:
                 _detach(ch._claim)
+        if rc:
+            raise ch._error(rc, "commit")
+
+
+class _Reservation:
+    """The context manager returned by :meth:`Publisher.reserve` (per-message views)."""
+
+    __slots__ = ("_channel", "_h", "_size", "_timeout", "_views")
+
+    def __init__(self, channel: Producer, size: int, timeout: float | None) -> None:
+        self._channel = channel
+        self._size = size
+        self._timeout = timeout
+        self._views: list[memoryview] = []
+
+    def __enter__(self) -> memoryview:
+        ch = self._channel
+        with _Busy(ch):
+            h = ch._handle()
+            ptr = ch._reserve_ptr(h, self._size, self._timeout)
+            self._views = ch._view(h, ptr, self._size, readonly=False)
+        return self._views[0]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ch = self._channel
+        _release_views(self._views)
+        self._views = []
+        with _Busy(ch):
+            h = ch._h
+            if h is None:
+                if exc_type is None:
+                    raise ch._closed_error()  # close() dropped the reservation
+                return
+            if exc_type is not None:
+                _c_abort(h)
+                return
+            rc = _c_commit(h, self._size)
         if rc:
             raise ch._error(rc, "commit")
 
@@ -837,14 +983,26 @@ class Consumer(_Channel):
         self._batch_count = 0
         self._batch: Any = None
         self._batch_lens: Any = None
+        # The batch peek (_take): whether this kind has it, its arrays, and what iteration
+        # holds: (messages, their iterator), or None.
+        self._batch_peek = _c_peek_batch is not None
+        self._pb_count = 0
+        self._pb_ptrs: Any = None
+        self._pb_addrs: Any = None
+        self._pb_lens: Any = None
+        self._pb_formats: dict[tuple[int, int], struct.Struct] = {}
+        self._mapbytes: Any = None
+        self._held: tuple[list[bytes], Iterator[bytes]] | None = None
+        self._saved_state = self._read_state
 
     def read(self, timeout: float | None = None) -> bytes:
         """The next message, as bytes (one copy out of the ring)."""
         try:
             self._busy = True  # see Producer.write
             state = self._read_state
-            if state is None:
-                raise self._closed_error()
+            if state is None:  # closed, or iteration holds a batch
+                self._handle()  # raises, or gives back what iteration handed out
+                state = self._saved_state
             h, buf, cap, lenp, data, size = state
             if timeout is None:
                 rc = _c_read(h, buf, cap, lenp, _SLICE_NS)
@@ -895,7 +1053,7 @@ class Consumer(_Channel):
 
     @_in_call
     def read_many(self, max_count: int = 1024, timeout: float | None = None) -> list[bytes]:
-        """Up to `max_count` messages, as a list of bytes, in one C call.
+        """Up to `max_count` messages, as a list of bytes, in one C call (and one to release).
 
         Waits up to `timeout` for the first message, then takes those that are ready and
         fit in 64 KiB (a first message larger than that comes alone), without waiting more.
@@ -908,6 +1066,14 @@ class Consumer(_Channel):
                 return []
             raise ValueError(f"max_count must be >= 0, not {max_count}")
         max_count = min(max_count, _INT32_MAX)
+        if self._batch_peek:
+            msgs = self._take(h, max_count, timeout)
+            if msgs is not None:
+                # Copied out: every one is handed over now, so all are released.
+                rc = _c_release_n(h, len(msgs))
+                if rc:
+                    raise self._error(rc, "release")
+                return msgs
         if self._batch_count < max_count:
             self._batch_count = max(max_count, 64)
             self._batch_lens = ffi.new("uint64_t[]", self._batch_count)
@@ -950,7 +1116,7 @@ class Consumer(_Channel):
             offset += size
         return out
 
-    def peek(self, timeout: float | None = None) -> _Peek:
+    def peek(self, timeout: float | None = None) -> _StreamPeek:
         """Zero-copy read: ``with consumer.peek() as view:`` waits for the next message and
         yields a read-only memoryview of it in place, in the ring.
 
@@ -959,8 +1125,9 @@ class Consumer(_Channel):
         of the block; arrays made from it (``numpy.frombuffer(view, ...)``) must not be
         used afterwards, as the producer reuses the space.
         """
-        _timeout_ns(timeout)  # checked now, not at the with statement
-        return _Peek(self, timeout)
+        if timeout is not None:
+            _timeout_ns(timeout)  # checked now, not at the with statement
+        return _StreamPeek(self, timeout)
 
     @_in_call
     def read_array(
@@ -1029,14 +1196,150 @@ class Consumer(_Channel):
         return obj
 
     def __iter__(self) -> Iterator[bytes]:
-        """Each message, as bytes, until end-of-stream (then iteration stops)."""
-        read = self.read
+        """Each message, as bytes, until end-of-stream (then iteration stops).
+
+        Messages are taken a batch at a time (up to 256 messages and 64 KiB, at least one
+        message), peeked in place and copied out, in one C call; the loop's messages are
+        released when it takes the next batch, when it ends (``break``, an exception) and
+        before any other call on this consumer, so that a message the loop was not handed
+        is never lost. The cost: a consumer process that dies inside the loop has released
+        none of its current batch, and the next consumer gets that batch again, so up to
+        256 messages this one was already handed (:meth:`read` redelivers at most the one
+        message a dying consumer had peeked).
+        """
+        try:
+            while self._batch_peek:
+                with _Busy(self):
+                    h = self._handle()  # releases what the loop was handed
+                    try:
+                        msgs = self._take(h, _ITER_BATCH, None)
+                    except EndOfStream:
+                        return
+                    if msgs is None:  # no batch peek for this kind of channel
+                        break
+                    if self._closing:  # close() came during the wait: the role ends
+                        raise self._closed_error()
+                    it = iter(msgs)
+                    self._held = (msgs, it)
+                    self._read_state = None  # read() gives back the loop's messages first
+                yield from it
+        finally:
+            if self._held is not None and self._h is not None:
+                with _Busy(self):
+                    self._handle()
+        read = self.read  # one message per call (a compat channel, an older library)
         while True:
             try:
                 data = read()
             except EndOfStream:
                 return
             yield data
+
+    def _handle(self) -> Any:
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        if self._held is not None:
+            self._settle(h)
+        return h
+
+    def _settle(self, h: Any) -> None:
+        """Release the messages iteration handed out of the batch it holds; the others are
+        no longer held (the next read returns them). Made inside a marked call.
+        """
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        msgs, it = held
+        handed = len(msgs) - operator.length_hint(it)
+        msgs.clear()  # the loop yields none of the rest: they come again from the ring
+        if not self._closing:
+            self._read_state = self._saved_state
+        if handed:
+            rc = _c_release_n(h, handed)
+            if rc:
+                raise self._error(rc, "release")
+
+    def _release_held(self) -> None:
+        if self._held is not None and self._claim:
+            with contextlib.suppress(Exception):
+                self._settle(self._claim[0])
+
+    def _forget_after_fork(self) -> None:
+        super()._forget_after_fork()
+        self._held = None
+
+    def _take(self, h: Any, max_count: int, timeout: float | None) -> list[bytes] | None:
+        """Up to `max_count` messages (and at most _BATCH_SCRATCH bytes of them, at least
+        one message) as bytes, peeked with one shm_channel_peek_batch call: copied out of
+        the ring, but NOT released (the caller releases them, with shm_channel_release_n,
+        once they are handed over). None if this kind of channel has no batch peek.
+        Made inside a marked call.
+        """
+        if max_count > self._pb_count:
+            # No more records fit in the ring than capacity / 8 (each takes 8 bytes or more).
+            n = min(max(max_count, 64), self._capacity // 8)
+            self._pb_ptrs = ffi.new("const void *[]", n)
+            self._pb_addrs = ffi.cast("uintptr_t *", self._pb_ptrs)
+            self._pb_lens = ffi.new("uint64_t[]", n)
+            self._pb_count = n
+        if max_count > self._pb_count:
+            max_count = self._pb_count
+        ptrs, lens = self._pb_ptrs, self._pb_lens
+        if timeout is None:
+            rc = _c_peek_batch(h, ptrs, lens, max_count, _SLICE_NS)
+            deadline = None
+        else:
+            first, deadline = _first_wait(timeout)
+            rc = _c_peek_batch(h, ptrs, lens, max_count, first)
+        if rc == _ETIMEDOUT or rc == _EINTR:
+            rc = self._wait(lambda ns: _c_peek_batch(h, ptrs, lens, max_count, ns), deadline, rc)
+        if rc < 0:
+            if rc == _EOPNOTSUPP:
+                self._batch_peek = False
+                return None
+            raise self._error(rc, "read", timeout=timeout)
+        sizes = _unpack(lens, rc)
+        if rc > 1 and sum(sizes) > _BATCH_SCRATCH:
+            # A batch's copies stay in the CPU cache: cut at 64 KiB (the first always comes).
+            total = 0
+            for i, size in enumerate(sizes):
+                total += size
+                if total > _BATCH_SCRATCH and i:
+                    rc = i
+                    break
+            del sizes[rc:]
+        addrs = self._pb_addrs
+        addr0 = addrs[0]
+        win, start, length = self._window
+        if win is None:
+            self._slice_slow(h, addr0, 0, True).release()  # builds the window
+            win, start, length = self._window
+            if win is None:  # closing, or no window: copy each message from its address
+                return [_cbuffer(ptrs[i], n)[:] for i, n in enumerate(sizes)]
+        mb = self._mapbytes
+        if mb is None:
+            # Bytes straight out of the mapping: a cffi buffer (slicing one gives bytes),
+            # only used inside marked calls, while the window holds the mapping.
+            mb = self._mapbytes = _cbuffer(ffi.cast("char *", start), length)
+        first_off = addr0 - start
+        size0 = sizes[0]
+        if rc == 1:
+            return [mb[first_off : first_off + size0]]
+        stride = 8 + ((size0 + 7) & ~7)
+        if sizes.count(size0) == rc and addrs[rc - 1] - addr0 == stride * (rc - 1):
+            # Equal sizes, back to back (no wrap in between), as fixed-size records are:
+            # split at C speed by one compiled struct format.
+            fmt = self._pb_formats.get((size0, rc))
+            if fmt is None:
+                if len(self._pb_formats) > 64:
+                    self._pb_formats.clear()
+                pad = f"{size0}s{stride - size0}x"
+                fmt = self._pb_formats[size0, rc] = struct.Struct(pad * (rc - 1) + f"{size0}s")
+            if first_off >= 0 and first_off + fmt.size <= length:
+                return list(fmt.unpack_from(mb, first_off))
+        return [mb[a - start : a - start + n] for a, n in zip(_unpack(addrs, rc), sizes)]
 
     def _peek_ptr(self, h: Any, timeout: float | None) -> tuple[Any, int]:
         # The caller marks the call (_busy).
@@ -1050,8 +1353,87 @@ class Consumer(_Channel):
         return ffi.cast("char *", ptrp[0]), int(lenp[0])
 
 
+class _StreamPeek:
+    """The context manager returned by :meth:`Consumer.peek`: the view is a read-only slice
+    of the handle's window on its mapping (see _Channel._slice).
+    """
+
+    __slots__ = ("_channel", "_timeout", "_view")
+
+    def __init__(self, channel: Consumer, timeout: float | None) -> None:
+        self._channel = channel
+        self._timeout = timeout
+        self._view: memoryview | None = None
+
+    def __enter__(self) -> memoryview:
+        ch = self._channel
+        # Written out rather than `with _Busy(ch)` (see _Busy): this is a hot path.
+        try:
+            ch._busy = True
+            h = ch._h
+            if h is None:
+                raise ch._closed_error()
+            if ch._held is not None:
+                ch._settle(h)
+            pp, lenp = ch._addrpp, ch._lenp
+            timeout = self._timeout
+            if timeout is None:
+                rc = _c_peek(h, pp, lenp, _SLICE_NS)
+                if rc == _ETIMEDOUT or rc == _EINTR:
+                    rc = ch._wait(lambda ns: _c_peek(h, pp, lenp, ns), None, rc)
+            else:
+                first, deadline = _first_wait(timeout)
+                rc = _c_peek(h, pp, lenp, first)
+                if rc == _ETIMEDOUT or rc == _EINTR:
+                    rc = ch._wait(lambda ns: _c_peek(h, pp, lenp, ns), deadline, rc)
+            if rc:
+                raise ch._error(rc, "read", timeout=timeout)
+            size = lenp[0]
+            win, start, length = ch._window  # _Channel._slice, inline
+            off = ch._addrp[0] - start
+            if off >= 0 and off + size <= length:
+                view = win[off : off + size]
+            else:
+                view = ch._slice_slow(h, start + off, size, True)
+        finally:
+            ch._busy = False
+            if ch._closing:
+                _detach(ch._claim)
+        self._view = view
+        return view
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ch = self._channel
+        view = self._view
+        if view is not None:
+            self._view = None
+            try:  # noqa: SIM105 (faster than contextlib.suppress)
+                view.release()
+            except BufferError:
+                pass
+        if exc_type is not None:
+            return  # the message stays for the next read
+        try:
+            ch._busy = True
+            h = ch._h
+            if h is None:
+                return  # closed: the message stays for the next consumer
+            rc = _c_release(h)
+        finally:
+            ch._busy = False
+            if ch._closing:
+                _detach(ch._claim)
+        if rc:
+            raise ch._error(rc, "release")
+
+
 class _Peek:
-    """The context manager returned by :meth:`Consumer.peek`."""
+    """The context manager behind :meth:`Consumer.peek_array` (per-message views)."""
 
     __slots__ = ("_channel", "_timeout", "_views")
 
@@ -1062,15 +1444,10 @@ class _Peek:
 
     def __enter__(self) -> memoryview:
         ch = self._channel
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._handle()
             ptr, size = ch._peek_ptr(h, self._timeout)
             self._views = ch._view(h, ptr, size, readonly=True)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         return self._views[0]
 
     def __exit__(
@@ -1084,16 +1461,11 @@ class _Peek:
         self._views = []
         if exc_type is not None:
             return  # the message stays for the next read
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._h
             if h is None:
                 return  # closed: the message stays for the next consumer
             rc = _c_release(h)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         if rc:
             raise ch._error(rc, "release")
 

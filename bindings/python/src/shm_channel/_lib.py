@@ -309,6 +309,12 @@ typedef struct shm_channel_compat_stat {
 int shm_channel_compat_stat(shm_channel_t *ch, shm_channel_compat_stat_t *st);
 /* ---- reclaiming dead peers' entries (issue 10) ---- */
 int shm_channel_reclaim(const char *name, uint32_t flags);
+
+/* ---- batch peek and the mapping window (issue 14) ---- */
+int shm_channel_peek_batch(shm_channel_t *ch, const void **ptrs, uint64_t *lens,
+                           uint32_t max_count, int64_t timeout_ns);
+int shm_channel_release_n(shm_channel_t *ch, uint32_t n);
+int shm_channel_mapping(shm_channel_t *ch, void **base, uint64_t *len);
 """
 
 ffi = cffi.FFI()

@@ -19,9 +19,9 @@ from ._channel import (
     _EINTR,
     _EMSGSIZE,
     _ETIMEDOUT,
+    _Busy,
     _Channel,
     _check_name,
-    _detach,
     _first_wait,
     _int_arg,
     _live_channels,
@@ -228,13 +228,8 @@ class _Service(_Channel):
     def service_stat(self) -> ServiceStat:
         """A snapshot of the service's counters (clients, requests, responses...)."""
         st = ffi.new("shm_channel_service_stat_t *")
-        try:
-            self._busy = True
+        with _Busy(self):
             rc = lib.shm_channel_service_stat(self._handle(), st)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         if rc:
             raise self._error(rc, "stat")
         return ServiceStat(st)
@@ -302,8 +297,7 @@ class Client(_Service):
 
         If no server is attached yet, first waits for one within the same timeout.
         """
-        try:
-            self._busy = True
+        with _Busy(self):
             h = self._handle()
             if type(data) is not bytes:
                 data = _from_buffer(data)
@@ -321,10 +315,6 @@ class Client(_Service):
                 rc = _c_response(h, ptrp, lenp, 0)
                 if rc == 0:
                     return _cbuffer(ptrp[0], lenp[0])[:]  # type: ignore[no-any-return]
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         raise self._error(
             rc, "request", size=size, limit=self._max_request, what="request", timeout=timeout
         )
@@ -334,8 +324,7 @@ class Client(_Service):
         return its size. An answer larger than `buffer` raises :class:`MessageTooLarge`
         (``size`` says how large); it stays readable with :meth:`response`.
         """
-        try:
-            self._busy = True
+        with _Busy(self):
             h = self._handle()
             src = data if type(data) is bytes else _from_buffer(data)
             size = len(src)  # type: ignore[arg-type]
@@ -343,10 +332,6 @@ class Client(_Service):
             cap = len(dst)
             lenp = self._lenp
             rc = self._call(lambda ns: _c_request(h, src, size, dst, cap, lenp, ns), timeout)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         if rc == 0:
             return int(lenp[0])
         if rc == _EMSGSIZE and size <= self._max_request:
@@ -385,14 +370,9 @@ class Client(_Service):
 
     def wait_server(self, timeout: float | None = None) -> None:
         """Wait until a server is attached. :class:`TimeoutError` if none came in time."""
-        try:
-            self._busy = True
+        with _Busy(self):
             h = self._handle()
             rc = self._call(lambda ns: lib.shm_channel_wait_server(h, ns), timeout, sliced=True)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         if rc:
             raise self._error(rc, "wait_server", timeout=timeout)
 
@@ -436,15 +416,10 @@ class _RequestSpace:
 
     def __enter__(self) -> memoryview:
         ch = self._client
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._handle()
             ch._reserve(h, self._size, self._timeout)
             self._views = ch._view(h, ch._ptrp[0], self._size, readonly=False)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         return self._views[0]
 
     def __exit__(
@@ -456,8 +431,7 @@ class _RequestSpace:
         ch = self._client
         _release_views(self._views)
         self._views = []
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._h
             if h is None:
                 if exc_type is None:
@@ -467,10 +441,6 @@ class _RequestSpace:
                 _c_abort(h)
                 return
             rc = _c_commit(h, self._size)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         if rc:
             raise ch._error(rc, "request", size=self._size, limit=ch._max_request)
 
@@ -488,8 +458,7 @@ class _ResponseView:
 
     def __enter__(self) -> memoryview:
         ch = self._client
-        try:
-            ch._busy = True
+        with _Busy(ch):
             h = ch._handle()
             if self._data is not None:
                 src = self._data if type(self._data) is bytes else _from_buffer(self._data)
@@ -508,10 +477,6 @@ class _ResponseView:
             if rc:
                 raise ch._error(rc, "request", timeout=self._timeout)
             self._views = ch._view(h, ptrp[0], int(lenp[0]), readonly=True)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
         return self._views[0]
 
     def __exit__(
@@ -555,16 +520,11 @@ class Request:
         """
         srv = self._server
         self._finish()
-        try:
-            srv._busy = True
+        with _Busy(srv):
             h = srv._handle()
             src = data if type(data) is bytes else _from_buffer(data)
             size = len(src)  # type: ignore[arg-type]
             rc = _c_respond(h, self._id, src, size)
-        finally:
-            srv._busy = False
-            if srv._closing:
-                _detach(srv._claim)
         if rc == 0:
             return True
         if rc == _ESTALE or rc == _EINVAL:
@@ -592,16 +552,11 @@ class Request:
             return
         srv = self._server
         self._finish()
-        try:
-            srv._busy = True
+        with _Busy(srv):
             h = srv._h
             if h is None:
                 return  # closed: every request held is released
             rc = _c_drop(h, self._id)
-        finally:
-            srv._busy = False
-            if srv._closing:
-                _detach(srv._claim)
         if rc:
             raise srv._error(rc, "drop")
 
@@ -612,13 +567,8 @@ class Request:
         srv = self._server
         _release_views(self._views)
         self._views = []
-        try:
-            srv._busy = True
+        with _Busy(srv):
             rc = lib.shm_channel_receive_release(srv._handle(), self._id)
-        finally:
-            srv._busy = False
-            if srv._closing:
-                _detach(srv._claim)
         if rc:
             raise srv._error(rc, "release")
 
@@ -664,8 +614,7 @@ class _ResponseSpace:
         srv = req._server
         if req.done:
             raise ValueError(f"request {req.seq} of client {req.client} was answered already")
-        try:
-            srv._busy = True
+        with _Busy(srv):
             h = srv._handle()
             rc = lib.shm_channel_respond_reserve(h, req._id, self._size, srv._ptrp)
             if rc == _ESTALE:
@@ -681,10 +630,6 @@ class _ResponseSpace:
                     rc, "respond", size=self._size, limit=srv._max_response, what="response"
                 )
             self._views = srv._view(h, srv._ptrp[0], self._size, readonly=False)
-        finally:
-            srv._busy = False
-            if srv._closing:
-                _detach(srv._claim)
         return self._views[0]
 
     def __exit__(
@@ -701,14 +646,9 @@ class _ResponseSpace:
             req.drop()
             return
         req._finish()
-        try:
-            srv._busy = True
+        with _Busy(srv):
             h = srv._handle()
             rc = lib.shm_channel_respond_commit(h, req._id, self._size)
-        finally:
-            srv._busy = False
-            if srv._closing:
-                _detach(srv._claim)
         if rc:
             raise srv._error(rc, "respond")
 
@@ -739,8 +679,7 @@ class Server(_Service):
         :class:`BlockingIOError` with timeout 0) when none came in time.
         """
         rid = ffi.new("shm_channel_request_id_t *")
-        try:
-            self._busy = True
+        with _Busy(self):
             h = self._handle()
             buf, cap, lenp = self._scratch, self._scratch_cap, self._lenp
             first, deadline = _first_wait(timeout)
@@ -755,10 +694,6 @@ class Server(_Service):
                 rc = _c_receive(h, big, len(big), lenp, rid, 0)
                 if rc == 0:
                     return Request(self, rid, _cbuffer(big, lenp[0])[:], [])
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         raise self._error(rc, "receive", timeout=timeout)
 
     def receive_view(self, timeout: float | None = None) -> Request:
@@ -767,8 +702,7 @@ class Server(_Service):
         leaving the ``with`` block unanswered drops it.
         """
         rid = ffi.new("shm_channel_request_id_t *")
-        try:
-            self._busy = True
+        with _Busy(self):
             h = self._handle()
             ptrp, lenp = self._ptrp, self._lenp
             first, deadline = _first_wait(timeout)
@@ -778,10 +712,6 @@ class Server(_Service):
             if rc == 0:
                 views = self._view(h, ptrp[0], int(lenp[0]), readonly=True)
                 return Request(self, rid, views[0], views)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         raise self._error(rc, "receive", timeout=timeout)
 
     def reap(self) -> list[int]:
@@ -789,13 +719,8 @@ class Server(_Service):
         waiting :meth:`receive` also does this by itself, several times a second.
         """
         dead = ffi.new("uint32_t[]", self._max_clients)
-        try:
-            self._busy = True
+        with _Busy(self):
             rc = lib.shm_channel_reap(self._handle(), dead, self._max_clients)
-        finally:
-            self._busy = False
-            if self._closing:
-                _detach(self._claim)
         if rc < 0:
             raise self._error(rc, "reap")
         return list(dead[0:rc])

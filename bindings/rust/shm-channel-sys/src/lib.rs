@@ -905,3 +905,44 @@ extern "C" {
     /// reclaimed, or -errno (-EPROTOTYPE: not a broadcast channel).
     pub fn shm_channel_reclaim(name: *const c_char, flags: u32) -> c_int;
 }
+
+// ---- batch peek and the mapping window (issue 14) ----------------------------------------
+
+extern "C" {
+    /// Consumer (stream), zero-copy: waits (as [`shm_channel_peek`]) for the next message,
+    /// then hands over up to `max_count` messages in place without releasing any:
+    /// `ptrs[i]` / `lens[i]` = message `i`. Returns their number (1..`max_count`), 0 if
+    /// `max_count` is 0, or the errors of [`shm_channel_peek`]; `-EOPNOTSUPP` for another
+    /// kind. They stay valid until [`shm_channel_release_n`]; a consumer that dies holding
+    /// them released none (its successor gets them again).
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// let rc = unsafe {
+    ///     shm_channel_peek_batch(std::ptr::null_mut(), std::ptr::null_mut(),
+    ///                            std::ptr::null_mut(), 1, 0)
+    /// };
+    /// assert_eq!(rc, -22);
+    /// ```
+    pub fn shm_channel_peek_batch(
+        ch: *mut shm_channel_t,
+        ptrs: *mut *const c_void,
+        lens: *mut u64,
+        max_count: u32,
+        timeout_ns: i64,
+    ) -> c_int;
+
+    /// Consumer (stream): releases the first `n` messages of the last
+    /// [`shm_channel_peek_batch`] in one step; the rest come again. Returns 0, `-EINVAL`
+    /// (more than the batch, or no batch held), `-EBADMSG`, `-EBADF`, `-EOPNOTSUPP`.
+    pub fn shm_channel_release_n(ch: *mut shm_channel_t, n: u32) -> c_int;
+
+    /// Any role: `*base` / `*len` = this handle's mapping of the segment (every stream
+    /// view lies inside it; it stays mapped until close). Returns 0 or `-EINVAL`.
+    pub fn shm_channel_mapping(
+        ch: *mut shm_channel_t,
+        base: *mut *mut c_void,
+        len: *mut u64,
+    ) -> c_int;
+}

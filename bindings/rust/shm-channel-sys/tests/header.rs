@@ -573,7 +573,7 @@ fn the_compiled_check_catches_drift() {
 #[test]
 fn every_function_links_and_the_version_matches() {
     // Taking each address makes the linker resolve every declared symbol.
-    let fns: [(&str, usize); 27 + 13 + 1 + 1] = [
+    let fns: [(&str, usize); 27 + 13 + 1 + 1 + 3] = [
         ("shm_channel_open", shm_channel_open as *const () as usize),
         ("shm_channel_close", shm_channel_close as *const () as usize),
         (
@@ -711,6 +711,19 @@ fn every_function_links_and_the_version_matches() {
         (
             "shm_channel_reclaim",
             shm_channel_reclaim as *const () as usize,
+        ),
+        // Batch peek and the mapping window (issue 14).
+        (
+            "shm_channel_peek_batch",
+            shm_channel_peek_batch as *const () as usize,
+        ),
+        (
+            "shm_channel_release_n",
+            shm_channel_release_n as *const () as usize,
+        ),
+        (
+            "shm_channel_mapping",
+            shm_channel_mapping as *const () as usize,
         ),
     ];
     let listed: BTreeSet<String> = fns.iter().map(|f| f.0.to_string()).collect();
