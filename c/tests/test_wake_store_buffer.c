@@ -9,8 +9,9 @@
  *
  * Two things make it meet here, every few rounds:
  *  - the side whose store must not be passed (the "stuffer") fills its store buffer with slow
- *    stores first: one word in each of STUFF cache lines that are in no cache (a 64 MiB
- *    buffer, a new line each time), as a side copying a message to or from cold memory would.
+ *    stores first: one word in each of 40 cache lines that are in no cache (a 64 MiB
+ *    buffer, a new line each time: ct_sbuf.h), as a side copying a message to or from cold
+ *    memory would.
  *    x86 commits stores in order, so the store of the handshake waits behind them for about a
  *    microsecond, while the load after it runs at once;
  *  - the other side starts its own step when the stuffer signals (on the test's control
@@ -52,6 +53,7 @@
 
 #include "atomics.h"
 #include "ct.h"
+#include "ct_sbuf.h"
 #include "handshake.h"
 #include "hooks.h"
 #include "layout.h"
@@ -61,10 +63,6 @@ TestSuite(wake_store_buffer, .init = ct_setup, .fini = ct_teardown, .timeout = 3
 #define CAP 1024u
 #define LEN 504u /* CAP / 2 - 8: two records fill the ring */
 #define STALL_NS (5 * CT_SEC)
-#ifndef STUFF
-#define STUFF 40 /* slow stores ahead of the step: fewer than a store queue holds */
-#endif
-#define COLD_BYTES (64u << 20)
 
 enum step { RELEASE, PUBLISH, SLEEP };
 
@@ -98,34 +96,8 @@ static void await(const uint64_t *p, uint64_t v)
         shm__cpu_relax();
 }
 
-/* The other side: a little later or sooner into the stuffer's window. */
-static void jitter(uint64_t i)
-{
-    for (uint64_t n = ct_mix(i) % 64; n; n--)
-        shm__cpu_relax();
-}
 
-static uint8_t *cold;
-static uint64_t cold_line;
 
-static int cold_setup(void)
-{
-    cold = mmap(NULL, COLD_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (cold == MAP_FAILED)
-        return -1;
-    memset(cold, 1, COLD_BYTES); /* no page fault in the window */
-    return 0;
-}
-
-/* STUFF stores to lines in no cache: the next stores queue behind them. A prime stride over
- * the buffer: a line comes back only after a million others. */
-static void stuff(uint64_t i)
-{
-    for (unsigned k = 0; k < STUFF; k++) {
-        cold_line = (cold_line + 7919) % (COLD_BYTES / 64);
-        __atomic_store_n((uint64_t *)(void *)(cold + cold_line * 64), i, __ATOMIC_RELAXED);
-    }
-}
 
 static int write_msg(shm_channel_t *ch, uint64_t i)
 {
@@ -179,7 +151,7 @@ static int producer_main(void *arg)
 {
     (void)arg;
     shm_channel_t *ch = open_side(SHM_CHANNEL_PRODUCER, p_knob);
-    if (!ch || (step == PUBLISH && cold_setup()))
+    if (!ch || (step == PUBLISH && ct_sbuf_setup()))
         return 2;
     int rc = 0;
     if (step == RELEASE)
@@ -189,17 +161,17 @@ static int producer_main(void *arg)
         if (step == RELEASE) {
             /* The ring holds i - 1 and i; i + 1 fits once the consumer releases i - 1. */
             await(&ctl->go, i);
-            jitter(i);
+            ct_sbuf_jitter(i);
             if ((rc = write_msg(ch, i + 1)) == 0)
                 st(&ctl->acked, i);
         } else if (step == PUBLISH) {
             await(&ctl->acked, i - 1); /* the ring is empty */
             st(&ctl->go, i);
-            stuff(i);
+            ct_sbuf_stuff(i);
             rc = write_msg(ch, i);
         } else {
             await(&ctl->go, i);
-            jitter(i);
+            ct_sbuf_jitter(i);
             rc = write_msg(ch, i);
             await(&ctl->acked, i);
         }
@@ -211,7 +183,7 @@ static int consumer_main(void *arg)
 {
     (void)arg;
     shm_channel_t *ch = open_side(SHM_CHANNEL_CONSUMER, c_knob);
-    if (!ch || (step != PUBLISH && cold_setup()))
+    if (!ch || (step != PUBLISH && ct_sbuf_setup()))
         return 2;
     int rc = 0;
     for (uint64_t i = 1; rc == 0 && i <= rounds && !ld(&ctl->stop); i++) {
@@ -226,17 +198,17 @@ static int consumer_main(void *arg)
                 break;
             }
             st(&ctl->go, i);
-            stuff(i);
+            ct_sbuf_stuff(i);
             rc = shm_channel_release(ch);
             await(&ctl->acked, i);
         } else if (step == PUBLISH) {
             await(&ctl->go, i);
-            jitter(i);
+            ct_sbuf_jitter(i);
             if ((rc = read_msg(ch, i)) == 0)
                 st(&ctl->acked, i);
         } else {
             st(&ctl->go, i);
-            stuff(i);
+            ct_sbuf_stuff(i);
             if ((rc = read_msg(ch, i)) == 0)
                 st(&ctl->acked, i);
         }
