@@ -241,7 +241,7 @@ static void run(enum step s, int pk, int ck, const char *what)
 {
     static const char *const names[] = {"release", "publish", "sleep"};
     const char *env = getenv("SHM_CHANNEL_STRESS");
-    rounds = env && *env && strcmp(env, "0") != 0 ? 1000000 : ct_scaled(2000, 300);
+    rounds = env && *env && strcmp(env, "0") != 0 ? 1000000 : ct_scaled(1500, 300);
     step = s;
     p_knob = pk;
     c_knob = ck;
