@@ -32,4 +32,18 @@ extern int shm__hook_handshake_fence_only;
 
 int shm__hook_share_mapping(shm_channel_t *dst, const shm_channel_t *src);
 
+/* Sleep this long in a server's answer to a request it reads in place, between its two
+ * stores: freeing the request buffer and naming the answer (spec/service.md §5.6 steps 4, 5;
+ * default 0). A client that could see its answer before its buffer is free would then find
+ * the buffer taken (§6 (e)); test_svc_answer_order sets it. */
+extern uint64_t shm__hook_svc_answer_delay_ns;
+
+/* The knobs' pause: nanosleep(ns); shm__hook_pause(0), the production value, makes no call. */
+void shm__hook_sleep_ns(uint64_t ns);
+static inline void shm__hook_pause(uint64_t ns)
+{
+    if (__builtin_expect(ns != 0, 0))
+        shm__hook_sleep_ns(ns);
+}
+
 #endif

@@ -63,6 +63,13 @@ void shm__lock_drop(int fd, int byte)
 
 uint64_t shm__hook_lock_check_delay_ns = 0;
 
+void shm__hook_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                          .tv_nsec = (long)(ns % 1000000000u)};
+    nanosleep(&ts, NULL);
+}
+
 int shm__lock_held_range(int fd, int byte, int len)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = len};
@@ -73,12 +80,8 @@ int shm__lock_held_range(int fd, int byte, int len)
 
 int shm__lock_held(int fd, int byte)
 {
-    if (shm__hook_lock_check_delay_ns) {
-        /* Before the check: the caller read the peer's state just now. */
-        struct timespec ts = {.tv_sec = (time_t)(shm__hook_lock_check_delay_ns / 1000000000u),
-                              .tv_nsec = (long)(shm__hook_lock_check_delay_ns % 1000000000u)};
-        nanosleep(&ts, NULL);
-    }
+    /* Before the check: the caller read the peer's state just now. */
+    shm__hook_pause(shm__hook_lock_check_delay_ns);
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
     if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
         return -errno;

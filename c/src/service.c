@@ -6,8 +6,11 @@
 #include <string.h>
 
 #include "atomics.h"
+#include "hooks.h"
 #include "segment.h"
 #include "shm_channel.h"
+
+uint64_t shm__hook_svc_answer_delay_ns = 0;
 
 static uint64_t align_up(uint64_t n, uint64_t a)
 {
@@ -368,6 +371,7 @@ int shm__svc_respond_commit(struct shm__svc *s, struct shm__svc_server *v, uint6
         hd->in_place = 0;
         shm__store_release(&shm__svc_req(s, i)->req, word_of(hd->seq, SHM__SVC_FREE));
     }
+    shm__hook_pause(shm__hook_svc_answer_delay_ns);
     shm__counter_add(&s->hdr->responses, 1);
     /* Release: the response's length and bytes are written before it is named. */
     shm__store_release(&rs->resp, hd->seq);
