@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "shm_channel.h"
 
@@ -29,13 +28,6 @@ static inline int check(const void *msg, uint64_t size, uint64_t seq)
     if (size >= 8)
         __builtin_memcpy(&got, msg, 8);
     return got == seq;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Writes messages first .. total - 1 from `src` (size bytes, size * batch in batch mode;
@@ -96,80 +88,51 @@ out:
     return rc;
 }
 
-/* Reads `warmup` then `count` messages; *ns = the time from the end of the warm-up to the
- * last message (as the Rust loop: the clock is read when message `warmup` is due). */
-int64_t cmp_c_consume(shm_channel_t *ch, int mode, uint64_t size, uint64_t warmup,
-                      uint64_t count, uint32_t batch, uint64_t *ns)
+/* Reads messages first .. end - 1 into `buf` (size bytes, size * batch in batch mode; the
+ * caller allocates it once per run). The harness calls it for the warm-up, tells the producer
+ * to go on, then calls it for the timed part around its own clock reads, as for the Rust
+ * loops. Returns the number of bad messages or a negative errno. */
+int64_t cmp_c_consume(shm_channel_t *ch, int mode, uint64_t size, uint64_t first, uint64_t end,
+                      uint32_t batch, uint8_t *buf)
 {
     if (mode != MODE_BATCH)
         batch = 1;
-    uint64_t *lens = calloc(batch, sizeof *lens);
-    uint64_t cap = size * batch;
-    uint8_t *buf = aligned_alloc(64, ((cap + 63) & ~(uint64_t)63) + 64);
-    uint64_t bad = 0, total = warmup + count, t0 = now_ns();
-    int64_t rc = 0;
-    if (!lens || !buf) {
-        rc = -12;
-        goto out;
-    }
-    uint64_t seq = 0;
+    uint64_t lens[64];
+    if (batch > sizeof lens / sizeof lens[0])
+        return -22; /* EINVAL */
+    uint64_t cap = size * batch, bad = 0, seq = first;
     if (mode == MODE_COPY) {
-        for (; seq < total; seq++) {
-            if (seq == warmup)
-                t0 = now_ns();
+        for (; seq < end; seq++) {
             uint64_t n;
             int r = shm_channel_read(ch, buf, cap, &n, SHM_CHANNEL_INFINITE);
-            if (r < 0) {
-                rc = r;
-                goto out;
-            }
+            if (r < 0)
+                return r;
             bad += n != size || !check(buf, n, seq);
         }
     } else if (mode == MODE_ZEROCOPY) {
-        for (; seq < total; seq++) {
-            if (seq == warmup)
-                t0 = now_ns();
+        for (; seq < end; seq++) {
             const void *p;
             uint64_t n;
             int r = shm_channel_peek(ch, &p, &n, SHM_CHANNEL_INFINITE);
-            if (r < 0) {
-                rc = r;
-                goto out;
-            }
+            if (r < 0)
+                return r;
             bad += n != size || !check(p, n, seq);
             r = shm_channel_release(ch);
-            if (r < 0) {
-                rc = r;
-                goto out;
-            }
+            if (r < 0)
+                return r;
         }
     } else {
-        int timed = 0;
-        while (seq < total) {
-            if (!timed && seq >= warmup) {
-                t0 = now_ns();
-                timed = 1;
-            }
-            /* A batch stops at the warm-up's end: the clock starts when message `warmup`
-             * is due, as in the other modes. */
-            uint64_t end = seq < warmup ? warmup : total;
+        while (seq < end) {
             uint32_t want = end - seq < batch ? (uint32_t)(end - seq) : batch;
             int got = shm_channel_read_batch(ch, buf, cap, lens, want, SHM_CHANNEL_INFINITE);
-            if (got < 0) {
-                rc = got;
-                goto out;
-            }
+            if (got < 0)
+                return got;
             for (int k = 0; k < got; k++)
                 bad += lens[k] != size || !check(buf + (uint64_t)k * size, lens[k], seq + (uint64_t)k);
             seq += (uint64_t)got;
         }
     }
-    *ns = now_ns() - t0;
-    rc = (int64_t)bad;
-out:
-    free(lens);
-    free(buf);
-    return rc;
+    return (int64_t)bad;
 }
 
 /* One process, both handles of one channel: `n` messages written and read back in turn

@@ -78,10 +78,10 @@ extern "C" {
         ch: *mut sys::shm_channel_t,
         mode: i32,
         size: u64,
-        warmup: u64,
-        count: u64,
+        first: u64,
+        end: u64,
         batch: u32,
-        ns: *mut u64,
+        buf: *mut u8,
     ) -> i64;
     fn cmp_c_inproc(
         tx: *mut sys::shm_channel_t,
@@ -363,6 +363,11 @@ fn child(args: &[String]) {
                         s.send().expect("send");
                     }
                     cpu[part] = thread_cpu_ns();
+                    if part == 0 {
+                        // The consumer has read the warm-up: the timed part starts from an
+                        // empty ring (as bench/'s bench_tp_warm).
+                        wait_stdin_line();
+                    }
                 }
             } else if is_c_mode(mode) {
                 let ch = RawChannel::open(name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
@@ -380,6 +385,11 @@ fn child(args: &[String]) {
                     };
                     assert_eq!(rc, 0, "C producer failed");
                     cpu[part] = thread_cpu_ns();
+                    if part == 0 {
+                        // The consumer has read the warm-up: the timed part starts from an
+                        // empty ring (as bench/'s bench_tp_warm).
+                        wait_stdin_line();
+                    }
                 }
                 drop(ch);
             } else {
@@ -416,6 +426,11 @@ fn child(args: &[String]) {
                         }
                     }
                     cpu[part] = thread_cpu_ns();
+                    if part == 0 {
+                        // The consumer has read the warm-up: the timed part starts from an
+                        // empty ring (as bench/'s bench_tp_warm).
+                        wait_stdin_line();
+                    }
                 }
                 drop(tx);
             }
@@ -648,6 +663,7 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
         let mut t0 = Instant::now();
         for seq in 0..total {
             if seq == warmup {
+                peer.go();
                 t0 = Instant::now();
             }
             let s = loop {
@@ -676,22 +692,26 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
         let flags = sys::SHM_CHANNEL_CREATE | sys::SHM_CHANNEL_EXCL;
         let ch = RawChannel::open(&name, sys::SHM_CHANNEL_CONSUMER, flags, cap as u64);
         let mut peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
-        let mut ns = 0u64;
-        // SAFETY: an open consumer handle, used by this thread only; `ns` a valid pointer.
-        let rc = unsafe {
-            cmp_c_consume(
-                ch.0,
-                c_mode(mode),
-                size as u64,
-                warmup,
-                count,
-                BATCH as u32,
-                &mut ns,
-            )
-        };
+        let n = if mode == "cbatch" { BATCH } else { 1 };
+        let mut buf_mem = vec![0u8; size * n + 64];
+        let buf = aligned64(&mut buf_mem, size * n).as_mut_ptr();
+        let m = c_mode(mode);
+        let (size64, b32) = (size as u64, BATCH as u32);
+        // SAFETY: an open consumer handle, used by this thread only; `buf` holds size * n
+        // bytes, as the C loop writes.
+        let bad = unsafe { cmp_c_consume(ch.0, m, size64, 0, warmup, b32, buf) };
         assert_eq!(
-            rc, 0,
-            "C consumer: {rc} (negative: an errno; positive: bad messages)"
+            bad, 0,
+            "C consumer, warm-up: {bad} (negative: an errno; positive: bad messages)"
+        );
+        peer.go();
+        let t0 = Instant::now();
+        // SAFETY: as above.
+        let bad = unsafe { cmp_c_consume(ch.0, m, size64, warmup, total, b32, buf) };
+        let ns = t0.elapsed().as_nanos() as u64;
+        assert_eq!(
+            bad, 0,
+            "C consumer: {bad} (negative: an errno; positive: bad messages)"
         );
         drop(ch);
         let cpu = peer.cpu_ns();
@@ -709,6 +729,7 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
         let (mut seq, mut t0) = (0u64, None);
         while seq < total {
             if t0.is_none() && seq >= warmup {
+                peer.go();
                 t0 = Some(Instant::now());
             }
             // A batch stops at the warm-up's end: the clock starts when message `warmup`
@@ -737,6 +758,7 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
     if mode == "copy" {
         for seq in 0..total {
             if seq == warmup {
+                peer.go();
                 t0 = Instant::now();
             }
             let n = rx.read_into(buf).expect("read");
@@ -745,6 +767,7 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
     } else {
         for seq in 0..total {
             if seq == warmup {
+                peer.go();
                 t0 = Instant::now();
             }
             let p = rx.peek().expect("peek");
