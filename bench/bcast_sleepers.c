@@ -2,9 +2,9 @@
  * pinned to CPU 0 writes one 64 B message every GAP_US microseconds to N subscriber
  * processes pinned to CPU 1 that sleep (spin 0) until each message. Prints the publisher's
  * CPU time inside the write call per message (CLOCK_THREAD_CPUTIME_ID; it includes the
- * FUTEX_WAKE that wakes the sleepers) with the membarrier handshake (KNOB 0) or as a
- * fence-only publisher (KNOB 1, shm__hook_handshake_fence_only: its subscribers then issue
- * no membarrier before sleeping).
+ * FUTEX_WAKE that wakes the sleepers) with the membarrier handshake (KNOB 0,
+ * shm__bcast_hook_membarrier_publisher = 1: its subscribers issue a membarrier before each
+ * sleep) or as a fence-only publisher (KNOB 1, the library's default).
  *
  * Build against the library's objects (the knob is not exported), from the repository root
  * after building build-dev (scripts/test-c.sh's configuration):
@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "shm_channel.h"
 extern int shm__hook_handshake_fence_only;
+extern int shm__bcast_hook_membarrier_publisher;
 static double cpu(void){struct timespec t;clock_gettime(CLOCK_THREAD_CPUTIME_ID,&t);return t.tv_sec*1e9+t.tv_nsec;}
 static void pin(int c){cpu_set_t s;CPU_ZERO(&s);CPU_SET(c,&s);sched_setaffinity(0,sizeof s,&s);}
 int main(int argc,char**argv){
@@ -32,7 +33,7 @@ int main(int argc,char**argv){
   shm_channel_unlink(name,SHM_CHANNEL_FORCE);
   shm_channel_broadcast_config_t cfg={64,64,72,NULL,{0}};
   pin(0);
-  shm__hook_handshake_fence_only=knob;
+  shm__hook_handshake_fence_only=knob; shm__bcast_hook_membarrier_publisher=!knob;
   shm_channel_t*pub; if(shm_channel_open_broadcast(&pub,name,SHM_CHANNEL_PUBLISHER,SHM_CHANNEL_CREATE,&cfg,0600)){puts("open");return 1;}
   pid_t pids[256];
   for(int i=0;i<n;i++){pids[i]=fork(); if(!pids[i]){pin(1);shm__hook_handshake_fence_only=0;shm_channel_t*s;if(shm_channel_open_broadcast(&s,name,SHM_CHANNEL_SUBSCRIBER,0,NULL,0))_exit(1);shm_channel_set_spin(s,0);uint8_t b[64];uint64_t l,m;while(shm_channel_recv(s,b,64,&l,&m,-1)==0);_exit(0);}}

@@ -15,6 +15,7 @@ void (*shm__bcast_hook_after_copy)(void *arg);
 void (*shm__bcast_hook_before_wake_check)(void *arg);
 void (*shm__bcast_hook_after_register)(void *arg);
 void *shm__bcast_hook_arg;
+int shm__bcast_hook_membarrier_publisher;
 
 /* Under ThreadSanitizer the payload copies race with the publisher by design (a seqlock:
  * a racing copy is detected and discarded). TSan cannot know that, so there the copies are

@@ -356,5 +356,12 @@ extern void (*shm__bcast_hook_after_copy)(void *arg);
 extern void (*shm__bcast_hook_before_wake_check)(void *arg);
 extern void (*shm__bcast_hook_after_register)(void *arg);
 extern void *shm__bcast_hook_arg;
+/* 1: a publisher registers for membarrier and publishes without a fence (spec §5.7's
+ * membarrier handshake). 0 (the default): it advertises 0 and fences every publish. The
+ * handshake is off by default because on the machines measured (2-core AMD EPYC VM) the fence
+ * cost < 0.5 ns per publish while every subscriber sleep then cost a membarrier system call
+ * and an IPI on the publisher's CPU (bench/README.md, "Broadcast channels"). Tests and
+ * benchmarks turn it on. */
+extern int shm__bcast_hook_membarrier_publisher;
 
 #endif

@@ -134,7 +134,8 @@ int shm__bc_attach(shm_channel_t *ch, uint32_t flags, const shm_channel_broadcas
         /* A new publisher clears the table of dead subscribers first (their counts in
          * `subscribers` and `waiting`), then decides whether sleepers need a wake. */
         reclaim_dead(ch);
-        if ((rc = shm__bcast_pub_attach_hs(&ch->bc, &ch->pub, shm__hs_register())) != 0)
+        uint32_t hs = shm__bcast_hook_membarrier_publisher ? shm__hs_register() : SHM__HS_FENCE;
+        if ((rc = shm__bcast_pub_attach_hs(&ch->bc, &ch->pub, hs)) != 0)
             return rc;
         if (ch->pub.attach_wake) /* spec §5.7: the wake a predecessor may have owed */
             shm__futex_wake(&ch->bc.hdr->notify_seq);

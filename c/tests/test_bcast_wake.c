@@ -180,6 +180,7 @@ static void run_hs(int nsubs, uint64_t count, int stretched, int pub_knob, int s
     C->sub_knob = sub_knob;
     int saved_knob = shm__hook_handshake_fence_only;
     shm__hook_handshake_fence_only = pub_knob; /* read by the publisher's open only */
+    shm__bcast_hook_membarrier_publisher = !pub_knob; /* off by default in the library */
     if (stretched) {
         shm__bcast_hook_before_wake_check = pause_2ms;
         shm__bcast_hook_after_register = pause_5ms;
@@ -194,6 +195,7 @@ static void run_hs(int nsubs, uint64_t count, int stretched, int pub_knob, int s
      * for membarrier and publishes without a fence. */
     uint32_t want_hs = pub_knob ? SHM__HS_FENCE : shm__hs_register();
     shm__hook_handshake_fence_only = saved_knob;
+    shm__bcast_hook_membarrier_publisher = 0;
     {
         shm_channel_broadcast_stat_t bs0;
         cr_assert_eq(shm_channel_broadcast_stat(pub, &bs0), 0);
@@ -308,9 +310,10 @@ static void run_hs(int nsubs, uint64_t count, int stretched, int pub_knob, int s
     munmap(C, sizeof *C);
 }
 
+/* The library's default: a fence-only publisher (shm__bcast_hook_membarrier_publisher 0). */
 static void run(int nsubs, uint64_t count, int stretched)
 {
-    run_hs(nsubs, count, stretched, 0, 0);
+    run_hs(nsubs, count, stretched, 1, 0);
 }
 
 static int stress(void)
@@ -371,6 +374,10 @@ Test(SUITE, a_clean_close_resets_the_publisher_handshake_word)
     cr_assert_eq(shm_channel_open_broadcast(&sub, name, SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0), 0);
     const struct shm__bcast_header *h = sub->bc.hdr;
     uint32_t mine = shm__hs_register();
+    cr_assert_eq(h->publisher_handshake, SHM__HS_FENCE, "the library's default: fence");
+    shm_channel_close(pub);
+    shm__bcast_hook_membarrier_publisher = 1;
+    cr_assert_eq(shm_channel_open_broadcast(&pub, name, SHM_CHANNEL_PUBLISHER, 0, NULL, 0), 0);
     cr_assert_eq(h->publisher_handshake, mine);
     shm_channel_close(pub);
     cr_assert_eq(h->publisher_handshake, SHM__HS_FENCE, "reset at the clean close");
@@ -382,6 +389,7 @@ Test(SUITE, a_clean_close_resets_the_publisher_handshake_word)
     shm_channel_close(pub);
     cr_assert_eq(shm_channel_open_broadcast(&pub, name, SHM_CHANNEL_PUBLISHER, 0, NULL, 0), 0);
     cr_assert_eq(h->publisher_handshake, mine);
+    shm__bcast_hook_membarrier_publisher = 0;
     shm_channel_close(pub);
     shm_channel_close(sub);
 }
