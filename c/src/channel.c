@@ -91,8 +91,10 @@ static int claim_role(shm_channel_t *ch)
         shm__fence_seq_cst();
         /* A predecessor may have died between its increment of write_seq and its FUTEX_WAKE:
          * a consumer asleep on the old value, whose flag now names a value other than the
-         * word's, would get no wake from our publishes (§5.11). Wake once (not counted). */
-        wake(&h->write_seq, NULL);
+         * word's, would get no wake from our publishes (§5.11 rule 3). Such a consumer's flag
+         * is set: wake once if it is (a wake call, counted), never while nobody sleeps. */
+        if (shm__load_relaxed(&h->consumer_waiting) != 0)
+            wake(&h->write_seq, &h->producer_wakes);
     } else if (ch->role == SHM_CHANNEL_CONSUMER) {
         if ((rc = shm__lock_try(ch->seg.fd, SHM__LOCK_CONSUMER, 1)) != 0)
             return rc;
@@ -104,7 +106,8 @@ static int claim_role(shm_channel_t *ch)
         shm__store_relaxed(&h->consumer_epoch, shm__load_relaxed(&h->consumer_epoch) + 1);
         shm__store_release(&h->consumer_state, SHM_CHANNEL_PEER_ATTACHED);
         shm__fence_seq_cst();
-        wake(&h->read_seq, NULL); /* as the producer's: a dead predecessor's last wake */
+        if (shm__load_relaxed(&h->producer_waiting) != 0) /* as the producer's (rule 3) */
+            wake(&h->read_seq, &h->consumer_wakes);
     }
     return 0;
 }
