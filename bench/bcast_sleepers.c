@@ -21,28 +21,100 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
 #include "shm_channel.h"
+
 extern int shm__hook_handshake_fence_only;
 extern int shm__bcast_hook_membarrier_publisher;
-static double cpu(void){struct timespec t;clock_gettime(CLOCK_THREAD_CPUTIME_ID,&t);return t.tv_sec*1e9+t.tv_nsec;}
-static void pin(int c){cpu_set_t s;CPU_ZERO(&s);CPU_SET(c,&s);sched_setaffinity(0,sizeof s,&s);}
-int main(int argc,char**argv){
-  if(argc!=5){fprintf(stderr,"usage: %s N KNOB MSGS GAP_US\n",argv[0]);return 2;}
-  int n=atoi(argv[1]), knob=atoi(argv[2]), msgs=atoi(argv[3]); int gap=atoi(argv[4]);
-  char name[64]; snprintf(name,sizeof name,"bipi%d",getpid());
-  shm_channel_unlink(name,SHM_CHANNEL_FORCE);
-  shm_channel_broadcast_config_t cfg={64,64,72,NULL,{0}};
-  pin(0);
-  shm__hook_handshake_fence_only=knob; shm__bcast_hook_membarrier_publisher=!knob;
-  shm_channel_t*pub; if(shm_channel_open_broadcast(&pub,name,SHM_CHANNEL_PUBLISHER,SHM_CHANNEL_CREATE,&cfg,0600)){puts("open");return 1;}
-  pid_t pids[256];
-  for(int i=0;i<n;i++){pids[i]=fork(); if(!pids[i]){pin(1);shm__hook_handshake_fence_only=0;shm_channel_t*s;if(shm_channel_open_broadcast(&s,name,SHM_CHANNEL_SUBSCRIBER,0,NULL,0))_exit(1);shm_channel_set_spin(s,0);uint8_t b[64];uint64_t l,m;while(shm_channel_recv(s,b,64,&l,&m,-1)==0);_exit(0);}}
-  shm_channel_broadcast_stat_t bs; do{usleep(1000);shm_channel_broadcast_stat(pub,&bs);}while(bs.subscribers<(uint32_t)n);
-  uint8_t msg[64]={0}; double c=0;
-  for(int k=0;k<msgs;k++){ struct timespec ts={0,gap*1000}; nanosleep(&ts,NULL); double c0=cpu(); shm_channel_write(pub,msg,64,0); c+=cpu()-c0; }
-  shm_channel_stat_t st; shm_channel_stat(pub,&st);
-  double tot=cpu();
-  printf("subs %2d knob %d: publish cpu %.0f ns/msg (write call only), wakes %lu, thread cpu total %.1f us/msg\n",n,knob,c/msgs,(unsigned long)st.producer_wakes,tot/msgs/1000);
-  shm_channel_close(pub);
-  for(int i=0;i<n;i++)waitpid(pids[i],NULL,0);
-  return 0;}
+
+#define MAX_SUBS 256
+
+static double thread_cpu_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    (void)sched_setaffinity(0, sizeof set, &set);
+}
+
+/* A subscriber process: sleeps (no spin) until each message, until end-of-stream. */
+static void subscriber(const char *name)
+{
+    pin(1);
+    shm__hook_handshake_fence_only = 0;
+    shm_channel_t *s;
+    if (shm_channel_open_broadcast(&s, name, SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0) != 0)
+        _exit(1);
+    shm_channel_set_spin(s, 0);
+    uint8_t buf[64];
+    uint64_t len, missed;
+    while (shm_channel_recv(s, buf, sizeof buf, &len, &missed, -1) == 0)
+        ;
+    shm_channel_close(s);
+    _exit(0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s N KNOB MSGS GAP_US\n", argv[0]);
+        return 2;
+    }
+    int n = atoi(argv[1]), knob = atoi(argv[2]), msgs = atoi(argv[3]), gap_us = atoi(argv[4]);
+    if (n < 0 || n > MAX_SUBS || msgs <= 0 || gap_us < 0) {
+        fprintf(stderr, "N in 0..%d, MSGS > 0, GAP_US >= 0\n", MAX_SUBS);
+        return 2;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "bcast-sleepers-%d", (int)getpid());
+    shm_channel_broadcast_config_t cfg = {64, 64, 72, NULL, {0}};
+    pin(0);
+    shm__hook_handshake_fence_only = knob;
+    shm__bcast_hook_membarrier_publisher = !knob;
+    shm_channel_t *pub;
+    int rc = shm_channel_open_broadcast(&pub, name, SHM_CHANNEL_PUBLISHER,
+                                        SHM_CHANNEL_CREATE | SHM_CHANNEL_EXCL, &cfg, 0600);
+    if (rc) {
+        fprintf(stderr, "open %s: %s\n", name, shm_channel_strerror(rc));
+        return 1;
+    }
+    pid_t pids[MAX_SUBS];
+    for (int i = 0; i < n; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0)
+            subscriber(name);
+    }
+    shm_channel_broadcast_stat_t bs;
+    do {
+        usleep(1000);
+        shm_channel_broadcast_stat(pub, &bs);
+    } while (bs.subscribers < (uint32_t)n);
+
+    uint8_t msg[64] = {0};
+    double in_write = 0;
+    for (int k = 0; k < msgs; k++) {
+        struct timespec gap = {0, (long)gap_us * 1000};
+        nanosleep(&gap, NULL);
+        double c0 = thread_cpu_ns();
+        shm_channel_write(pub, msg, sizeof msg, 0);
+        in_write += thread_cpu_ns() - c0;
+    }
+    shm_channel_stat_t st;
+    shm_channel_stat(pub, &st);
+    printf("subs %2d knob %d: publish cpu %.0f ns/msg (write call only), wakes %lu, "
+           "thread cpu total %.1f us/msg\n",
+           n, knob, in_write / msgs, (unsigned long)st.producer_wakes,
+           thread_cpu_ns() / msgs / 1000);
+    shm_channel_close(pub); /* end-of-stream: the subscribers close and the last one unlinks */
+    for (int i = 0; i < n; i++)
+        waitpid(pids[i], NULL, 0);
+    (void)shm_channel_unlink(name, 0); /* with no subscriber, nobody else would */
+    return 0;
+}
