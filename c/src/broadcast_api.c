@@ -192,13 +192,11 @@ int shm__bc_write(shm_channel_t *ch, const void *data, uint64_t len)
 int shm__bc_write_batch(shm_channel_t *ch, const void *data, const uint64_t *lens,
                         uint32_t count)
 {
-    if (count == 0)
-        return 0;
-    if (!lens || count > INT32_MAX)
-        return -EINVAL;
+    int rc = shm__batch_write_args(lens, count);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     const uint8_t *src = data;
     uint32_t n = 0;
-    int rc = 0;
     for (; n < count; n++) {
         if (!src && lens[n]) {
             rc = -EINVAL;
@@ -328,14 +326,12 @@ int shm__bc_recv(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len, uint
 int shm__bc_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *lens,
                        uint32_t max_count, int64_t timeout_ns)
 {
-    if (max_count == 0)
-        return 0;
-    if (!lens || (!buf && cap) || max_count > INT32_MAX)
-        return -EINVAL;
+    int rc = shm__batch_read_args(buf, cap, lens, max_count);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     uint8_t *dst = buf;
     uint64_t used = 0;
     uint32_t n = 0;
-    int rc;
     for (;;) {
         uint64_t len;
         rc = shm__bc_recv(ch, dst ? dst + used : NULL, cap - used, &len, NULL,

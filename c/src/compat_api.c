@@ -386,10 +386,8 @@ int shm__cp_write_batch(shm_channel_t *ch, const void *data, const uint64_t *len
     int rc = role_is(ch, SHM_CHANNEL_PRODUCER);
     if (rc)
         return rc;
-    if (count == 0)
-        return 0;
-    if (!lens || count > INT32_MAX)
-        return -EINVAL;
+    if ((rc = shm__batch_write_args(lens, count)) != 0)
+        return rc < 0 ? rc : 0;
     if (ch->cprod.reserving)
         return -EBUSY;
     const uint8_t *src = data;
@@ -493,10 +491,8 @@ int shm__cp_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len
     int rc = role_is(ch, SHM_CHANNEL_CONSUMER);
     if (rc)
         return rc;
-    if (max_count == 0)
-        return 0;
-    if (!lens || (!buf && cap) || max_count > INT32_MAX)
-        return -EINVAL;
+    if ((rc = shm__batch_read_args(buf, cap, lens, max_count)) != 0)
+        return rc < 0 ? rc : 0;
     struct try_op op = {.fn = try_peek};
     if ((rc = wait_ready(ch, &op, timeout_ns)) != 0)
         return rc;

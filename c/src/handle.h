@@ -3,6 +3,7 @@
 #ifndef SHM_CHANNEL_HANDLE_H
 #define SHM_CHANNEL_HANDLE_H
 
+#include <errno.h>
 #include <stdint.h>
 
 #include "broadcast.h"
@@ -103,5 +104,23 @@ int shm__cp_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len
 int shm__cp_peek(shm_channel_t *ch, const void **ptr, uint64_t *len, int64_t timeout_ns);
 int shm__cp_release(shm_channel_t *ch);
 void shm__cp_stat(shm_channel_t *ch, shm_channel_stat_t *st);
+
+/* The argument rules that every kind's write_batch and read_batch share (shm_channel.h):
+ * 1 when there is nothing to do (a count of 0: the call returns 0), 0 to go on, or -EINVAL.
+ * Callers: `if ((rc = shm__batch_write_args(lens, count)) != 0) return rc < 0 ? rc : 0;` */
+static inline int shm__batch_write_args(const uint64_t *lens, uint32_t count)
+{
+    if (count == 0)
+        return 1;
+    return !lens || count > INT32_MAX ? -EINVAL : 0;
+}
+
+static inline int shm__batch_read_args(const void *buf, uint64_t cap, const uint64_t *lens,
+                                       uint32_t max_count)
+{
+    if (max_count == 0)
+        return 1;
+    return !lens || (!buf && cap) || max_count > INT32_MAX ? -EINVAL : 0;
+}
 
 #endif
