@@ -4,6 +4,7 @@
 #include "ct_criterion.h"
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -36,8 +37,9 @@ void ct_teardown(void)
     if (d) {
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-                unlinkat(dirfd(d), e->d_name, 0);
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+                unlinkat(dirfd(d), e->d_name, 0) != 0 && errno == EISDIR)
+                unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR); /* a squatter's directory */
         }
         closedir(d);
     }
