@@ -774,6 +774,23 @@ void shm__bcast_wait_done(struct shm__bcast *b, struct shm__bcast_sub *s)
     wait_uncount(&b->hdr->waiting);
 }
 
+/* ---- the wake chain (spec §5.7 S5, P5) ---------------------------------------------- */
+
+/* One bit per value of notify_seq modulo 32: the sleepers of a value are a chain of their
+ * own, which the sleepers of the next values (other bits) cannot take links of. */
+uint32_t shm__bcast_chain_bits(uint32_t seen)
+{
+    return 1u << (seen & 31u);
+}
+
+/* The bits of the sleepers the publisher's last P4 is for: those that loaded the value it
+ * replaced. notify_seq is the publisher's own word (it alone stores it), so this load reads
+ * its own last store. */
+uint32_t shm__bcast_pub_wake_bits(const struct shm__bcast *b)
+{
+    return shm__bcast_chain_bits(shm__load_relaxed(&b->hdr->notify_seq) - 1u);
+}
+
 uint32_t shm__bcast_publisher_state(const struct shm__bcast *b)
 {
     return shm__load_acquire(&b->hdr->publisher_state);

@@ -341,6 +341,15 @@ int shm__bcast_release(struct shm__bcast *b, struct shm__bcast_sub *s);
  * only then FUTEX_WAIT(&hdr->notify_seq, seen); then call wait_done. */
 uint32_t shm__bcast_wait_prepare(struct shm__bcast *b, struct shm__bcast_sub *s);
 void shm__bcast_wait_done(struct shm__bcast *b, struct shm__bcast_sub *s);
+/* The wake chain (spec §5.7 S5, P5): a sleeper that loaded `seen` sleeps as a waiter of the
+ * bits shm__bcast_chain_bits(seen) (FUTEX_WAIT_BITSET); the publisher wakes at most
+ * SHM__BCAST_CHAIN_ROOT of them with the bits of the value its P4 replaced
+ * (shm__bcast_pub_wake_bits), and every sleeper woken by a wake call wakes at most
+ * SHM__BCAST_CHAIN_FANOUT more with its own bits before it does anything else. */
+#define SHM__BCAST_CHAIN_ROOT 1
+#define SHM__BCAST_CHAIN_FANOUT 2
+uint32_t shm__bcast_chain_bits(uint32_t seen);
+uint32_t shm__bcast_pub_wake_bits(const struct shm__bcast *b);
 /* publisher_state with acquire (0 none yet, 1 attached, 2 closed). */
 uint32_t shm__bcast_publisher_state(const struct shm__bcast *b);
 /* Messages published and not yet delivered to or skipped by this subscriber. */

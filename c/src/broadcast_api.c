@@ -4,6 +4,7 @@
  * the calls both kinds share here. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -172,10 +173,24 @@ void shm__bc_end_role(shm_channel_t *ch)
 
 /* ---- publisher -------------------------------------------------------------------- */
 
+/* hooks.h: 0 the wake chain; 1 a "publisher wakes all" side; 2 a woken sleeper stops. */
+int shm__hook_bcast_chain = 0;
+
+/* P5 of a publish (spec §5.7): start the chain. The sleepers of the value P4 replaced are
+ * woken by the chain, SHM__BCAST_CHAIN_ROOT of them by this call, whatever their number. */
+static void wake_chain(shm_channel_t *ch)
+{
+    uint32_t *word = &ch->bc.hdr->notify_seq;
+    if (shm__hook_bcast_chain == 1)
+        shm__futex_wake(word);
+    else
+        shm__futex_wake_bits(word, SHM__BCAST_CHAIN_ROOT, shm__bcast_pub_wake_bits(&ch->bc));
+}
+
 static int publish(shm_channel_t *ch)
 {
     if (shm__bcast_publish(&ch->bc, &ch->pub))
-        shm__futex_wake(&ch->bc.hdr->notify_seq);
+        wake_chain(ch);
     return 0;
 }
 
@@ -185,7 +200,7 @@ int shm__bc_write(shm_channel_t *ch, const void *data, uint64_t len)
     if (rc < 0)
         return rc;
     if (rc)
-        shm__futex_wake(&ch->bc.hdr->notify_seq);
+        wake_chain(ch);
     return 0;
 }
 
@@ -292,6 +307,26 @@ static uint32_t bc_prepare(void *arg, uint32_t **word)
     return seen;
 }
 
+/* S5 (spec §5.7): sleep as a waiter of this value's bits. Woken by a wake call, this
+ * sleeper is a link of the chain: before anything else it wakes the next ones (at most
+ * SHM__BCAST_CHAIN_FANOUT sleepers of the same value). A timeout, EINTR or a word that
+ * moved before the sleep is no link: nothing to pass on. A link killed before it passes
+ * the wake on leaves the sleepers behind it to their slice (≤ the liveness slice). */
+static int bc_sleep(void *arg, uint32_t *word, uint32_t seen, uint64_t slice_ns)
+{
+    (void)arg;
+    if (shm__hook_bcast_chain == 1)
+        return shm__futex_wait(word, seen, slice_ns);
+    uint32_t bits = shm__bcast_chain_bits(seen);
+    int r = shm__futex_wait_bits(word, seen, slice_ns, bits);
+    if (r != 1)
+        return r;
+    if (__builtin_expect(shm__hook_bcast_chain == 2, 0))
+        raise(SIGSTOP); /* the test's dead link: stopped here, then killed */
+    shm__futex_wake_bits(word, SHM__BCAST_CHAIN_FANOUT, bits);
+    return 0;
+}
+
 static void bc_done(void *arg)
 {
     struct bc_wait *b = arg;
@@ -308,6 +343,7 @@ static int wait_next(shm_channel_t *ch, struct want *w, int64_t timeout_ns)
     struct shm__wait wt = {.try_once = bc_try,
                            .settle = bc_settle,
                            .prepare = bc_prepare,
+                           .sleep = bc_sleep,
                            .done = bc_done,
                            .arg = &bw,
                            .spin_ns = ch->spin_ns,

@@ -38,6 +38,13 @@ int shm__hook_share_mapping(shm_channel_t *dst, const shm_channel_t *src);
  * the buffer taken (§6 (e)); test_svc_answer_order sets it. */
 extern uint64_t shm__hook_svc_answer_delay_ns;
 
+/* The broadcast wake chain (spec/broadcast.md §5.7), this process's side of it. 0 (default):
+ * the chain. 1: a "publisher wakes all" side (layout 1.1 before the chain): its publisher
+ * wakes every sleeper in its own FUTEX_WAKE, its subscribers sleep with a plain FUTEX_WAIT
+ * and pass no wake on. 2: the chain, but a subscriber woken by a wake call stops itself
+ * (SIGSTOP) before it passes the wake on: a test kills it there, a dead link. */
+extern int shm__hook_bcast_chain;
+
 /* The knobs' pause: nanosleep(ns); shm__hook_pause(0), the production value, makes no call. */
 void shm__hook_sleep_ns(uint64_t ns);
 static inline void shm__hook_pause(uint64_t ns)

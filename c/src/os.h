@@ -68,4 +68,13 @@ int shm__futex_wait(uint32_t *word, uint32_t expected, uint64_t timeout_ns);
 /* Wake every sleeper on the word. */
 void shm__futex_wake(uint32_t *word);
 
+/* ---- futexes with a bitset (the broadcast wake chain, spec/broadcast.md §5.7) -------- */
+/* Sleep as shm__futex_wait, as a waiter of the bits `bits` (FUTEX_WAIT_BITSET; a wake with
+ * a bitset that shares no bit with them passes it by). 1 woken by a wake call, 0 the word
+ * did not hold `expected` (never slept), -ETIMEDOUT, -EINTR. */
+int shm__futex_wait_bits(uint32_t *word, uint32_t expected, uint64_t timeout_ns, uint32_t bits);
+/* Wake at most n sleepers of the word whose bits meet `bits` (FUTEX_WAKE_BITSET; a plain
+ * FUTEX_WAIT sleeper matches every bit). The number woken, or 0 on an error. */
+int shm__futex_wake_bits(uint32_t *word, int n, uint32_t bits);
+
 #endif

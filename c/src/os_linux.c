@@ -301,3 +301,24 @@ void shm__futex_wake(uint32_t *word)
 {
     syscall(SYS_futex, word, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
 }
+
+/* ---- futexes with a bitset (the broadcast wake chain, spec/broadcast.md §5.7) -------- */
+
+int shm__futex_wait_bits(uint32_t *word, uint32_t expected, uint64_t timeout_ns, uint32_t bits)
+{
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+    uint64_t end = shm__now_ns() + timeout_ns;
+    struct timespec ts = {.tv_sec = (time_t)(end / 1000000000u),
+                          .tv_nsec = (long)(end % 1000000000u)};
+    /* Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
+    long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, &ts, NULL, bits);
+    if (r == 0)
+        return 1; /* dequeued by a wake (the kernel retries spurious returns itself) */
+    return errno == EAGAIN ? 0 : errno == ETIMEDOUT ? -ETIMEDOUT : errno == EINTR ? -EINTR : 0;
+}
+
+int shm__futex_wake_bits(uint32_t *word, int n, uint32_t bits)
+{
+    long r = syscall(SYS_futex, word, FUTEX_WAKE_BITSET, n, NULL, NULL, bits);
+    return r > 0 ? (int)r : 0;
+}

@@ -54,7 +54,9 @@ int shm__wait_run(const struct shm__wait *w, int64_t timeout_ns)
                     slice = *w->slice_cap_ns;
                 if (w->sleeps)
                     shm__counter_add(w->sleeps, 1);
-                if (shm__futex_wait(word, seen, slice) == -EINTR)
+                int r = w->sleep ? w->sleep(w->arg, word, seen, slice)
+                                 : shm__futex_wait(word, seen, slice);
+                if (r == -EINTR)
                     rc = -EINTR;
             }
         }

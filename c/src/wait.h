@@ -22,6 +22,9 @@ struct shm__wait {
     int (*settle)(void *arg, int force);
     /* Announce a sleeper on *word and return the value to wait on (see above). */
     uint32_t (*prepare)(void *arg, uint32_t **word);
+    /* The sleep itself, in place of shm__futex_wait(word, seen, slice_ns) (NULL: that call):
+     * returns as it does (0, -ETIMEDOUT, -EINTR). Broadcast sleeps in a wake chain. */
+    int (*sleep)(void *arg, uint32_t *word, uint32_t seen, uint64_t slice_ns);
     /* After each sleeping round (NULL: none). */
     void (*done)(void *arg);
     /* Once, after the sleeping rounds (NULL: none). */
