@@ -470,8 +470,10 @@ static int floor_produce(struct bench_run *run)
     uint8_t src[FLOOR_STRIDE];
     memset(src, 0x5a, sizeof src);
     bench_mark(run, 1);
-    if (bench_await(run, 1) != 0)
+    if (bench_await(run, 1) != 0) {
+        STORE_REL(&h->done, 1u); /* the readers leave */
         return -1;
+    }
     struct timespec c0, c1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     run->ctl->t_start = bench_now_ns();
@@ -506,7 +508,7 @@ static void floor_read(struct bench_run *run)
             int done = LOAD_ACQ(&h->done) != 0;
             seen = LOAD_ACQ(&h->seq);
             if (next > seen) {
-                if (done)
+                if (done || __atomic_load_n(&run->ctl->abort, __ATOMIC_RELAXED))
                     return;
                 bench_relax();
                 continue;
