@@ -186,16 +186,20 @@ static int subscribers(struct bench_run *run, int subs, int views, int habit)
     return bad;
 }
 
-#define PUB_CASE(k, habit, suffix, what)                                                 \
-    static int produce_##k##suffix(struct bench_run *run) { return publish(run, 0); }     \
-    static int consume_##k##suffix(struct bench_run *run)                                 \
+/* One publish case: bench_bcast_<kind><k><suffix>, `produce` in the parent (an expression
+ * of `run`), k subscribers with the given habit in the child. */
+#define BCAST_CASE(kind, k, suffix, habit, produce, label)                                \
+    static int produce_##kind##k##suffix(struct bench_run *run) { return produce; }       \
+    static int consume_##kind##k##suffix(struct bench_run *run)                           \
     {                                                                                     \
         return subscribers(run, k, 0, habit);                                             \
     }                                                                                     \
-    const struct bench_transport bench_bcast_pub##k##suffix = {                           \
-        "bcast_pub" #k #suffix, "bcast publish, " #k " subs" what " (vs shm_copy)",       \
-        "shm_channel", BENCH_THROUGHPUT, bc_setup, bc_teardown, produce_##k##suffix,      \
-        consume_##k##suffix, NULL, NULL, NULL};
+    const struct bench_transport bench_bcast_##kind##k##suffix = {                        \
+        "bcast_" #kind #k #suffix, label, "shm_channel", BENCH_THROUGHPUT, bc_setup,      \
+        bc_teardown, produce_##kind##k##suffix, consume_##kind##k##suffix, NULL, NULL, NULL};
+#define PUB_CASE(k, habit, suffix, what)                                                  \
+    BCAST_CASE(pub, k, suffix, habit, publish(run, 0),                                    \
+               "bcast publish, " #k " subs" what " (vs shm_copy)")
 PUB_CASE(0, KEEP_UP, , "")
 PUB_CASE(1, KEEP_UP, , "")
 PUB_CASE(8, KEEP_UP, , "")
@@ -300,16 +304,9 @@ out:
     return rc;
 }
 
-#define PACED_CASE(k, habit, suffix, what)                                               \
-    static int produce_paced##k##suffix(struct bench_run *run) { return publish_paced(run); } \
-    static int consume_paced##k##suffix(struct bench_run *run)                            \
-    {                                                                                     \
-        return subscribers(run, k, 0, habit);                                             \
-    }                                                                                     \
-    const struct bench_transport bench_bcast_paced##k##suffix = {                         \
-        "bcast_paced" #k #suffix, "bcast every 10 us, " #k " subs" what ", ns/publish",   \
-        "shm_channel", BENCH_THROUGHPUT, bc_setup, bc_teardown, produce_paced##k##suffix, \
-        consume_paced##k##suffix, NULL, NULL, NULL};
+#define PACED_CASE(k, habit, suffix, what)                                                \
+    BCAST_CASE(paced, k, suffix, habit, publish_paced(run),                               \
+               "bcast every 10 us, " #k " subs" what ", ns/publish")
 PACED_CASE(0, KEEP_UP, , "")
 PACED_CASE(1, KEEP_UP, , " spinning")
 PACED_CASE(8, KEEP_UP, , " spinning")
