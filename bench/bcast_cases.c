@@ -97,14 +97,20 @@ out:
 
 /* How the subscribers wait: KEEP_UP spins first (the default 20 us) and so rarely sleeps
  * while the publisher is busy; SLEEPY sleeps on the futex as soon as it has caught up (spin
- * 0), so it registers a sleep after nearly every burst it reads. */
-enum { KEEP_UP, SLEEPY };
+ * 0), so it registers a sleep after nearly every burst it reads; SPINNING spins for
+ * SPINNING_NS, so that 8 or 64 subscribers time-sliced on one CPU (whose 20 us spin runs out
+ * while they wait for the CPU) do not sleep either: the readers of bcast_floor_pubN, which
+ * never sleep. It notices end-of-stream only when its spin runs out. */
+enum { KEEP_UP, SLEEPY, SPINNING };
+#define SPINNING_NS 200000000u
 
 /* One subscriber until end-of-stream; 0, or 1 on an out-of-order or failed read. */
 static int subscribe_loop(shm_channel_t *ch, struct bench_run *run, int views, int habit)
 {
     if (habit == SLEEPY)
         shm_channel_set_spin(ch, 0);
+    if (habit == SPINNING)
+        shm_channel_set_spin(ch, SPINNING_NS);
     uint64_t next = 0;
     uint8_t *buf = views ? NULL : malloc(run->size);
     int rc;
@@ -211,6 +217,10 @@ PUB_CASE(0, KEEP_UP, again, ", again")
 PUB_CASE(1, SLEEPY, s, " sleeping")
 PUB_CASE(8, SLEEPY, s, " sleeping")
 PUB_CASE(64, SLEEPY, s, " sleeping")
+/* Subscribers that never sleep, as the floor's readers (bcast_floor_pubN). */
+PUB_CASE(1, SPINNING, spin, " never sleeping")
+PUB_CASE(8, SPINNING, spin, " never sleeping")
+PUB_CASE(64, SPINNING, spin, " never sleeping")
 
 /* ---- paced publisher: the robotics user (a 64 B value every 10 us) ---------------------
  * bcast_paced0/1/8/64 (subscribers spinning: at this pace their 20 us spin never runs out,
@@ -323,6 +333,7 @@ extern const struct bench_transport bench_bcast_floor_pub0, bench_bcast_floor_pu
 const struct bench_transport *const bench_bcast_pub_cases[] = {
     &bench_bcast_pub0,   &bench_bcast_pub1,  &bench_bcast_pub8,  &bench_bcast_pub64,
     &bench_bcast_pub0again, &bench_bcast_pub1s, &bench_bcast_pub8s, &bench_bcast_pub64s,
+    &bench_bcast_pub1spin, &bench_bcast_pub8spin, &bench_bcast_pub64spin,
     &bench_bcast_floor_pub0, &bench_bcast_floor_pub1, &bench_bcast_floor_pub8,
     &bench_bcast_floor_pub64, &bench_bcast_paced0, &bench_bcast_paced1, &bench_bcast_paced8,
     &bench_bcast_paced64, &bench_bcast_paced1s, &bench_bcast_paced8s, &bench_bcast_paced64s,
