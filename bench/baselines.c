@@ -426,3 +426,151 @@ const struct bench_transport bench_cacheline1 = {
     .kind = BENCH_ROUNDTRIP, .setup = cl_setup, .teardown = spsc_teardown,
     .ping = cl1_ping, .pong = cl1_pong,
 };
+
+/* ---- broadcast floor (issue 10): a bare seqlock broadcast ------------------------------
+ * bcast_floor_pub0/1/8/64: what the hardware charges a publisher whose readers read every
+ * message, next to bcast_pub0/1/8/64 (bcast_cases.c) in the same run. The same geometry as
+ * a broadcast channel of 64 B messages (1024 slots of 128 B: an 8 B stamp, the payload) and
+ * the same publisher steps, minus everything else: stamp 2m+1, copy, stamp 2m (release),
+ * seq = m (release); no fence, no counters, no wake check, no validation. Readers are
+ * processes on the child's CPU (as bcast_pubN's), each reading every message it can: it
+ * loads seq only once it has caught up with the last value it loaded (as spec/broadcast.md
+ * §5.4 step 0), copies each message out between two stamp loads, skips to the oldest held
+ * when lapped, and pauses once after finding nothing. The figure that matters is the
+ * publisher's CPU time per message ("pub cpu" with -v), as for bcast_pubN. */
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FLOOR_DEPTH 1024u
+#define FLOOR_STRIDE 128u
+
+struct floor_hdr {
+    _Alignas(64) uint64_t seq;  /* newest published message; the publisher's only word */
+    _Alignas(64) uint32_t ready; /* readers attached (atomic add) */
+    uint32_t done;               /* the publisher has published its last message */
+    uint32_t bad;                /* a reader saw a torn or misnumbered message */
+};
+
+static int floor_setup(struct bench_run *run)
+{
+    run->shared_len = 4096 + (size_t)FLOOR_DEPTH * FLOOR_STRIDE;
+    return bench_shm_map(run->name, run->shared_len, &run->shared);
+}
+
+static uint8_t *floor_slot(struct bench_run *run, uint64_t m)
+{
+    return (uint8_t *)run->shared + 4096 + (m % FLOOR_DEPTH) * FLOOR_STRIDE;
+}
+
+static int floor_produce(struct bench_run *run)
+{
+    struct floor_hdr *h = run->shared;
+    uint64_t size = run->size > FLOOR_STRIDE - 8 ? FLOOR_STRIDE - 8 : run->size;
+    uint8_t src[FLOOR_STRIDE];
+    memset(src, 0x5a, sizeof src);
+    bench_mark(run, 1);
+    if (bench_await(run, 1) != 0) {
+        STORE_REL(&h->done, 1u); /* the readers leave */
+        return -1;
+    }
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    run->ctl->t_start = bench_now_ns();
+    for (uint64_t m = 1; m <= run->count; m++) {
+        uint64_t *stamp = (uint64_t *)(void *)floor_slot(run, m);
+        STORE_REL(stamp, 2 * m + 1);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        bench_stamp(src, size, m);
+        memcpy(stamp + 1, src, size);
+        STORE_REL(stamp, 2 * m);
+        STORE_REL(&h->seq, m);
+    }
+    run->ctl->t_end = bench_now_ns();
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    run->ctl->info[5] = ((uint64_t)(c1.tv_sec - c0.tv_sec) * 1000000000000ull +
+                         (uint64_t)(c1.tv_nsec - c0.tv_nsec) * 1000ull) / run->count;
+    STORE_REL(&h->done, 1u);
+    bench_mark(run, 2);
+    return 0;
+}
+
+/* One reader until the publisher is done and everything up to its last seq was read. */
+static void floor_read(struct bench_run *run)
+{
+    struct floor_hdr *h = run->shared;
+    uint64_t size = run->size > FLOOR_STRIDE - 8 ? FLOOR_STRIDE - 8 : run->size;
+    uint8_t buf[FLOOR_STRIDE];
+    uint64_t next = 1, seen = 0;
+    __atomic_fetch_add(&h->ready, 1u, __ATOMIC_SEQ_CST);
+    for (;;) {
+        if (next > seen) {
+            int done = LOAD_ACQ(&h->done) != 0;
+            seen = LOAD_ACQ(&h->seq);
+            if (next > seen) {
+                if (done || __atomic_load_n(&run->ctl->abort, __ATOMIC_RELAXED))
+                    return;
+                bench_relax();
+                continue;
+            }
+        }
+        const uint64_t *stamp = (const uint64_t *)(const void *)floor_slot(run, next);
+        uint64_t s1 = LOAD_ACQ(stamp);
+        if (s1 == 2 * next) {
+            memcpy(buf, stamp + 1, size);
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (__atomic_load_n(stamp, __ATOMIC_RELAXED) == s1) {
+                if (!bench_check(buf, size, next))
+                    STORE_REL(&h->bad, 1u);
+                next++;
+                continue;
+            }
+        }
+        /* Lapped (a later message has begun in this slot): skip to the oldest held. */
+        seen = LOAD_ACQ(&h->seq);
+        uint64_t oldest = seen >= FLOOR_DEPTH ? seen - FLOOR_DEPTH + 2 : 1;
+        next = oldest > next ? oldest : next + 1;
+    }
+}
+
+static int floor_consume(struct bench_run *run, int readers)
+{
+    struct floor_hdr *h = run->shared;
+    pid_t pids[64];
+    int n = 0;
+    for (int i = 1; i < readers; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            floor_read(run);
+            _exit(0);
+        }
+        if (pid > 0)
+            pids[n++] = pid;
+    }
+    if (readers > 0) {
+        while (LOAD_ACQ(&h->ready) < (uint32_t)readers - 1)
+            bench_relax();
+    }
+    /* The last reader counts itself in below; the publisher starts at phase 1. */
+    bench_mark(run, 1);
+    if (readers > 0)
+        floor_read(run);
+    int rc = bench_await(run, 2);
+    for (int i = 0; i < n; i++)
+        waitpid(pids[i], NULL, 0);
+    if (LOAD_ACQ(&h->bad))
+        return bench_fail(run, "bcast_floor: a reader saw a torn or misnumbered message");
+    return rc;
+}
+
+#define FLOOR_CASE(k)                                                                     \
+    static int floor_consume##k(struct bench_run *run) { return floor_consume(run, k); } \
+    const struct bench_transport bench_bcast_floor_pub##k = {                             \
+        .id = "bcast_floor_pub" #k, .label = "bcast floor: seqlock, " #k " readers",      \
+        .group = "baseline", .kind = BENCH_THROUGHPUT, .setup = floor_setup,              \
+        .teardown = spsc_teardown, .produce = floor_produce,                              \
+        .consume = floor_consume##k};
+FLOOR_CASE(0)
+FLOOR_CASE(1)
+FLOOR_CASE(8)
+FLOOR_CASE(64)

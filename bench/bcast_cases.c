@@ -97,14 +97,20 @@ out:
 
 /* How the subscribers wait: KEEP_UP spins first (the default 20 us) and so rarely sleeps
  * while the publisher is busy; SLEEPY sleeps on the futex as soon as it has caught up (spin
- * 0), so it registers a sleep after nearly every burst it reads. */
-enum { KEEP_UP, SLEEPY };
+ * 0), so it registers a sleep after nearly every burst it reads; SPINNING spins for
+ * SPINNING_NS, so that 8 or 64 subscribers time-sliced on one CPU (whose 20 us spin runs out
+ * while they wait for the CPU) do not sleep either: the readers of bcast_floor_pubN, which
+ * never sleep. It notices end-of-stream only when its spin runs out. */
+enum { KEEP_UP, SLEEPY, SPINNING };
+#define SPINNING_NS 200000000u
 
 /* One subscriber until end-of-stream; 0, or 1 on an out-of-order or failed read. */
 static int subscribe_loop(shm_channel_t *ch, struct bench_run *run, int views, int habit)
 {
     if (habit == SLEEPY)
         shm_channel_set_spin(ch, 0);
+    if (habit == SPINNING)
+        shm_channel_set_spin(ch, SPINNING_NS);
     uint64_t next = 0;
     uint8_t *buf = views ? NULL : malloc(run->size);
     int rc;
@@ -186,16 +192,20 @@ static int subscribers(struct bench_run *run, int subs, int views, int habit)
     return bad;
 }
 
-#define PUB_CASE(k, habit, suffix, what)                                                 \
-    static int produce_##k##suffix(struct bench_run *run) { return publish(run, 0); }     \
-    static int consume_##k##suffix(struct bench_run *run)                                 \
+/* One publish case: bench_bcast_<kind><k><suffix>, `produce` in the parent (an expression
+ * of `run`), k subscribers with the given habit in the child. */
+#define BCAST_CASE(kind, k, suffix, habit, produce, label)                                \
+    static int produce_##kind##k##suffix(struct bench_run *run) { return produce; }       \
+    static int consume_##kind##k##suffix(struct bench_run *run)                           \
     {                                                                                     \
         return subscribers(run, k, 0, habit);                                             \
     }                                                                                     \
-    const struct bench_transport bench_bcast_pub##k##suffix = {                           \
-        "bcast_pub" #k #suffix, "bcast publish, " #k " subs" what " (vs shm_copy)",       \
-        "shm_channel", BENCH_THROUGHPUT, bc_setup, bc_teardown, produce_##k##suffix,      \
-        consume_##k##suffix, NULL, NULL, NULL};
+    const struct bench_transport bench_bcast_##kind##k##suffix = {                        \
+        "bcast_" #kind #k #suffix, label, "shm_channel", BENCH_THROUGHPUT, bc_setup,      \
+        bc_teardown, produce_##kind##k##suffix, consume_##kind##k##suffix, NULL, NULL, NULL};
+#define PUB_CASE(k, habit, suffix, what)                                                  \
+    BCAST_CASE(pub, k, suffix, habit, publish(run, 0),                                    \
+               "bcast publish, " #k " subs" what " (vs shm_copy)")
 PUB_CASE(0, KEEP_UP, , "")
 PUB_CASE(1, KEEP_UP, , "")
 PUB_CASE(8, KEEP_UP, , "")
@@ -207,11 +217,127 @@ PUB_CASE(0, KEEP_UP, again, ", again")
 PUB_CASE(1, SLEEPY, s, " sleeping")
 PUB_CASE(8, SLEEPY, s, " sleeping")
 PUB_CASE(64, SLEEPY, s, " sleeping")
+/* Subscribers that never sleep, as the floor's readers (bcast_floor_pubN). */
+PUB_CASE(1, SPINNING, spin, " never sleeping")
+PUB_CASE(8, SPINNING, spin, " never sleeping")
+PUB_CASE(64, SPINNING, spin, " never sleeping")
+
+/* ---- paced publisher: the robotics user (a 64 B value every 10 us) ---------------------
+ * bcast_paced0/1/8/64 (subscribers spinning: at this pace their 20 us spin never runs out,
+ * unless the machine's load deschedules them) and bcast_paced1s/8s/64s (subscribers that
+ * sleep as soon as they have caught up: a wake call per publish). The publisher writes one
+ * message every PACE_NS, PACED_MSGS of them, and times each write call on its own with the
+ * cycle counter; the figure is the mean call (the slowest 5 % left out: preemptions), in ns
+ * ("pub cpu" with -v; the table's msgs/s is 1e9 / that mean). At such a pace the lines the
+ * publisher stores to sit in the subscribers' caches: each publish takes them back. */
+#define PACE_NS 10000u
+#define PACED_MSGS 3000u
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A cycle counter where there is one (x86: the TSC, invariant on the CPUs we bench on),
+ * else the clock: the call takes tens of ns, below the clock's resolution on some VMs. */
+static inline uint64_t ticks(void)
+{
+#if defined(__x86_64__)
+    unsigned lo, hi;
+    __asm__ __volatile__("lfence; rdtsc" : "=a"(lo), "=d"(hi)::"memory");
+    return ((uint64_t)hi << 32) | lo;
+#else
+    return bench_now_ns();
+#endif
+}
+
+static int publish_paced(struct bench_run *run)
+{
+    shm_channel_broadcast_config_t cfg = {run->size, depth_for(run->size), 72, NULL, {0}};
+    shm_channel_t *ch = NULL;
+    int rc = shm_channel_open_broadcast(&ch, run->name, SHM_CHANNEL_PUBLISHER,
+                                        SHM_CHANNEL_CREATE, &cfg, 0600);
+    if (rc)
+        return bench_fail(run, "open publisher: %s", shm_channel_strerror(rc));
+    uint8_t *src = calloc(1, run->size);
+    uint64_t *ns = calloc(PACED_MSGS, sizeof *ns);
+    if (!src || !ns) {
+        rc = bench_fail(run, "out of memory");
+        goto out;
+    }
+    uint64_t clk[64]; /* the cost of the two counter reads around a call, in ticks */
+    for (int i = 0; i < 64; i++) {
+        uint64_t a = ticks();
+        clk[i] = ticks() - a;
+    }
+    qsort(clk, 64, sizeof clk[0], cmp_u64);
+    bench_mark(run, 1);
+    if ((rc = bench_await(run, 1)) != 0)
+        goto out;
+    uint64_t t0 = bench_now_ns(), k0 = ticks();
+    for (uint64_t i = 1; i <= PACED_MSGS; i++) {
+        while (bench_now_ns() < t0 + i * PACE_NS)
+            ;
+        bench_stamp(src, run->size, i);
+        uint64_t a = ticks();
+        rc = shm_channel_write(ch, src, run->size, 0);
+        uint64_t d = ticks() - a;
+        ns[i - 1] = d > clk[32] ? d - clk[32] : 0;
+        if (rc) {
+            bench_fail(run, "publish: %s", shm_channel_strerror(rc));
+            goto out;
+        }
+    }
+    double ns_per_tick = (double)(bench_now_ns() - t0) / (double)(ticks() - k0);
+    qsort(ns, PACED_MSGS, sizeof ns[0], cmp_u64);
+    /* The counter ticks in steps of ~10 ns on some VMs: a mean over the calls (the slowest
+     * 5 % left out: preemptions, interrupts) resolves what a median cannot. */
+    double sum = 0;
+    for (unsigned i = 0; i < PACED_MSGS * 95 / 100; i++)
+        sum += (double)ns[i];
+    double mean = sum / (PACED_MSGS * 95 / 100) * ns_per_tick;
+    if (mean < 0.1)
+        mean = 0.1;
+    /* The run's rate is 1e9 / mean (count messages in count x mean ns). */
+    run->ctl->t_start = 1;
+    run->ctl->t_end = 1 + (uint64_t)(mean * (double)run->count);
+    run->ctl->info[5] = (uint64_t)(mean * 1000); /* picoseconds, as publish()'s "pub cpu" */
+    shm_channel_stat_t st;
+    if (shm_channel_stat(ch, &st) == 0)
+        run->ctl->info[4] = st.producer_wakes;
+out:
+    shm_channel_close(ch);
+    bench_mark(run, 2);
+    free(ns);
+    free(src);
+    return rc;
+}
+
+#define PACED_CASE(k, habit, suffix, what)                                                \
+    BCAST_CASE(paced, k, suffix, habit, publish_paced(run),                               \
+               "bcast every 10 us, " #k " subs" what ", ns/publish")
+PACED_CASE(0, KEEP_UP, , "")
+PACED_CASE(1, KEEP_UP, , " spinning")
+PACED_CASE(8, KEEP_UP, , " spinning")
+PACED_CASE(64, KEEP_UP, , " spinning")
+PACED_CASE(1, SLEEPY, s, " sleeping")
+PACED_CASE(8, SLEEPY, s, " sleeping")
+PACED_CASE(64, SLEEPY, s, " sleeping")
+
+/* The bare seqlock broadcast of baselines.c: the hardware's share with the same readers. */
+extern const struct bench_transport bench_bcast_floor_pub0, bench_bcast_floor_pub1,
+    bench_bcast_floor_pub8, bench_bcast_floor_pub64;
 
 /* Every publish case, in the order of the table. */
 const struct bench_transport *const bench_bcast_pub_cases[] = {
     &bench_bcast_pub0,   &bench_bcast_pub1,  &bench_bcast_pub8,  &bench_bcast_pub64,
-    &bench_bcast_pub0again, &bench_bcast_pub1s, &bench_bcast_pub8s, &bench_bcast_pub64s, NULL};
+    &bench_bcast_pub0again, &bench_bcast_pub1s, &bench_bcast_pub8s, &bench_bcast_pub64s,
+    &bench_bcast_pub1spin, &bench_bcast_pub8spin, &bench_bcast_pub64spin,
+    &bench_bcast_floor_pub0, &bench_bcast_floor_pub1, &bench_bcast_floor_pub8,
+    &bench_bcast_floor_pub64, &bench_bcast_paced0, &bench_bcast_paced1, &bench_bcast_paced8,
+    &bench_bcast_paced64, &bench_bcast_paced1s, &bench_bcast_paced8s, &bench_bcast_paced64s,
+    NULL};
 
 static int produce_frames(struct bench_run *run) { return publish(run, 1); }
 static int consume_frames(struct bench_run *run) { return subscribers(run, 4, 1, KEEP_UP); }

@@ -127,7 +127,7 @@ static void note_run(struct cfg *c, const struct result *r, const struct bench_r
         return;
     fprintf(stderr, "\n  %-32s %8llu B x %-10llu %12.4g %s", r->t->label,
             (unsigned long long)r->size, (unsigned long long)run->count, value, unit);
-    if (!strncmp(r->t->id, "bcast_pub", 9)) /* publisher: wake calls, own CPU time */
+    if (!strncmp(r->t->id, "bcast_", 6)) /* publisher: wake calls, own CPU time */
         fprintf(stderr, "  wakes %llu pub cpu %.2f ns/msg", (unsigned long long)run->info[4],
                 (double)run->info[5] / 1000.0);
     else if (!strcmp(r->t->group, "shm_channel"))

@@ -437,6 +437,27 @@ def other_kinds(d: Data) -> list[list[str]]:
         rows.append([r.get("label", r["id"]), size_str(int(r.get("size", 64))),
                      ns(val) if rtt else f"{si(val)} msg/s", r.get("baseline") or "-",
                      "-" if ratio_v is None else f"{ratio_v:.2f}x"])  # fmt: skip
+    rows += bcast_publish_rows(d)
+    return rows
+
+
+def bcast_publish_rows(d: Data) -> list[list[str]]:
+    """Issue 10's publish cost: each bcast_pubN (and bcast_pubNspin, subscribers that never
+    sleep) against bcast_pub0 and against the bare seqlock broadcast with as many readers
+    (bcast_floor_pubN, the hardware's share), ratios of medians of the publisher's rate (above
+    1: faster than the reference; 1 is the Must)."""
+    rows: list[list[str]] = []
+    c = lambda fid: d.get("c", "tp", fid, 64)  # noqa: E731
+    zero = c("bcast_pub0")
+    for n in (1, 8, 64):
+        f = c(f"bcast_floor_pub{n}")
+        for case in (f"bcast_pub{n}", f"bcast_pub{n}spin"):  # keeping up; never sleeping
+            a = c(case)
+            for ref, name in ((zero, "bcast_pub0"), (f, f"bcast_floor_pub{n}")):
+                r = ratio(a, ref)
+                if a is not None and r is not None:
+                    rows.append([f"{case} vs {name}", "64 B", f"{si(a.v.med)} msg/s", name,
+                                 f"{r:.2f}x"])  # fmt: skip
     return rows
 
 
