@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -275,4 +276,59 @@ int ct_small_tmpfs(const char *mnt, uint64_t size, char *why, size_t why_len)
     }
     setenv("SHM_CHANNEL_DIR", mnt, 1);
     return 0;
+}
+
+/* ---- control pages and segments shared with forked peers --------------------------- */
+
+void *ct_shared(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        cr_assert_fail("mmap of a shared page (%zu bytes): %s", size, strerror(errno));
+    return p; /* anonymous memory comes zeroed */
+}
+
+int ct_stress(void)
+{
+    const char *s = getenv("SHM_CHANNEL_STRESS");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
+void *ct_map_segment(const char *name, uint64_t min_size, size_t map_len)
+{
+    int fd = -1;
+    for (uint64_t t0 = ct_now_ns(); fd < 0; ct_sleep_ms(1)) {
+        fd = open(ct_path(name), O_RDWR | O_CLOEXEC);
+        cr_assert(fd >= 0 || ct_now_ns() - t0 < 60 * CT_SEC, "segment %s never appeared", name);
+    }
+    struct stat sb;
+    for (;; ct_sleep_ms(1)) {
+        cr_assert_eq(fstat(fd, &sb), 0);
+        if ((uint64_t)sb.st_size >= min_size)
+            break;
+    }
+    void *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    cr_assert(p != MAP_FAILED, "mmap %s: %s", name, strerror(errno));
+    close(fd);
+    return p;
+}
+
+int ct_stalled(struct ct_stall *s, int stuck, uint64_t a, uint64_t b, uint64_t ns)
+{
+    int same = a == s->a && b == s->b;
+    s->a = a;
+    s->b = b;
+    if (!stuck || !same) {
+        s->since = 0;
+        return 0;
+    }
+    uint64_t now = ct_now_ns();
+    if (!s->since) {
+        s->since = now;
+        return 0;
+    }
+    if (now - s->since <= ns)
+        return 0;
+    s->since = 0;
+    return 1;
 }
