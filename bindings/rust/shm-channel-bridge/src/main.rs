@@ -200,6 +200,29 @@ struct Counters {
 
 type AllCounters = [(String, &'static str, Arc<Counters>)];
 
+/// What every exporter and importer thread (stream, topic, service) is given: the Zenoh
+/// session, the local name, the arguments, its counters and the process-wide stop flag.
+struct Job {
+    session: zenoh::Session,
+    name: String,
+    a: Arc<Args>,
+    c: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Job {
+    /// The Zenoh key of this name: `<prefix>/<name>`, then `/<kind>` ("topic", "svc"; a
+    /// stream's is the bare name).
+    fn key(&self, kind: &str) -> String {
+        let base = format!("{}/{}", self.a.prefix, self.name);
+        if kind.is_empty() {
+            base
+        } else {
+            format!("{base}/{kind}")
+        }
+    }
+}
+
 fn counters_json(name: &str, role: &str, c: &Counters) -> String {
     let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
     format!(
@@ -404,13 +427,9 @@ struct AckState {
     changed: Instant,
 }
 
-fn exporter(
-    session: zenoh::Session,
-    name: String,
-    a: Arc<Args>,
-    c: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) -> BoxResult<()> {
+fn exporter(job: Job) -> BoxResult<()> {
+    let key = job.key("");
+    let Job { session, name, a, c, stop } = job;
     let _active = Active(true);
     let (mut spool, entries, old_ident) =
         Spool::open(a.state_dir.join(format!("bridge-export-{name}.spool")))?;
@@ -484,7 +503,6 @@ fn exporter(
         ));
     }
 
-    let key = format!("{}/{name}", a.prefix);
     let publisher = session
         .declare_publisher(format!("{key}/data"))
         .congestion_control(CongestionControl::Block)
@@ -737,13 +755,9 @@ impl Drop for NoClose {
     }
 }
 
-fn importer(
-    session: zenoh::Session,
-    name: String,
-    a: Arc<Args>,
-    c: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) -> BoxResult<()> {
+fn importer(job: Job) -> BoxResult<()> {
+    let key = job.key("");
+    let Job { session, name, a, c, stop } = job;
     let mut tx = NoClose(Some(match OpenOptions::new().producer(&name) {
         Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             OpenOptions::new().create(true).capacity(a.capacity).producer(&name)?
@@ -782,7 +796,6 @@ fn importer(
         let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
         (t ^ ((std::process::id() as u64) << 32)) | 1
     };
-    let key = format!("{}/{name}", a.prefix);
     let shared_next = Arc::new(AtomicU64::new(next));
     let ack_pub = session.declare_publisher(format!("{key}/ack")).wait()?;
     let busy = Arc::new(AtomicBool::new(false));
@@ -1045,15 +1058,16 @@ fn main() {
             }
             let c = Arc::new(Counters::default());
             all.push((name.clone(), role, c.clone()));
-            let (s, n, a2, st) = (session.clone(), name.clone(), a.clone(), stop.clone());
+            let (n, st) = (name.clone(), stop.clone());
+            let job = Job { session: session.clone(), name: name.clone(), a: a.clone(), c, stop: stop.clone() };
             threads.push(thread::spawn(move || {
                 let r = match role {
-                    "export" => exporter(s, n.clone(), a2, c, st.clone()),
-                    "import" => importer(s, n.clone(), a2, c, st.clone()),
-                    "export-topic" => topic::exporter(s, n.clone(), a2, c, st.clone()),
-                    "import-topic" => topic::importer(s, n.clone(), a2, c, st.clone()),
-                    "export-service" => service::exporter(s, n.clone(), a2, c, st.clone()),
-                    _ => service::importer(s, n.clone(), a2, c, st.clone()),
+                    "export" => exporter(job),
+                    "import" => importer(job),
+                    "export-topic" => topic::exporter(job),
+                    "import-topic" => topic::importer(job),
+                    "export-service" => service::exporter(job),
+                    _ => service::importer(job),
                 };
                 if let Err(e) = r {
                     log(&format!("{role} {n}: fatal: {e}"));
