@@ -106,4 +106,23 @@ struct ct_stall {
 #define CT_STALL_INIT {~0ull, ~0ull, 0}
 int ct_stalled(struct ct_stall *s, int stuck, uint64_t a, uint64_t b, uint64_t ns);
 
+/* ---- golden vectors (spec/vectors): what the checkers of every kind share ---------- */
+
+/* The -errno of a verdict word of a .expect file: "ok" (0), "none" (-EAGAIN), or an errno
+ * name (EPROTO, EPROTONOSUPPORT, EPROTOTYPE, EBADMSG, EMEDIUMTYPE, EAGAIN, EPIPE,
+ * EOWNERDEAD, ECONNRESET, ETIMEDOUT). Fails the test on any other word. */
+int ct_errno_named(const char *s);
+
+/* "<hex>" (lowercase digit pairs) or "-" (empty), up to a space or the end of the string,
+ * into buf (at most cap bytes); returns the length. Fails the test on bad hex. */
+uint64_t ct_unhex(const char *h, uint8_t *buf, size_t cap);
+
+/* Copy the file `from` into a new file `to` of mode 0600. */
+void ct_copy_file(const char *from, const char *to);
+
+/* The names (without ".expect") of the vectors in `dir`, sorted: at most `max`. Returns
+ * how many. */
+#define CT_VECTOR_NAME 128
+int ct_vector_names(const char *dir, char (*names)[CT_VECTOR_NAME], int max);
+
 #endif

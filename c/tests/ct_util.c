@@ -332,3 +332,95 @@ int ct_stalled(struct ct_stall *s, int stuck, uint64_t a, uint64_t b, uint64_t n
     s->since = 0;
     return 1;
 }
+
+/* ---- golden vectors ------------------------------------------------------------------ */
+
+int ct_errno_named(const char *s)
+{
+    static const struct {
+        const char *name;
+        int code;
+    } names[] = {{"ok", 0},
+                 {"none", EAGAIN},
+                 {"EPROTO", EPROTO},
+                 {"EPROTONOSUPPORT", EPROTONOSUPPORT},
+                 {"EPROTOTYPE", EPROTOTYPE},
+                 {"EBADMSG", EBADMSG},
+                 {"EMEDIUMTYPE", EMEDIUMTYPE},
+                 {"EAGAIN", EAGAIN},
+                 {"EPIPE", EPIPE},
+                 {"EOWNERDEAD", EOWNERDEAD},
+                 {"ECONNRESET", ECONNRESET},
+                 {"ETIMEDOUT", ETIMEDOUT}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].name) == 0)
+            return -names[i].code;
+    cr_assert_fail("unknown verdict \"%s\"", s);
+    return 1;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+uint64_t ct_unhex(const char *h, uint8_t *buf, size_t cap)
+{
+    if (h[0] == '-' && (h[1] == 0 || h[1] == ' '))
+        return 0;
+    uint64_t n = 0;
+    for (; h[0] && h[0] != ' '; h += 2) {
+        int hi = hexval(h[0]), lo = hi < 0 ? -1 : hexval(h[1]);
+        if (hi < 0 || lo < 0)
+            cr_assert_fail("bad hex (lowercase pairs expected) in \"%s\"", h);
+        if (n >= cap)
+            cr_assert_fail("hex longer than %zu bytes", cap);
+        buf[n++] = (uint8_t)(hi << 4 | lo);
+    }
+    return n;
+}
+
+void ct_copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    cr_assert(in >= 0, "open %s: %s", from, strerror(errno));
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    cr_assert(out >= 0, "create %s: %s", to, strerror(errno));
+    cr_assert_eq(fchmod(out, 0600), 0);
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        cr_assert_eq(write(out, buf, (size_t)n), n);
+    cr_assert_eq(n, 0);
+    close(in);
+    close(out);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+int ct_vector_names(const char *dir, char (*names)[CT_VECTOR_NAME], int max)
+{
+    DIR *d = opendir(dir);
+    cr_assert(d != NULL, "%s: %s", dir, strerror(errno));
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l > 7 && strcmp(e->d_name + l - 7, ".expect") == 0) {
+            cr_assert(n < max && l - 7 < CT_VECTOR_NAME, "%s: too many vectors or too long a name",
+                      dir);
+            memcpy(names[n], e->d_name, l - 7);
+            names[n++][l - 7] = 0;
+        }
+    }
+    closedir(d);
+    qsort(names, (size_t)n, CT_VECTOR_NAME, name_cmp);
+    return n;
+}
