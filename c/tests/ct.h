@@ -106,6 +106,12 @@ struct ct_stall {
 #define CT_STALL_INIT {~0ull, ~0ull, 0}
 int ct_stalled(struct ct_stall *s, int stuck, uint64_t a, uint64_t b, uint64_t ns);
 
+/* The header (first SHM_CHANNEL_HEADER_SIZE bytes) of the existing segment file `name` of
+ * ct_dir(), mapped shared: read-write if `writable`, else read-only. NULL if it cannot be
+ * opened or mapped (no assertion: usable in a child). Unmap with ct_unmap_header(). */
+void *ct_map_header(const char *name, int writable);
+void ct_unmap_header(const void *h);
+
 /* ---- golden vectors (spec/vectors): what the checkers of every kind share ---------- */
 
 /* The -errno of a verdict word of a .expect file: "ok" (0), "none" (-EAGAIN), or an errno

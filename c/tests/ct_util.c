@@ -333,6 +333,23 @@ int ct_stalled(struct ct_stall *s, int stuck, uint64_t a, uint64_t b, uint64_t n
     return 1;
 }
 
+void *ct_map_header(const char *name, int writable)
+{
+    int fd = open(ct_path(name), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    void *p = mmap(NULL, SHM_CHANNEL_HEADER_SIZE, PROT_READ | (writable ? PROT_WRITE : 0),
+                   MAP_SHARED, fd, 0);
+    close(fd); /* OFD locks belong to other descriptions: closing ours drops none */
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void ct_unmap_header(const void *h)
+{
+    if (h)
+        munmap((void *)(uintptr_t)h, SHM_CHANNEL_HEADER_SIZE);
+}
+
 /* ---- golden vectors ------------------------------------------------------------------ */
 
 int ct_errno_named(const char *s)
