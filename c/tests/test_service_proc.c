@@ -97,6 +97,25 @@ static void reap(struct shm__svc *s, struct shm__svc_server *v, int fd)
     }
 }
 
+/* A received request: checked (a bad one is counted and dropped), then answered. */
+static void answer(struct shm__svc *s, struct shm__svc_server *v, const struct shm__svc_request *r,
+                   uint8_t *buf)
+{
+    uint64_t nonce = r->len >= 8 ? ct_msg_seq(r->ptr) : 0;
+    if (ct_msg_verify(r->ptr, r->len, SEED_REQ ^ r->slot, nonce, req_len(r->slot, nonce))) {
+        __atomic_fetch_add(&C->bad_requests, 1, __ATOMIC_RELAXED);
+        shm__svc_drop(s, v, r->slot, r->seq);
+        return;
+    }
+    uint64_t len = resp_len(r->slot, nonce);
+    ct_msg_fill(buf, SEED_RESP ^ r->slot, nonce, len);
+    int rc = shm__svc_respond(s, v, r->slot, r->seq, buf, len);
+    if (rc == 1)
+        shm__futex_wake(&shm__svc_resp(s, r->slot)->resp_wake);
+    if (rc >= 0)
+        __atomic_fetch_add(&C->served, 1, __ATOMIC_RELAXED);
+}
+
 static int server_main(void *arg)
 {
     (void)arg;
@@ -119,21 +138,8 @@ static int server_main(void *arg)
             last_reap = now;
         }
         struct shm__svc_request r;
-        int rc = shm__svc_receive(&s, v, &r);
-        if (rc == 0) {
-            uint64_t nonce = r.len >= 8 ? ct_msg_seq(r.ptr) : 0;
-            if (ct_msg_verify(r.ptr, r.len, SEED_REQ ^ r.slot, nonce, req_len(r.slot, nonce))) {
-                __atomic_fetch_add(&C->bad_requests, 1, __ATOMIC_RELAXED);
-                shm__svc_drop(&s, v, r.slot, r.seq);
-                continue;
-            }
-            uint64_t len = resp_len(r.slot, nonce);
-            ct_msg_fill(buf, SEED_RESP ^ r.slot, nonce, len);
-            rc = shm__svc_respond(&s, v, r.slot, r.seq, buf, len);
-            if (rc == 1)
-                shm__futex_wake(&shm__svc_resp(&s, r.slot)->resp_wake);
-            if (rc >= 0)
-                __atomic_fetch_add(&C->served, 1, __ATOMIC_RELAXED);
+        if (shm__svc_receive(&s, v, &r) == 0) {
+            answer(&s, v, &r, buf);
             continue;
         }
         if (__atomic_load_n(&C->stop, __ATOMIC_ACQUIRE) == 2)
@@ -142,19 +148,7 @@ static int server_main(void *arg)
         if (shm__svc_receive(&s, v, &r) == 0) {
             shm__svc_server_wait_done(&s);
             /* put it back the simple way: drop nothing, answer it now */
-            uint64_t nonce = r.len >= 8 ? ct_msg_seq(r.ptr) : 0;
-            if (ct_msg_verify(r.ptr, r.len, SEED_REQ ^ r.slot, nonce, req_len(r.slot, nonce))) {
-                __atomic_fetch_add(&C->bad_requests, 1, __ATOMIC_RELAXED);
-                shm__svc_drop(&s, v, r.slot, r.seq);
-                continue;
-            }
-            uint64_t len = resp_len(r.slot, nonce);
-            ct_msg_fill(buf, SEED_RESP ^ r.slot, nonce, len);
-            rc = shm__svc_respond(&s, v, r.slot, r.seq, buf, len);
-            if (rc == 1)
-                shm__futex_wake(&shm__svc_resp(&s, r.slot)->resp_wake);
-            if (rc >= 0)
-                __atomic_fetch_add(&C->served, 1, __ATOMIC_RELAXED);
+            answer(&s, v, &r, buf);
             continue;
         }
         shm__futex_wait(&s.hdr->doorbell, seen, SLICE_NS);
