@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness import LANGS, InteropError, check_consumer, check_producer, record
+from harness import LANGS, InteropError, check_consumer, check_producer, record, run_checked
 
 PAIRS = [(p, c) for p in LANGS for c in LANGS]
 CROSS = [(a, b) for a in LANGS for b in LANGS if a != b]
@@ -29,16 +29,6 @@ def row(a, b):
 def bound(count: int, per_s: float = 10_000) -> float:
     """A generous upper bound in seconds for moving `count` messages (slow Python, busy CPU)."""
     return 120 + count / per_s
-
-
-def run_checked(scenario, rowname, fn):
-    """Run one scenario body; record the outcome in the matrix whatever happens."""
-    try:
-        res, note = fn()
-    except BaseException as e:
-        record(scenario, rowname, False, note=(str(e) or type(e).__name__).splitlines()[0][:80])
-        raise
-    record(scenario, rowname, True, res, note=note)
 
 
 # ---- the 3x3 matrix ------------------------------------------------------------------------
