@@ -303,6 +303,33 @@ fn write_status(path: &Path, all: &AllCounters, p: &PeerWatch, a: &Args) {
     write_atomic(path, s);
 }
 
+// ---- the spool and the journal: append-only files headed by a magic and the ring identity --
+
+/// Reads `path` (nothing if it is absent): its bytes, and the ring identity (2 x u64) its
+/// header holds if the header starts with `magic`.
+fn read_headed(path: &Path, magic: &[u8; 8]) -> BoxResult<(Vec<u8>, Option<(u64, u64)>)> {
+    let mut data = Vec::new();
+    if let Ok(mut f) = File::open(path) {
+        f.read_to_end(&mut data)?;
+    }
+    let ident = (data.len() >= 24 && &data[..8] == magic).then(|| (u64_at(&data, 8), u64_at(&data, 16)));
+    Ok((data, ident))
+}
+
+/// Replaces `path` atomically (a temporary file renamed over it) by the header (`magic`,
+/// `ident`) and `body`; returns it opened for appending, and its size.
+fn rewrite_headed(path: &Path, magic: &[u8; 8], ident: (u64, u64), body: &[u8]) -> BoxResult<(File, u64)> {
+    let tmp = path.with_extension("tmp");
+    let mut buf = Vec::with_capacity(24 + body.len());
+    buf.extend_from_slice(magic);
+    buf.extend_from_slice(&ident.0.to_le_bytes());
+    buf.extend_from_slice(&ident.1.to_le_bytes());
+    buf.extend_from_slice(body);
+    fs::write(&tmp, &buf)?;
+    fs::rename(&tmp, path)?;
+    Ok((FsOpen::new().append(true).open(path)?, buf.len() as u64))
+}
+
 // ---- exporter spool ---------------------------------------------------------------------
 
 const SPOOL_MAGIC: &[u8; 8] = b"SHMBSPL1";
@@ -328,15 +355,10 @@ struct Spool {
 impl Spool {
     /// Opens or creates the spool; returns it with its records and the ring identity it holds.
     fn open(path: PathBuf) -> BoxResult<(Spool, Vec<Entry>, Option<(u64, u64)>)> {
-        let mut data = Vec::new();
-        if let Ok(mut f) = File::open(&path) {
-            f.read_to_end(&mut data)?;
-        }
+        let (data, ident) = read_headed(&path, SPOOL_MAGIC)?;
         let mut entries = Vec::new();
-        let mut ident = None;
         let mut valid = 0usize;
-        if data.len() >= 24 && &data[..8] == SPOOL_MAGIC {
-            ident = Some((u64_at(&data, 8), u64_at(&data, 16)));
+        if ident.is_some() {
             let mut at = 24;
             valid = 24;
             while at + 24 <= data.len() {
@@ -379,21 +401,14 @@ impl Spool {
 
     /// Rewrites the spool as header + `keep` + mark (last seq, ring position), atomically (rename).
     fn rewrite(&mut self, ident: (u64, u64), mark: &Entry, keep: &VecDeque<Entry>) -> BoxResult<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut buf = Vec::new();
-        buf.extend_from_slice(SPOOL_MAGIC);
-        buf.extend_from_slice(&ident.0.to_le_bytes());
-        buf.extend_from_slice(&ident.1.to_le_bytes());
+        let mut body = Vec::new();
         for e in keep {
-            buf.extend_from_slice(&Self::record(e));
+            body.extend_from_slice(&Self::record(e));
         }
         // The mark goes last: its end is the ring position now (the kept records' ends may
         // belong to a ring that was since recreated).
-        buf.extend_from_slice(&Self::record(mark));
-        fs::write(&tmp, &buf)?;
-        fs::rename(&tmp, &self.path)?;
-        self.file = FsOpen::new().append(true).open(&self.path)?;
-        self.size = buf.len() as u64;
+        body.extend_from_slice(&Self::record(mark));
+        (self.file, self.size) = rewrite_headed(&self.path, SPOOL_MAGIC, ident, &body)?;
         Ok(())
     }
 }
@@ -697,14 +712,9 @@ struct Journal {
 
 impl Journal {
     fn open(path: PathBuf) -> BoxResult<(Journal, Vec<(u64, u64)>, Option<(u64, u64)>)> {
-        let mut data = Vec::new();
-        if let Ok(mut f) = File::open(&path) {
-            f.read_to_end(&mut data)?;
-        }
+        let (data, ident) = read_headed(&path, JOURNAL_MAGIC)?;
         let mut ents = Vec::new();
-        let mut ident = None;
-        if data.len() >= 24 && &data[..8] == JOURNAL_MAGIC {
-            ident = Some((u64_at(&data, 8), u64_at(&data, 16)));
+        if ident.is_some() {
             let mut at = 24;
             while at + 16 <= data.len() {
                 ents.push((u64_at(&data, at), u64_at(&data, at + 8)));
@@ -725,19 +735,12 @@ impl Journal {
     }
 
     fn rewrite(&mut self, ident: (u64, u64), last: Option<(u64, u64)>) -> BoxResult<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut buf = Vec::new();
-        buf.extend_from_slice(JOURNAL_MAGIC);
-        buf.extend_from_slice(&ident.0.to_le_bytes());
-        buf.extend_from_slice(&ident.1.to_le_bytes());
+        let mut body = Vec::new();
         if let Some((s, e)) = last {
-            buf.extend_from_slice(&s.to_le_bytes());
-            buf.extend_from_slice(&e.to_le_bytes());
+            body.extend_from_slice(&s.to_le_bytes());
+            body.extend_from_slice(&e.to_le_bytes());
         }
-        fs::write(&tmp, &buf)?;
-        fs::rename(&tmp, &self.path)?;
-        self.file = FsOpen::new().append(true).open(&self.path)?;
-        self.size = buf.len() as u64;
+        (self.file, self.size) = rewrite_headed(&self.path, JOURNAL_MAGIC, ident, &body)?;
         Ok(())
     }
 }
