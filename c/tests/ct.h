@@ -85,6 +85,9 @@ static inline void ct_st(uint64_t *p, uint64_t v)
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+/* Wait (polling every 100 us) until *p >= v, at most timeout_ns: 0, or -ETIMEDOUT. */
+int ct_await_geq(const uint64_t *p, uint64_t v, uint64_t timeout_ns);
+
 /* A zeroed page of `size` bytes shared with the children forked after it (MAP_SHARED |
  * MAP_ANONYMOUS); fails the test if it cannot be had. munmap() it when done. */
 void *ct_shared(size_t size);

@@ -288,6 +288,17 @@ void *ct_shared(size_t size)
     return p; /* anonymous memory comes zeroed */
 }
 
+int ct_await_geq(const uint64_t *p, uint64_t v, uint64_t timeout_ns)
+{
+    uint64_t t0 = ct_now_ns();
+    while (ct_ld(p) < v) {
+        if (ct_now_ns() - t0 > timeout_ns)
+            return -ETIMEDOUT;
+        usleep(100);
+    }
+    return 0;
+}
+
 int ct_stress(void)
 {
     const char *s = getenv("SHM_CHANNEL_STRESS");

@@ -32,18 +32,6 @@ TestSuite(wake_window, .init = ct_setup, .fini = ct_teardown, .timeout = 120);
 #define WAIT_STATE (30 * CT_SEC)
 #define BURST 2000u /* publishes (or releases) while the woken peer is stopped */
 
-/* Wait (bounded) until *p > v. */
-static int wait_above(const uint64_t *p, uint64_t v)
-{
-    uint64_t t0 = ct_now_ns();
-    while (__atomic_load_n(p, __ATOMIC_ACQUIRE) <= v) {
-        if (ct_now_ns() - t0 > WAIT_STATE)
-            return -1;
-        usleep(100);
-    }
-    return 0;
-}
-
 static void stop_and_wait(pid_t pid)
 {
     cr_assert_eq(kill(pid, SIGSTOP), 0);
@@ -90,7 +78,8 @@ Test(wake_window, a_woken_reader_not_yet_running_costs_one_wake_call)
     cr_assert(h);
     pid_t pid = ct_fork(reader, &a);
     /* The reader asleep on the current write_seq, with the value in its flag. */
-    cr_assert_eq(wait_above(&h->consumer_sleeps, 0), 0, "the reader never slept");
+    cr_assert_eq(ct_await_geq(&h->consumer_sleeps, 1, WAIT_STATE), 0,
+                 "the reader never slept");
     stop_and_wait(pid);
     uint32_t flag = shm__load_relaxed(&h->consumer_waiting);
     cr_assert(flag & SHM__WAITING_SEQ, "a 1.1 sleeper stores 0x80000000 | seen (%#x)", flag);
@@ -145,7 +134,8 @@ Test(wake_window, a_woken_writer_not_yet_running_costs_one_wake_call)
     const struct shm__header *h = ct_map_header(a.name, 0);
     cr_assert(h);
     pid_t pid = ct_fork(writer, &a);
-    cr_assert_eq(wait_above(&h->producer_sleeps, 0), 0, "the writer never slept");
+    cr_assert_eq(ct_await_geq(&h->producer_sleeps, 1, WAIT_STATE), 0,
+                 "the writer never slept");
     stop_and_wait(pid);
     uint32_t flag = shm__load_relaxed(&h->producer_waiting);
     cr_assert(flag & SHM__WAITING_SEQ, "a 1.1 sleeper stores 0x80000000 | seen (%#x)", flag);
@@ -210,7 +200,8 @@ Test(wake_window, a_new_producer_wakes_a_reader_its_dead_predecessor_did_not)
     cr_assert_eq(shm__load_relaxed(&h->producer_state), 0);
     uint64_t sleeps0 = shm__load_relaxed(&h->consumer_sleeps);
     pid_t pid = ct_fork(one_read, &a);
-    cr_assert_eq(wait_above(&h->consumer_sleeps, sleeps0), 0, "the reader never slept");
+    cr_assert_eq(ct_await_geq(&h->consumer_sleeps, sleeps0 + 1, WAIT_STATE), 0,
+                 "the reader never slept");
     uint32_t seq = shm__load_relaxed(&h->write_seq);
     uint32_t flag = shm__load_relaxed(&h->consumer_waiting);
     cr_assert_eq(flag, shm__hs_waiting_flag(seq));
