@@ -178,6 +178,16 @@ static uint64_t head_num(const struct bridge_file *b, const char *key)
     return v && !v->is_str ? v->num : 0;
 }
 
+/* The next object of the "bridges" array (the first opens the array), with the bridge's own
+ * fields; `stat` and `top` both show a bridge so. */
+static void bridge_obj_begin(struct json *j, int count, const struct bridge_file *b)
+{
+    if (!count)
+        json_arr_begin(j, "bridges");
+    json_obj_begin(j, NULL);
+    head_json(b, j);
+}
+
 /* --- stat NAME ------------------------------------------------------------------------- */
 struct stat_ctx {
     const char *name;
@@ -189,10 +199,7 @@ static void stat_channel(const struct bridge_file *b, const struct kv *kv, int n
 {
     struct stat_ctx *c = ctx;
     if (c->j) {
-        if (!c->count)
-            json_arr_begin(c->j, "bridges");
-        json_obj_begin(c->j, NULL);
-        head_json(b, c->j);
+        bridge_obj_begin(c->j, c->count, b);
         for (int i = 0; i < n; i++) {
             if (!strcmp(kv[i].key, "name"))
                 continue;
@@ -261,10 +268,7 @@ static void top_bridge(struct bridge_file *b, void *ctx)
 {
     struct top_ctx *c = ctx;
     if (c->j) {
-        if (!c->count)
-            json_arr_begin(c->j, "bridges");
-        json_obj_begin(c->j, NULL);
-        head_json(b, c->j);
+        bridge_obj_begin(c->j, c->count, b);
         json_arr_begin(c->j, "channels");
         channel_each(b, NULL, top_channel_json, c->j);
         json_arr_end(c->j);

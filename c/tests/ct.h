@@ -3,6 +3,7 @@
 #ifndef SHM_CHANNEL_CT_H
 #define SHM_CHANNEL_CT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -71,5 +72,66 @@ uint64_t ct_mix(uint64_t x);
  * privileges here). Used by the ENOSPC tests of every kind. */
 #define CT_SKIPPED 77
 int ct_small_tmpfs(const char *mnt, uint64_t size, char *why, size_t why_len);
+
+/* ---- control pages and segments shared with forked peers --------------------------- */
+
+/* A word of a test's control page (shared with its children): acquire load, release store. */
+static inline uint64_t ct_ld(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline void ct_st(uint64_t *p, uint64_t v)
+{
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/* Wait (polling every 100 us) until *p >= v, at most timeout_ns: 0, or -ETIMEDOUT. */
+int ct_await_geq(const uint64_t *p, uint64_t v, uint64_t timeout_ns);
+
+/* A zeroed page of `size` bytes shared with the children forked after it (MAP_SHARED |
+ * MAP_ANONYMOUS); fails the test if it cannot be had. munmap() it when done. */
+void *ct_shared(size_t size);
+
+/* 1 if $SHM_CHANNEL_STRESS asks for the long soaks (set, not empty, not "0"). */
+int ct_stress(void);
+
+/* The segment file `name` of ct_dir(), once a child has created it and sized it to at least
+ * `min_size` bytes: its first `map_len` bytes mapped read-write and shared. Fails the test
+ * if the file has not appeared within 60 s. */
+void *ct_map_segment(const char *name, uint64_t min_size, size_t map_len);
+
+/* A watcher's look for a lost wake-up, once every few ms: 1 (once, then it starts over) when
+ * `stuck` (a side flagged waiting for what is there) has held, with the two words of state
+ * `a`, `b` (positions) unchanged, for longer than `ns`. No correct run holds that long. */
+struct ct_stall {
+    uint64_t a, b, since;
+};
+#define CT_STALL_INIT {~0ull, ~0ull, 0}
+int ct_stalled(struct ct_stall *s, int stuck, uint64_t a, uint64_t b, uint64_t ns);
+
+/* The header (first SHM_CHANNEL_HEADER_SIZE bytes) of the existing segment file `name` of
+ * ct_dir(), mapped shared: read-write if `writable`, else read-only. NULL if it cannot be
+ * opened or mapped (no assertion: usable in a child). Unmap with ct_unmap_header(). */
+void *ct_map_header(const char *name, int writable);
+void ct_unmap_header(const void *h);
+
+/* ---- golden vectors (spec/vectors): what the checkers of every kind share ---------- */
+
+/* The -errno of a verdict word of a .expect file: "ok" (0), "none" (-EAGAIN), or an errno
+ * name (EPROTO, EPROTONOSUPPORT, EPROTOTYPE, EBADMSG, EMEDIUMTYPE, EAGAIN, EPIPE,
+ * EOWNERDEAD, ECONNRESET, ETIMEDOUT). Fails the test on any other word. */
+int ct_errno_named(const char *s);
+
+/* "<hex>" (lowercase digit pairs) or "-" (empty), up to a space or the end of the string,
+ * into buf (at most cap bytes); returns the length. Fails the test on bad hex. */
+uint64_t ct_unhex(const char *h, uint8_t *buf, size_t cap);
+
+/* Copy the file `from` into a new file `to` of mode 0600. */
+void ct_copy_file(const char *from, const char *to);
+
+/* The names (without ".expect") of the vectors in `dir`, sorted: at most `max`. Returns
+ * how many. */
+#define CT_VECTOR_NAME 128
+int ct_vector_names(const char *dir, char (*names)[CT_VECTOR_NAME], int max);
 
 #endif

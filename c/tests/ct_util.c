@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -275,4 +276,179 @@ int ct_small_tmpfs(const char *mnt, uint64_t size, char *why, size_t why_len)
     }
     setenv("SHM_CHANNEL_DIR", mnt, 1);
     return 0;
+}
+
+/* ---- control pages and segments shared with forked peers --------------------------- */
+
+void *ct_shared(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        cr_assert_fail("mmap of a shared page (%zu bytes): %s", size, strerror(errno));
+    return p; /* anonymous memory comes zeroed */
+}
+
+int ct_await_geq(const uint64_t *p, uint64_t v, uint64_t timeout_ns)
+{
+    uint64_t t0 = ct_now_ns();
+    while (ct_ld(p) < v) {
+        if (ct_now_ns() - t0 > timeout_ns)
+            return -ETIMEDOUT;
+        usleep(100);
+    }
+    return 0;
+}
+
+int ct_stress(void)
+{
+    const char *s = getenv("SHM_CHANNEL_STRESS");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
+void *ct_map_segment(const char *name, uint64_t min_size, size_t map_len)
+{
+    int fd = -1;
+    for (uint64_t t0 = ct_now_ns(); fd < 0; ct_sleep_ms(1)) {
+        fd = open(ct_path(name), O_RDWR | O_CLOEXEC);
+        cr_assert(fd >= 0 || ct_now_ns() - t0 < 60 * CT_SEC, "segment %s never appeared", name);
+    }
+    struct stat sb;
+    for (;; ct_sleep_ms(1)) {
+        cr_assert_eq(fstat(fd, &sb), 0);
+        if ((uint64_t)sb.st_size >= min_size)
+            break;
+    }
+    void *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    cr_assert(p != MAP_FAILED, "mmap %s: %s", name, strerror(errno));
+    close(fd);
+    return p;
+}
+
+int ct_stalled(struct ct_stall *s, int stuck, uint64_t a, uint64_t b, uint64_t ns)
+{
+    int same = a == s->a && b == s->b;
+    s->a = a;
+    s->b = b;
+    if (!stuck || !same) {
+        s->since = 0;
+        return 0;
+    }
+    uint64_t now = ct_now_ns();
+    if (!s->since) {
+        s->since = now;
+        return 0;
+    }
+    if (now - s->since <= ns)
+        return 0;
+    s->since = 0;
+    return 1;
+}
+
+void *ct_map_header(const char *name, int writable)
+{
+    int fd = open(ct_path(name), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    void *p = mmap(NULL, SHM_CHANNEL_HEADER_SIZE, PROT_READ | (writable ? PROT_WRITE : 0),
+                   MAP_SHARED, fd, 0);
+    close(fd); /* OFD locks belong to other descriptions: closing ours drops none */
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void ct_unmap_header(const void *h)
+{
+    if (h)
+        munmap((void *)(uintptr_t)h, SHM_CHANNEL_HEADER_SIZE);
+}
+
+/* ---- golden vectors ------------------------------------------------------------------ */
+
+int ct_errno_named(const char *s)
+{
+    static const struct {
+        const char *name;
+        int code;
+    } names[] = {{"ok", 0},
+                 {"none", EAGAIN},
+                 {"EPROTO", EPROTO},
+                 {"EPROTONOSUPPORT", EPROTONOSUPPORT},
+                 {"EPROTOTYPE", EPROTOTYPE},
+                 {"EBADMSG", EBADMSG},
+                 {"EMEDIUMTYPE", EMEDIUMTYPE},
+                 {"EAGAIN", EAGAIN},
+                 {"EPIPE", EPIPE},
+                 {"EOWNERDEAD", EOWNERDEAD},
+                 {"ECONNRESET", ECONNRESET},
+                 {"ETIMEDOUT", ETIMEDOUT}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].name) == 0)
+            return -names[i].code;
+    cr_assert_fail("unknown verdict \"%s\"", s);
+    return 1;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+uint64_t ct_unhex(const char *h, uint8_t *buf, size_t cap)
+{
+    if (h[0] == '-' && (h[1] == 0 || h[1] == ' '))
+        return 0;
+    uint64_t n = 0;
+    for (; h[0] && h[0] != ' '; h += 2) {
+        int hi = hexval(h[0]), lo = hi < 0 ? -1 : hexval(h[1]);
+        if (hi < 0 || lo < 0)
+            cr_assert_fail("bad hex (lowercase pairs expected) in \"%s\"", h);
+        if (n >= cap)
+            cr_assert_fail("hex longer than %zu bytes", cap);
+        buf[n++] = (uint8_t)(hi << 4 | lo);
+    }
+    return n;
+}
+
+void ct_copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    cr_assert(in >= 0, "open %s: %s", from, strerror(errno));
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    cr_assert(out >= 0, "create %s: %s", to, strerror(errno));
+    cr_assert_eq(fchmod(out, 0600), 0);
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        cr_assert_eq(write(out, buf, (size_t)n), n);
+    cr_assert_eq(n, 0);
+    close(in);
+    close(out);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+int ct_vector_names(const char *dir, char (*names)[CT_VECTOR_NAME], int max)
+{
+    DIR *d = opendir(dir);
+    cr_assert(d != NULL, "%s: %s", dir, strerror(errno));
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l > 7 && strcmp(e->d_name + l - 7, ".expect") == 0) {
+            cr_assert(n < max && l - 7 < CT_VECTOR_NAME, "%s: too many vectors or too long a name",
+                      dir);
+            memcpy(names[n], e->d_name, l - 7);
+            names[n++][l - 7] = 0;
+        }
+    }
+    closedir(d);
+    qsort(names, (size_t)n, CT_VECTOR_NAME, name_cmp);
+    return n;
 }

@@ -25,17 +25,39 @@ static shm_channel_t *open_role(const char *name, uint32_t role)
     return ch;
 }
 
+/* The fixture of the tests on one process's pair (.init = pair_open, .fini = pair_close): a
+ * producer p and a consumer c of a fresh channel `name`. A test that closes either itself
+ * sets it to NULL. */
+static char name[64];
+static shm_channel_t *p, *c;
+
+static void pair_open(void)
+{
+    ct_name(name, "bp");
+    p = open_role(name, SHM_CHANNEL_PRODUCER);
+    c = open_role(name, SHM_CHANNEL_CONSUMER);
+}
+
+static void pair_close(void)
+{
+    if (p)
+        shm_channel_close(p);
+    if (c)
+        shm_channel_close(c);
+    p = c = NULL;
+}
+
 static uint64_t len_of(uint64_t seq)
 {
     return 8 + seq % 40;
 }
 
-static void write_seqs(shm_channel_t *p, uint64_t from, uint64_t to)
+static void write_seqs(shm_channel_t *prod, uint64_t from, uint64_t to)
 {
     uint8_t buf[64];
     for (uint64_t s = from; s < to; s++) {
         ct_msg_fill(buf, SEED, s, len_of(s));
-        cr_assert_eq(shm_channel_write(p, buf, len_of(s), 0), 0, "write %llu",
+        cr_assert_eq(shm_channel_write(prod, buf, len_of(s), 0), 0, "write %llu",
                      (unsigned long long)s);
     }
 }
@@ -55,12 +77,8 @@ static uint64_t read_pos(shm_channel_t *ch)
     return st.read_pos;
 }
 
-Test(batch_peek, hands_over_in_order_and_releases_only_what_is_asked)
+Test(batch_peek, hands_over_in_order_and_releases_only_what_is_asked, .init = pair_open, .fini = pair_close)
 {
-    char name[64];
-    ct_name(name, "bp");
-    shm_channel_t *p = open_role(name, SHM_CHANNEL_PRODUCER);
-    shm_channel_t *c = open_role(name, SHM_CHANNEL_CONSUMER);
     write_seqs(p, 0, 10);
     const void *ptrs[16];
     uint64_t lens[16];
@@ -93,16 +111,12 @@ Test(batch_peek, hands_over_in_order_and_releases_only_what_is_asked)
     cr_assert_eq(st.msgs_read, 10);
     cr_assert_eq(st.read_pos, st.write_pos);
     shm_channel_close(p);
+    p = NULL;
     cr_assert_eq(shm_channel_peek_batch(c, ptrs, lens, 16, 0), -EPIPE);
-    shm_channel_close(c);
 }
 
-Test(batch_peek, a_read_or_release_since_the_batch_ends_it)
+Test(batch_peek, a_read_or_release_since_the_batch_ends_it, .init = pair_open, .fini = pair_close)
 {
-    char name[64];
-    ct_name(name, "bpend");
-    shm_channel_t *p = open_role(name, SHM_CHANNEL_PRODUCER);
-    shm_channel_t *c = open_role(name, SHM_CHANNEL_CONSUMER);
     write_seqs(p, 0, 6);
     const void *ptrs[8];
     uint64_t lens[8];
@@ -119,16 +133,10 @@ Test(batch_peek, a_read_or_release_since_the_batch_ends_it)
     cr_assert_eq(shm_channel_release_n(c, 1), -EINVAL);
     cr_assert_eq(shm_channel_peek_batch(c, ptrs, lens, 8, 0), 4);
     check_batch(ptrs, lens, 4, 2);
-    shm_channel_close(p);
-    shm_channel_close(c);
 }
 
-Test(batch_peek, arguments_roles_and_kinds)
+Test(batch_peek, arguments_roles_and_kinds, .init = pair_open, .fini = pair_close)
 {
-    char name[64];
-    ct_name(name, "bpargs");
-    shm_channel_t *p = open_role(name, SHM_CHANNEL_PRODUCER);
-    shm_channel_t *c = open_role(name, SHM_CHANNEL_CONSUMER);
     const void *ptrs[2];
     uint64_t lens[2];
     cr_assert_eq(shm_channel_peek_batch(p, ptrs, lens, 2, 0), -EBADF);
@@ -153,16 +161,10 @@ Test(batch_peek, arguments_roles_and_kinds)
     shm_channel_detach(c);
     cr_assert_eq(shm_channel_peek_batch(c, ptrs, lens, 2, 0), -EBADF);
     cr_assert_eq(shm_channel_mapping(c, &base, &maplen), 0, "the mapping outlives the role");
-    shm_channel_close(p);
-    shm_channel_close(c);
 }
 
-Test(batch_peek, the_producer_gets_room_only_at_the_release)
+Test(batch_peek, the_producer_gets_room_only_at_the_release, .init = pair_open, .fini = pair_close)
 {
-    char name[64];
-    ct_name(name, "bproom");
-    shm_channel_t *p = open_role(name, SHM_CHANNEL_PRODUCER);
-    shm_channel_t *c = open_role(name, SHM_CHANNEL_CONSUMER);
     uint8_t buf[256] = {0};
     int n = 0;
     while (shm_channel_write(p, buf, sizeof buf, 0) == 0)
@@ -173,16 +175,10 @@ Test(batch_peek, the_producer_gets_room_only_at_the_release)
     cr_assert_eq(shm_channel_write(p, buf, sizeof buf, 0), -EAGAIN, "held messages keep their room");
     cr_assert_eq(shm_channel_release_n(c, (uint32_t)n), 0);
     cr_assert_eq(shm_channel_write(p, buf, sizeof buf, 0), 0);
-    shm_channel_close(p);
-    shm_channel_close(c);
 }
 
-Test(batch_peek, every_view_lies_in_the_mapping)
+Test(batch_peek, every_view_lies_in_the_mapping, .init = pair_open, .fini = pair_close)
 {
-    char name[64];
-    ct_name(name, "bpmap");
-    shm_channel_t *p = open_role(name, SHM_CHANNEL_PRODUCER);
-    shm_channel_t *c = open_role(name, SHM_CHANNEL_CONSUMER);
     void *pbase, *cbase;
     uint64_t plen, clen;
     cr_assert_eq(shm_channel_mapping(p, &pbase, &plen), 0);
@@ -204,8 +200,6 @@ Test(batch_peek, every_view_lies_in_the_mapping)
                       (const char *)ptrs[i] + lens[i] <= (char *)cbase + clen);
         cr_assert_eq(shm_channel_release_n(c, 2), 0);
     }
-    shm_channel_close(p);
-    shm_channel_close(c);
 }
 
 /* ---- a consumer killed holding a batch ---- */
@@ -222,18 +216,18 @@ static struct shared *sh;
 static int hold_and_wait(void *arg)
 {
     (void)arg;
-    shm_channel_t *c;
-    if (shm_channel_open(&c, sh->name, SHM_CHANNEL_CONSUMER, 0, 0, 0600))
+    shm_channel_t *held;
+    if (shm_channel_open(&held, sh->name, SHM_CHANNEL_CONSUMER, 0, 0, 0600))
         return 1;
     uint8_t buf[64];
     uint64_t len;
-    if (shm_channel_read(c, buf, sizeof buf, &len, 0) != 0) /* message 0: handed, released */
+    if (shm_channel_read(held, buf, sizeof buf, &len, 0) != 0) /* message 0: handed, released */
         return 2;
     const void *ptrs[8];
     uint64_t lens[8];
-    int n = shm_channel_peek_batch(c, ptrs, lens, 8, 0);
+    int n = shm_channel_peek_batch(held, ptrs, lens, 8, 0);
     if (n > 0 && sh->release_first &&
-        shm_channel_release_n(c, (uint32_t)sh->release_first) != 0)
+        shm_channel_release_n(held, (uint32_t)sh->release_first) != 0)
         return 3;
     __atomic_store_n(&sh->held, n, __ATOMIC_SEQ_CST);
     __atomic_store_n(&sh->stopped, 1, __ATOMIC_SEQ_CST);
@@ -243,13 +237,11 @@ static int hold_and_wait(void *arg)
 
 static void kill_holding_batch(uint64_t release_first)
 {
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert_neq(sh, MAP_FAILED);
-    memset(sh, 0, sizeof *sh);
+    sh = ct_shared(sizeof *sh);
     ct_name(sh->name, "bpkill");
     sh->release_first = release_first;
-    shm_channel_t *p = open_role(sh->name, SHM_CHANNEL_PRODUCER);
-    write_seqs(p, 0, 20);
+    shm_channel_t *prod = open_role(sh->name, SHM_CHANNEL_PRODUCER);
+    write_seqs(prod, 0, 20);
     pid_t child = ct_fork(hold_and_wait, NULL);
     uint64_t t0 = ct_now_ns();
     while (!__atomic_load_n(&sh->stopped, __ATOMIC_SEQ_CST)) {
@@ -264,19 +256,19 @@ static void kill_holding_batch(uint64_t release_first)
     /* Its successor resumes after the last message the dead one released: message 0 and
      * the released part of the batch are not delivered again; the held rest (at most the
      * batch) is, in order, and nothing after it is lost. */
-    shm_channel_t *c = open_role(sh->name, SHM_CHANNEL_CONSUMER);
-    shm_channel_close(p);
+    shm_channel_t *succ = open_role(sh->name, SHM_CHANNEL_CONSUMER);
+    shm_channel_close(prod);
     uint8_t buf[64];
     uint64_t len, seq = 1 + release_first;
     int rc;
-    while ((rc = shm_channel_read(c, buf, sizeof buf, &len, 0)) == 0) {
+    while ((rc = shm_channel_read(succ, buf, sizeof buf, &len, 0)) == 0) {
         cr_assert_eq(ct_msg_verify(buf, len, SEED, seq, len_of(seq)), 0, "message %llu",
                      (unsigned long long)seq);
         seq++;
     }
     cr_assert_eq(rc, -EPIPE);
     cr_assert_eq(seq, 20, "every message after the released ones came, once");
-    shm_channel_close(c);
+    shm_channel_close(succ);
     munmap(sh, sizeof *sh);
 }
 

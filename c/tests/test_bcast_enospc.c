@@ -18,35 +18,15 @@
 #include <unistd.h>
 
 #include "ct.h"
+#include "ct_enospc.h"
 
 TestSuite(bcast_enospc, .init = ct_setup, .fini = ct_teardown, .timeout = 60);
 
-#define TMPFS_SIZE (8ull << 20)
+#define TMPFS_SIZE CT_ENOSPC_TMPFS
 #define SEED 0xE05BCull
 
-struct env {
-    char mnt[4096];
-    char why[256];
-    int line;
-};
-
-static struct env *env;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            snprintf(env->why, sizeof env->why, __VA_ARGS__);                              \
-            env->line = __LINE__;                                                          \
-            return 1;                                                                      \
-        }                                                                                  \
-    } while (0)
-
-static int in_small_tmpfs(void *arg)
+static int in_small_tmpfs(void)
 {
-    (void)arg;
-    int skip = ct_small_tmpfs(env->mnt, TMPFS_SIZE, env->why, sizeof env->why);
-    if (skip)
-        return skip;
     struct statvfs vfs;
     /* 16 slots of 1 MiB: more than the whole tmpfs */
     shm_channel_broadcast_config_t big = {1u << 20, 16, 8, "u8[1048576]", {0}};
@@ -73,19 +53,8 @@ static int in_small_tmpfs(void *arg)
     rc = shm_channel_open_broadcast(&s, "fits", SHM_CHANNEL_SUBSCRIBER, 0, NULL, 0);
     CHECK(rc == 0, "its subscriber: %s", shm_channel_strerror(rc));
     char filler[4200];
-    snprintf(filler, sizeof filler, "%s/filler", env->mnt);
-    int fd = open(filler, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-    CHECK(fd >= 0, "filler: %s", strerror(errno));
-    static uint8_t chunk[65536];
-    memset(chunk, 'f', sizeof chunk);
-    for (;;) {
-        ssize_t w = write(fd, chunk, sizeof chunk);
-        if (w <= 0) {
-            CHECK(w < 0 && errno == ENOSPC, "filler stopped by %s", strerror(errno));
-            break;
-        }
-    }
-    close(fd);
+    int64_t filled = ct_enospc_fill(filler, sizeof filler);
+    CHECK(filled >= 0, "filler: %s", strerror((int)-filled));
     CHECK(statvfs(env->mnt, &vfs) == 0 && vfs.f_bavail == 0, "the tmpfs is full");
     shm_channel_t *x = NULL;
     shm_channel_broadcast_config_t small = {64, 2, 1, NULL, {0}};
@@ -120,16 +89,5 @@ static int in_small_tmpfs(void *arg)
 
 Test(bcast_enospc, nearly_full_tmpfs)
 {
-    env = mmap(NULL, sizeof *env, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert_neq(env, MAP_FAILED);
-    memset(env, 0, sizeof *env);
-    snprintf(env->mnt, sizeof env->mnt, "%s/mnt", ct_dir());
-    cr_assert_eq(mkdir(env->mnt, 0700), 0);
-    int rc = ct_wait(ct_fork(in_small_tmpfs, NULL));
-    rmdir(env->mnt);
-    if (rc == CT_SKIPPED)
-        cr_skip_test("no private tmpfs here (%s): broadcast ENOSPC untested", env->why);
-    cr_assert_eq(rc, 0, "in the private tmpfs: %s (exit %d%s, check at line %d)", env->why, rc,
-                 rc == 128 + SIGBUS ? ": SIGBUS" : "", env->line);
-    munmap(env, sizeof *env);
+    ct_enospc_run(in_small_tmpfs, "broadcast ENOSPC");
 }

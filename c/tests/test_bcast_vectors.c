@@ -20,60 +20,15 @@
 
 TestSuite(bcast_vectors, .init = ct_setup, .fini = ct_teardown, .timeout = 60);
 
-static int errno_named(const char *s)
-{
-    static const struct {
-        const char *name;
-        int code;
-    } names[] = {{"ok", 0},         {"EPROTO", EPROTO},         {"EPROTONOSUPPORT", EPROTONOSUPPORT},
-                 {"EPROTOTYPE", EPROTOTYPE}, {"EBADMSG", EBADMSG}, {"EMEDIUMTYPE", EMEDIUMTYPE},
-                 {"EAGAIN", EAGAIN}, {"EPIPE", EPIPE},           {"EOWNERDEAD", EOWNERDEAD}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(s, names[i].name) == 0)
-            return -names[i].code;
-    cr_assert_fail("unknown verdict \"%s\"", s);
-    return 1;
-}
-
-/* "<hex>|-" into buf; returns the length. */
-static uint64_t unhex(const char *h, uint8_t *buf, size_t cap)
-{
-    if (h[0] == '-' && (h[1] == 0 || h[1] == ' '))
-        return 0;
-    uint64_t n = 0;
-    while (h[0] && h[0] != ' ') {
-        unsigned v;
-        cr_assert_eq(sscanf(h, "%2x", &v), 1, "bad hex in \"%s\"", h);
-        cr_assert_lt(n, cap);
-        buf[n++] = (uint8_t)v;
-        h += 2;
-    }
-    return n;
-}
-
-static void copy_file(const char *from, const char *to)
-{
-    int in = open(from, O_RDONLY);
-    cr_assert_geq(in, 0, "open %s", from);
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    cr_assert_geq(out, 0, "create %s", to);
-    char buf[8192];
-    ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        cr_assert_eq(write(out, buf, (size_t)n), n);
-    close(in);
-    close(out);
-}
-
 static int check_vector(const char *vname)
 {
     char path[4096], line[1024], tag[1024] = "", seg[64];
-    snprintf(path, sizeof path, "%s/broadcast/%s.expect", CT_VECTORS_DIR, vname);
+    snprintf(path, sizeof path, "%s/broadcast/%.127s.expect", CT_VECTORS_DIR, vname);
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "open %s", path);
     ct_name(seg, "bvec");
-    snprintf(path, sizeof path, "%s/broadcast/%s.bin", CT_VECTORS_DIR, vname);
-    copy_file(path, ct_path(seg));
+    snprintf(path, sizeof path, "%s/broadcast/%.127s.bin", CT_VECTORS_DIR, vname);
+    ct_copy_file(path, ct_path(seg));
     int consumer = 0, opened = 0, ended = 0, lines = 0;
     shm_channel_t *ch = NULL;
     while (fgets(line, sizeof line, f)) {
@@ -93,7 +48,7 @@ static int check_vector(const char *vname)
         } else if (strncmp(line, "require ", 8) == 0) {
             snprintf(tag, sizeof tag, "%s", line + 8);
         } else if (strncmp(line, "open ", 5) == 0) {
-            int want_rc = errno_named(line + 5);
+            int want_rc = ct_errno_named(line + 5);
             shm_channel_broadcast_config_t cfg = {0, 0, 0, tag, {0}};
             rc = consumer ? shm_channel_open(&ch, seg, SHM_CHANNEL_CONSUMER, 0, 0, 0)
                           : shm_channel_open_broadcast(&ch, seg, SHM_CHANNEL_SUBSCRIBER,
@@ -105,7 +60,7 @@ static int check_vector(const char *vname)
             opened = 1;
         } else if (strncmp(line, "msg ", 4) == 0) {
             cr_assert(opened, "%s: msg before open", vname);
-            wlen = unhex(line + 4, want, sizeof want);
+            wlen = ct_unhex(line + 4, want, sizeof want);
             const char *m = strstr(line, " missed ");
             cr_assert_not_null(m);
             wmissed = strtoull(m + 8, NULL, 10);
@@ -118,7 +73,7 @@ static int check_vector(const char *vname)
             cr_expect_eq(missed, wmissed, "%s: \"%s\": missed %lu", vname, line,
                          (unsigned long)missed);
         } else if (strncmp(line, "latest ", 7) == 0) {
-            wlen = unhex(line + 7, want, sizeof want);
+            wlen = ct_unhex(line + 7, want, sizeof want);
             const char *nw = strstr(line, " new ");
             const char *m = strstr(line, " missed ");
             cr_assert(nw && m);
@@ -134,12 +89,12 @@ static int check_vector(const char *vname)
             cr_expect_eq(missed, wmissed, "%s: \"%s\": missed %lu", vname, line,
                          (unsigned long)missed);
         } else if (strncmp(line, "latest_end ", 11) == 0) {
-            int want_rc = errno_named(line + 11);
+            int want_rc = ct_errno_named(line + 11);
             rc = shm_channel_read_latest(ch, got, sizeof got, &len, &is_new, &missed);
             cr_expect_eq(rc, want_rc, "%s: \"%s\": %d (%s)", vname, line, rc,
                          shm_channel_strerror(rc));
         } else if (strncmp(line, "end ", 4) == 0) {
-            int want_rc = errno_named(line + 4);
+            int want_rc = ct_errno_named(line + 4);
             rc = consumer ? shm_channel_read(ch, got, sizeof got, &len, 0)
                           : shm_channel_recv(ch, got, sizeof got, &len, &missed, 0);
             cr_expect_eq(rc, want_rc, "%s: end %d (%s), expected %d", vname, rc,
@@ -163,20 +118,10 @@ Test(bcast_vectors, every_vector_reaches_its_verdict)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/broadcast", CT_VECTORS_DIR);
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d);
-    struct dirent *e;
-    int n = 0, opened = 0;
-    while ((e = readdir(d)) != NULL) {
-        size_t l = strlen(e->d_name);
-        if (l > 7 && strcmp(e->d_name + l - 7, ".expect") == 0) {
-            char name[256];
-            snprintf(name, sizeof name, "%.*s", (int)(l - 7), e->d_name);
-            opened += check_vector(name);
-            n++;
-        }
-    }
-    closedir(d);
+    static char names[128][CT_VECTOR_NAME];
+    int n = ct_vector_names(dir, names, 128), opened = 0;
+    for (int i = 0; i < n; i++)
+        opened += check_vector(names[i]);
     cr_expect_geq(n, 20, "only %d broadcast vectors", n);
     cr_expect_geq(opened, 10, "only %d broadcast vectors opened", opened);
 }

@@ -316,21 +316,15 @@ static void run(int nsubs, uint64_t count, int stretched)
     run_hs(nsubs, count, stretched, 1, 0);
 }
 
-static int stress(void)
-{
-    const char *s = getenv("SHM_CHANNEL_STRESS");
-    return s && *s && strcmp(s, "0") != 0;
-}
-
 Test(SUITE, many_subscribers_switching_spin_and_sleep_lose_no_wakeup)
 {
 #ifdef CT_BWAKE_THREADS
-    if (stress())
+    if (ct_stress())
         run(16, 400000, 0);
     else
         run(6, ct_scaled(4000, 1000), 0);
 #else
-    if (stress())
+    if (ct_stress())
         run(32, 200000, 0);
     else
         run(8, ct_scaled(3000, 1000), 0);
@@ -339,7 +333,7 @@ Test(SUITE, many_subscribers_switching_spin_and_sleep_lose_no_wakeup)
 
 Test(SUITE, a_wake_that_takes_a_registration_for_an_older_message_is_not_lost)
 {
-    run(2, stress() ? 2000 : 60, 1);
+    run(2, ct_stress() ? 2000 : 60, 1);
 }
 
 #ifndef CT_BWAKE_THREADS
@@ -348,14 +342,14 @@ Test(SUITE, a_wake_that_takes_a_registration_for_an_older_message_is_not_lost)
  * publisher (word 0) with subscribers that could issue it (they need not). */
 Test(SUITE, membarrier_publisher_with_fence_only_subscribers_loses_no_wakeup)
 {
-    run_hs(6, stress() ? 100000 : ct_scaled(1500, 500), 0, 0, 1);
-    run_hs(2, stress() ? 2000 : 30, 1, 0, 2);
+    run_hs(6, ct_stress() ? 100000 : ct_scaled(1500, 500), 0, 0, 1);
+    run_hs(2, ct_stress() ? 2000 : 30, 1, 0, 2);
 }
 
 Test(SUITE, fence_only_publisher_with_membarrier_subscribers_loses_no_wakeup)
 {
-    run_hs(6, stress() ? 100000 : ct_scaled(1500, 500), 0, 1, 0);
-    run_hs(2, stress() ? 2000 : 30, 1, 1, 0);
+    run_hs(6, ct_stress() ? 100000 : ct_scaled(1500, 500), 0, 1, 0);
+    run_hs(2, ct_stress() ? 2000 : 30, 1, 1, 0);
 }
 #endif
 

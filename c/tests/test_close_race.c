@@ -28,18 +28,6 @@ static char chan[64];
  * its wait loop, and attaches again only after it returned. */
 static volatile uint32_t *started;
 
-/* The segment's header, mapped read-only by the test itself: it watches the flags and
- * states the library keeps there, without a system call (and so without the delay). */
-static const struct shm__header *map_header(void)
-{
-    int fd = open(ct_path(chan), O_RDONLY);
-    cr_assert_geq(fd, 0);
-    void *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
-    cr_assert_neq(p, MAP_FAILED);
-    close(fd);
-    return p;
-}
-
 static void pause_briefly(void)
 {
     struct timespec ts = {0, 20000};
@@ -74,7 +62,8 @@ static int await_asleep(const volatile uint32_t *flag)
  * during the call the parent announced), close cleanly; CLOSES times. */
 static int close_while_blocked(uint32_t role)
 {
-    const struct shm__header *h = map_header();
+    const struct shm__header *h = ct_map_header(chan, 0);
+    cr_assert_not_null(h);
     const uint32_t *waiting = role == SHM_CHANNEL_PRODUCER ? &h->consumer_waiting
                                                           : &h->producer_waiting;
     for (uint32_t i = 0; i < CLOSES; i++) {
@@ -132,7 +121,8 @@ Test(close_race, consumer_blocked_in_read_sees_end_of_stream_not_death)
     shm_channel_t *c;
     cr_assert_eq(shm_channel_open(&c, chan, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, 1024, 0), 0);
     shm_channel_set_spin(c, 0);
-    const struct shm__header *h = map_header();
+    const struct shm__header *h = ct_map_header(chan, 0);
+    cr_assert_not_null(h);
     pid_t pid = ct_fork(producer_child, NULL);
     unsigned eos = 0, deaths = 0, other = 0;
     uint32_t epoch = 0;
@@ -172,7 +162,8 @@ Test(close_race, producer_blocked_on_full_ring_sees_close_not_death)
     while ((rc = shm_channel_write(p, msg, sizeof msg, 0)) == 0)
         ;
     cr_assert_eq(rc, -EAGAIN, "the ring is full (and no consumer ever attached)");
-    const struct shm__header *h = map_header();
+    const struct shm__header *h = ct_map_header(chan, 0);
+    cr_assert_not_null(h);
     pid_t pid = ct_fork(consumer_child, NULL);
     unsigned closed = 0, deaths = 0, other = 0;
     uint32_t epoch = 0;

@@ -15,23 +15,13 @@ TestSuite(peer_state, .init = ct_setup, .fini = ct_teardown, .timeout = 60);
 
 static char chan[64];
 
-/* The segment's header, mapped read-write by the test: it plays a foreign writer. */
-static struct shm__header *map_header(void)
-{
-    int fd = open(ct_path(chan), O_RDWR);
-    cr_assert_geq(fd, 0);
-    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    cr_assert_neq(p, MAP_FAILED);
-    close(fd);
-    return p;
-}
-
 Test(peer_state, unknown_state_values_are_no_verdict)
 {
     ct_name(chan, "state3");
     shm_channel_t *c, *p;
     cr_assert_eq(shm_channel_open(&c, chan, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, 1024, 0), 0);
-    struct shm__header *h = map_header();
+    struct shm__header *h = ct_map_header(chan, 1);
+    cr_assert_not_null(h);
     uint32_t values[] = {3, 4, 0x7fffffff, 0xffffffff};
     uint8_t buf[16];
     uint64_t len;
@@ -55,7 +45,7 @@ Test(peer_state, unknown_state_values_are_no_verdict)
         cr_assert_eq(shm_channel_write(p, msg, sizeof msg, 20 * CT_MS), -ETIMEDOUT);
     }
     shm_channel_close(p);
-    munmap(h, 4096);
+    ct_unmap_header(h);
 }
 
 static int attach_and_die(void *arg)
@@ -74,7 +64,8 @@ Test(peer_state, epoch_wraps_and_death_is_still_seen)
     ct_name(chan, "wrap");
     shm_channel_t *c;
     cr_assert_eq(shm_channel_open(&c, chan, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, 1024, 0), 0);
-    struct shm__header *h = map_header();
+    struct shm__header *h = ct_map_header(chan, 1);
+    cr_assert_not_null(h);
     __atomic_store_n(&h->producer_epoch, 0xffffffffu, __ATOMIC_RELEASE);
     cr_assert_eq(ct_wait(ct_fork(attach_and_die, NULL)), 0);
     shm_channel_stat_t st;
@@ -87,5 +78,5 @@ Test(peer_state, epoch_wraps_and_death_is_still_seen)
     cr_assert_eq(shm_channel_read(c, buf, sizeof buf, &len, 0), -EOWNERDEAD);
     cr_assert_eq(shm_channel_read(c, buf, sizeof buf, &len, 0), -EOWNERDEAD, "and it stays");
     shm_channel_close(c);
-    munmap(h, 4096);
+    ct_unmap_header(h);
 }

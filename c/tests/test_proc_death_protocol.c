@@ -69,14 +69,10 @@ static int read_msg(shm_channel_t *ch, uint64_t seq, int64_t timeout)
  * of our own (an outside observer's view of the shared bytes). */
 static uint32_t header_word(const char *name, size_t off)
 {
-    int fd = open(ct_path(name), O_RDONLY | O_CLOEXEC);
-    cr_assert_geq(fd, 0, "open %s: %s", ct_path(name), strerror(errno));
-    void *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
-    cr_assert_neq(p, MAP_FAILED);
-    close(fd); /* OFD locks belong to other descriptions: closing ours drops none */
-    uint32_t v = __atomic_load_n((const uint32_t *)(const void *)((const char *)p + off),
-                                 __ATOMIC_ACQUIRE);
-    munmap(p, 4096);
+    const char *p = ct_map_header(name, 0);
+    cr_assert_not_null(p, "map %s: %s", ct_path(name), strerror(errno));
+    uint32_t v = __atomic_load_n((const uint32_t *)(const void *)(p + off), __ATOMIC_ACQUIRE);
+    ct_unmap_header(p);
     return v;
 }
 

@@ -20,29 +20,12 @@
 #include <unistd.h>
 
 #include "ct.h"
+#include "ct_enospc.h"
 
 TestSuite(enospc, .init = ct_setup, .fini = ct_teardown, .timeout = 60);
 
-#define TMPFS_SIZE (8ull << 20)
+#define TMPFS_SIZE CT_ENOSPC_TMPFS
 #define SEED 5150
-#define SKIPPED CT_SKIPPED
-
-struct env {
-    char mnt[4096];
-    char why[256]; /* the reason for a skip, or the failed check */
-    int line;      /* of the failed check */
-};
-
-static struct env *env;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            snprintf(env->why, sizeof env->why, __VA_ARGS__);                              \
-            env->line = __LINE__;                                                          \
-            return 1;                                                                      \
-        }                                                                                  \
-    } while (0)
 
 /* Write messages of `len` until the ring is full, then read and check them all. Returns the
  * number of messages, or -1 on a wrong message. */
@@ -65,12 +48,8 @@ static int64_t fill_and_drain(shm_channel_t *p, shm_channel_t *c, uint8_t *buf, 
     return (int64_t)n;
 }
 
-static int in_small_tmpfs(void *arg)
+static int in_small_tmpfs(void)
 {
-    (void)arg;
-    int skip = ct_small_tmpfs(env->mnt, TMPFS_SIZE, env->why, sizeof env->why);
-    if (skip)
-        return skip;
     struct statvfs vfs;
     CHECK(statvfs(env->mnt, &vfs) == 0 && (uint64_t)vfs.f_blocks * vfs.f_frsize == TMPFS_SIZE,
           "the tmpfs is not 8 MiB");
@@ -96,25 +75,12 @@ static int in_small_tmpfs(void *arg)
     rc = shm_channel_open(&c, "fits", SHM_CHANNEL_CONSUMER, 0, 0, 0);
     CHECK(rc == 0, "its consumer: %s", shm_channel_strerror(rc));
     char filler[4200];
-    snprintf(filler, sizeof filler, "%s/filler", env->mnt);
-    int fd = open(filler, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-    CHECK(fd >= 0, "filler: %s", strerror(errno));
-    static uint8_t chunk[65536];
-    memset(chunk, 'f', sizeof chunk);
-    uint64_t filled = 0;
-    for (;;) {
-        ssize_t w = write(fd, chunk, sizeof chunk);
-        if (w <= 0) {
-            CHECK(w < 0 && errno == ENOSPC, "filler stopped by %s", strerror(errno));
-            break;
-        }
-        filled += (uint64_t)w;
-    }
-    close(fd);
+    int64_t filled = ct_enospc_fill(filler, sizeof filler);
+    CHECK(filled >= 0, "filler: %s", strerror((int)-filled));
     CHECK(statvfs(env->mnt, &vfs) == 0 && vfs.f_bavail == 0, "the tmpfs is full");
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t seg_pages = (SHM_CHANNEL_HEADER_SIZE + cap + page - 1) / page;
-    CHECK(filled == TMPFS_SIZE - seg_pages * page,
+    CHECK((uint64_t)filled == TMPFS_SIZE - seg_pages * page,
           "the filler took %llu bytes, not all but the segment's %llu pages: they were not "
           "all reserved at creation", (unsigned long long)filled, (unsigned long long)seg_pages);
     shm_channel_t *x = NULL;
@@ -149,17 +115,5 @@ static int in_small_tmpfs(void *arg)
 
 Test(enospc, nearly_full_tmpfs)
 {
-    env = mmap(NULL, sizeof *env, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert_neq(env, MAP_FAILED);
-    memset(env, 0, sizeof *env);
-    snprintf(env->mnt, sizeof env->mnt, "%s/mnt", ct_dir());
-    cr_assert_eq(mkdir(env->mnt, 0700), 0);
-    int rc = ct_wait(ct_fork(in_small_tmpfs, NULL));
-    rmdir(env->mnt); /* the mount went with the child's namespace */
-    if (rc == SKIPPED)
-        cr_skip_test("no private tmpfs here (%s): ENOSPC on a nearly full tmpfs untested",
-                     env->why);
-    cr_assert_eq(rc, 0, "in the private tmpfs: %s (exit %d%s, check at line %d)", env->why, rc,
-                 rc == 128 + SIGBUS ? ": SIGBUS" : "", env->line);
-    munmap(env, sizeof *env);
+    ct_enospc_run(in_small_tmpfs, "ENOSPC on a nearly full tmpfs");
 }

@@ -97,6 +97,25 @@ static void reap(struct shm__svc *s, struct shm__svc_server *v, int fd)
     }
 }
 
+/* A received request: checked (a bad one is counted and dropped), then answered. */
+static void answer(struct shm__svc *s, struct shm__svc_server *v, const struct shm__svc_request *r,
+                   uint8_t *buf)
+{
+    uint64_t nonce = r->len >= 8 ? ct_msg_seq(r->ptr) : 0;
+    if (ct_msg_verify(r->ptr, r->len, SEED_REQ ^ r->slot, nonce, req_len(r->slot, nonce))) {
+        __atomic_fetch_add(&C->bad_requests, 1, __ATOMIC_RELAXED);
+        shm__svc_drop(s, v, r->slot, r->seq);
+        return;
+    }
+    uint64_t len = resp_len(r->slot, nonce);
+    ct_msg_fill(buf, SEED_RESP ^ r->slot, nonce, len);
+    int rc = shm__svc_respond(s, v, r->slot, r->seq, buf, len);
+    if (rc == 1)
+        shm__futex_wake(&shm__svc_resp(s, r->slot)->resp_wake);
+    if (rc >= 0)
+        __atomic_fetch_add(&C->served, 1, __ATOMIC_RELAXED);
+}
+
 static int server_main(void *arg)
 {
     (void)arg;
@@ -119,21 +138,8 @@ static int server_main(void *arg)
             last_reap = now;
         }
         struct shm__svc_request r;
-        int rc = shm__svc_receive(&s, v, &r);
-        if (rc == 0) {
-            uint64_t nonce = r.len >= 8 ? ct_msg_seq(r.ptr) : 0;
-            if (ct_msg_verify(r.ptr, r.len, SEED_REQ ^ r.slot, nonce, req_len(r.slot, nonce))) {
-                __atomic_fetch_add(&C->bad_requests, 1, __ATOMIC_RELAXED);
-                shm__svc_drop(&s, v, r.slot, r.seq);
-                continue;
-            }
-            uint64_t len = resp_len(r.slot, nonce);
-            ct_msg_fill(buf, SEED_RESP ^ r.slot, nonce, len);
-            rc = shm__svc_respond(&s, v, r.slot, r.seq, buf, len);
-            if (rc == 1)
-                shm__futex_wake(&shm__svc_resp(&s, r.slot)->resp_wake);
-            if (rc >= 0)
-                __atomic_fetch_add(&C->served, 1, __ATOMIC_RELAXED);
+        if (shm__svc_receive(&s, v, &r) == 0) {
+            answer(&s, v, &r, buf);
             continue;
         }
         if (__atomic_load_n(&C->stop, __ATOMIC_ACQUIRE) == 2)
@@ -142,19 +148,7 @@ static int server_main(void *arg)
         if (shm__svc_receive(&s, v, &r) == 0) {
             shm__svc_server_wait_done(&s);
             /* put it back the simple way: drop nothing, answer it now */
-            uint64_t nonce = r.len >= 8 ? ct_msg_seq(r.ptr) : 0;
-            if (ct_msg_verify(r.ptr, r.len, SEED_REQ ^ r.slot, nonce, req_len(r.slot, nonce))) {
-                __atomic_fetch_add(&C->bad_requests, 1, __ATOMIC_RELAXED);
-                shm__svc_drop(&s, v, r.slot, r.seq);
-                continue;
-            }
-            uint64_t len = resp_len(r.slot, nonce);
-            ct_msg_fill(buf, SEED_RESP ^ r.slot, nonce, len);
-            rc = shm__svc_respond(&s, v, r.slot, r.seq, buf, len);
-            if (rc == 1)
-                shm__futex_wake(&shm__svc_resp(&s, r.slot)->resp_wake);
-            if (rc >= 0)
-                __atomic_fetch_add(&C->served, 1, __ATOMIC_RELAXED);
+            answer(&s, v, &r, buf);
             continue;
         }
         shm__futex_wait(&s.hdr->doorbell, seen, SLICE_NS);
@@ -338,15 +332,12 @@ Test(svc_proc, clients_and_server_killed_at_random_no_misrouted_or_lost_answers)
     uint64_t reaped0 = __atomic_load_n(&C->reaped, __ATOMIC_RELAXED);
     kill(clients[7], SIGKILL);
     ct_wait(clients[7]);
-    for (int w = 0; w < 2000 && __atomic_load_n(&C->reaped, __ATOMIC_RELAXED) == reaped0; w++)
-        ct_sleep_ms(5);
+    ct_await_geq(&C->reaped, reaped0 + 1, 10 * CT_SEC);
     cr_assert_gt(C->reaped, reaped0, "the server reaped the dead client's slot");
     clients[7] = ct_fork(client_main, (void *)(uintptr_t)7);
     /* let the survivors and replacements run a little, then stop */
     uint64_t served0 = __atomic_load_n(&C->served, __ATOMIC_RELAXED);
-    for (int w = 0; w < 2000 && __atomic_load_n(&C->served, __ATOMIC_RELAXED) < served0 + 2000;
-         w++)
-        ct_sleep_ms(5);
+    ct_await_geq(&C->served, served0 + 2000, 10 * CT_SEC);
     __atomic_store_n(&C->stop, 1, __ATOMIC_RELEASE);
     for (uint32_t i = 0; i < NCLIENTS; i++)
         cr_assert_eq(ct_wait(clients[i]), 0, "client %u: rc %d", i, C->res[i].rc);

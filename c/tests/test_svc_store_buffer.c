@@ -30,14 +30,11 @@
 #define _GNU_SOURCE
 #include "ct_criterion.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -54,57 +51,19 @@ TestSuite(svc_store_buffer, .init = ct_setup, .fini = ct_teardown, .timeout = 30
 
 enum step { ANSWER, CLIENT_SLEEP, SERVER_SLEEP, DOORBELL };
 
-struct ctl {
-    uint64_t go;    /* round whose step the stuffer is taking */
-    uint64_t acked; /* rounds the client has its answer for */
-    uint64_t received; /* rounds whose request the server has (and will answer at go) */
-    uint64_t stop;
-    int rc_s, rc_c;
-    uint64_t bad;
-};
-static struct ctl *ctl;
 static char name[64];
 static uint64_t rounds;
 static enum step step;
 static const shm_channel_service_config_t cfg = {MSG, MSG, 1, 0, {0}};
 
-static uint64_t ld(const uint64_t *p)
-{
-    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-
-static void st(uint64_t *p, uint64_t v)
-{
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
-}
-
-static void await(const uint64_t *p, uint64_t v)
-{
-    while (ld(p) < v && !ld(&ctl->stop))
-        shm__cpu_relax();
-}
-
-
-
-
 static shm_channel_t *open_side(uint32_t role)
 {
-    shm__hook_liveness_slice_ns = 3600ull * CT_SEC;
-    ct_pin(role == SHM_CHANNEL_SERVER ? 0 : 1);
+    ct_sbuf_side(role == SHM_CHANNEL_SERVER ? 0 : 1);
     shm_channel_t *ch = NULL;
     if (shm_channel_open_service(&ch, name, role, SHM_CHANNEL_CREATE, &cfg, 0) != 0)
         return NULL;
     shm_channel_set_spin(ch, 0);
     return ch;
-}
-
-static int finish(shm_channel_t *ch, int rc, int *out)
-{
-    *out = rc;
-    while (!ld(&ctl->stop))
-        ct_sleep_ms(1);
-    shm_channel_close(ch);
-    return rc ? 1 : 0;
 }
 
 static int server_main(void *arg)
@@ -114,36 +73,36 @@ static int server_main(void *arg)
     if (!ch || ((step == ANSWER || step == SERVER_SLEEP) && ct_sbuf_setup()))
         return 2;
     int rc = 0;
-    for (uint64_t i = 1; rc == 0 && i <= rounds && !ld(&ctl->stop); i++) {
+    for (uint64_t i = 1; rc == 0 && i <= rounds && !ct_ld(&ct_ctl->stop); i++) {
         uint64_t req[MSG / 8], len = 0;
         shm_channel_request_id_t id;
         if (step == SERVER_SLEEP || step == DOORBELL) {
-            await(&ctl->acked, i - 1); /* nothing queued */
+            ct_sbuf_await(&ct_ctl->acked, i - 1); /* nothing queued */
             if (step == SERVER_SLEEP) {
-                st(&ctl->go, i);
+                ct_st(&ct_ctl->go, i);
                 ct_sbuf_stuff(i);
             } else {
-                st(&ctl->go, i);
+                ct_st(&ct_ctl->go, i);
                 ct_sbuf_jitter(i);
             }
         }
         if ((rc = shm_channel_receive(ch, req, sizeof req, &len, &id, -1)) != 0)
             break;
         if (len != 8 || req[0] != i) {
-            st(&ctl->bad, i);
+            ct_st(&ct_ctl->bad, i);
             break;
         }
         if (step == ANSWER) {
-            st(&ctl->go, i);
+            ct_st(&ct_ctl->go, i);
             ct_sbuf_stuff(i);
         } else if (step == CLIENT_SLEEP) {
-            st(&ctl->received, i); /* spinning, not asleep, when the client signals */
-            await(&ctl->go, i);
+            ct_st(&ct_ctl->received, i); /* spinning, not asleep, when the client signals */
+            ct_sbuf_await(&ct_ctl->go, i);
             ct_sbuf_jitter(i);
         }
         rc = shm_channel_respond(ch, &id, req, 8);
     }
-    return finish(ch, rc, &ctl->rc_s);
+    return ct_sbuf_finish(ch, rc, 0);
 }
 
 static int client_main(void *arg)
@@ -153,34 +112,34 @@ static int client_main(void *arg)
     if (!ch || ((step == CLIENT_SLEEP || step == DOORBELL) && ct_sbuf_setup()))
         return 2;
     int rc = 0;
-    for (uint64_t i = 1; rc == 0 && i <= rounds && !ld(&ctl->stop); i++) {
+    for (uint64_t i = 1; rc == 0 && i <= rounds && !ct_ld(&ct_ctl->stop); i++) {
         uint64_t resp[MSG / 8], len = 0;
         if (step == SERVER_SLEEP) {
-            await(&ctl->go, i);
+            ct_sbuf_await(&ct_ctl->go, i);
             ct_sbuf_jitter(i);
         } else if (step == DOORBELL) {
-            await(&ctl->go, i);
+            ct_sbuf_await(&ct_ctl->go, i);
             ct_sbuf_stuff(i);
         }
         if ((rc = shm_channel_write(ch, &i, 8, -1)) != 0)
             break;
         if (step == ANSWER) {
-            await(&ctl->go, i);
+            ct_sbuf_await(&ct_ctl->go, i);
             ct_sbuf_jitter(i);
         } else if (step == CLIENT_SLEEP) {
-            await(&ctl->received, i);
-            st(&ctl->go, i);
+            ct_sbuf_await(&ct_ctl->received, i);
+            ct_st(&ct_ctl->go, i);
             ct_sbuf_stuff(i);
         }
         if ((rc = shm_channel_read(ch, resp, sizeof resp, &len, -1)) != 0)
             break;
         if (len != 8 || resp[0] != i) {
-            st(&ctl->bad, i);
+            ct_st(&ct_ctl->bad, i);
             break;
         }
-        st(&ctl->acked, i);
+        ct_st(&ct_ctl->acked, i);
     }
-    return finish(ch, rc, &ctl->rc_c);
+    return ct_sbuf_finish(ch, rc, 1);
 }
 
 /* The segment, once the first side has created it, bound for reading its words. */
@@ -188,20 +147,7 @@ static void *map_segment(struct shm__svc *s, uint64_t *size)
 {
     struct shm__svc_geom g;
     cr_assert_eq(shm__svc_geometry(&g, MSG, MSG, 1), 0);
-    int fd = -1;
-    for (uint64_t t0 = ct_now_ns(); fd < 0; ct_sleep_ms(1)) {
-        fd = open(ct_path(name), O_RDWR | O_CLOEXEC);
-        cr_assert(fd >= 0 || ct_now_ns() - t0 < 60 * CT_SEC, "segment never appeared");
-    }
-    struct stat sb;
-    for (;; ct_sleep_ms(1)) {
-        cr_assert_eq(fstat(fd, &sb), 0);
-        if ((uint64_t)sb.st_size >= g.segment_size)
-            break;
-    }
-    void *base = mmap(NULL, g.segment_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    cr_assert(base != MAP_FAILED);
-    close(fd);
+    void *base = ct_map_segment(name, g.segment_size, g.segment_size);
     shm__svc_bind(s, base, &g);
     *size = g.segment_size;
     return base;
@@ -210,16 +156,11 @@ static void *map_segment(struct shm__svc *s, uint64_t *size)
 static void run(enum step s)
 {
     static const char *const names[] = {"answer", "client_sleep", "server_sleep", "doorbell"};
-    const char *env = getenv("SHM_CHANNEL_STRESS");
     /* The sleep steps' mutants die one round in a few hundred; the others' in dozens. */
     int slow = s == CLIENT_SLEEP || s == SERVER_SLEEP;
-    rounds = env && *env && strcmp(env, "0") != 0 ? 1000000
-             : slow                             ? ct_scaled(800, 800)
-                                                : ct_scaled(300, 300);
+    rounds = ct_stress() ? 1000000 : slow ? ct_scaled(800, 800) : ct_scaled(300, 300);
     step = s;
-    ctl = mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert(ctl != MAP_FAILED);
-    memset(ctl, 0, sizeof *ctl);
+    ct_sbuf_ctl_map();
     ct_name(name, "svcsb");
     pid_t ps = ct_fork(server_main, NULL), pc = ct_fork(client_main, NULL);
     struct shm__svc svc;
@@ -229,38 +170,29 @@ static void run(enum step s)
     struct shm__svc_client_line *line = shm__svc_line(&svc, 0);
     struct shm__svc_req_area *rq = shm__svc_req(&svc, 0);
     struct shm__svc_resp_area *rs = shm__svc_resp(&svc, 0);
-    uint64_t lost = 0, last = ~0ull, since = 0;
-    while (ld(&ctl->acked) < rounds && !ld(&ctl->stop) && !ctl->rc_s && !ctl->rc_c &&
-           !ld(&ctl->bad)) {
+    uint64_t lost = 0;
+    struct ct_stall stall = CT_STALL_INIT;
+    while (ct_sbuf_running(rounds)) {
         uint64_t req = shm__load_acquire(&rq->req), resp = shm__load_acquire(&rs->resp);
         /* A side asleep although what it waits for is there. */
         int client_stuck = shm__load_acquire(&line->waiting) && resp == req >> 2 && resp;
         int server_stuck = shm__load_acquire(&h->server_waiting) && (req & 3) == SHM__SVC_QUEUED &&
                            (shm__load_acquire(&h->ready[0]) & 1);
-        uint64_t sig = req * 3 + resp;
-        if ((client_stuck || server_stuck) && sig == last) {
-            uint64_t now = ct_now_ns();
-            if (!since) {
-                since = now;
-            } else if (now - since > STALL_NS) {
-                lost++;
-                fprintf(stderr, "lost wake-up (%s): %s asleep, req %llx resp %llu\n", names[s],
-                        client_stuck ? "client" : "server", (unsigned long long)req,
-                        (unsigned long long)resp);
-                st(&ctl->stop, 1);
-                syscall(SYS_futex, &h->doorbell, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
-                syscall(SYS_futex, &rs->resp_wake, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
-            }
-        } else {
-            since = 0;
+        if (ct_stalled(&stall, client_stuck || server_stuck, req, resp, STALL_NS)) {
+            lost++;
+            fprintf(stderr, "lost wake-up (%s): %s asleep, req %llx resp %llu\n", names[s],
+                    client_stuck ? "client" : "server", (unsigned long long)req,
+                    (unsigned long long)resp);
+            ct_st(&ct_ctl->stop, 1);
+            syscall(SYS_futex, &h->doorbell, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+            syscall(SYS_futex, &rs->resp_wake, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
         }
-        last = sig;
         ct_sleep_ms(5);
     }
     uint64_t c_sleeps = shm__load_relaxed(&line->sleeps);
     uint64_t s_sleeps = shm__load_relaxed(&h->server_sleeps);
-    uint64_t done = ld(&ctl->acked);
-    st(&ctl->stop, 1);
+    uint64_t done = ct_ld(&ct_ctl->acked);
+    ct_st(&ct_ctl->stop, 1);
     if (lost) {
         /* Both sides may be asleep in the library (one hour slices): nothing more to learn. */
         kill(ps, SIGKILL);
@@ -272,13 +204,14 @@ static void run(enum step s)
             "%llu, lost %llu\n", names[s], (unsigned long long)done, (unsigned long long)rounds,
             (unsigned long long)c_sleeps, (unsigned long long)s_sleeps, (unsigned long long)lost);
     cr_assert_eq(lost, 0, "%s step: a wake-up was lost", names[s]);
-    cr_assert_eq(ld(&ctl->bad), 0, "round %llu: wrong message", (unsigned long long)ctl->bad);
-    cr_assert(ss == 0 && sc == 0, "server %d (%d), client %d (%d)", ss, ctl->rc_s, sc,
-              ctl->rc_c);
+    cr_assert_eq(ct_ld(&ct_ctl->bad), 0, "round %llu: wrong message",
+                 (unsigned long long)ct_ctl->bad);
+    cr_assert(ss == 0 && sc == 0, "server %d (%d), client %d (%d)", ss, ct_ctl->rc[0], sc,
+              ct_ctl->rc[1]);
     cr_assert_eq(done, rounds);
     cr_assert((s == ANSWER || s == CLIENT_SLEEP ? c_sleeps : s_sleeps) > 0,
               "nobody slept: the step was never raced");
-    munmap(ctl, sizeof *ctl);
+    munmap(ct_ctl, sizeof *ct_ctl);
 }
 
 /* svc_client_wake_fence_removed */

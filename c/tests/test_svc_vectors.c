@@ -23,44 +23,6 @@
 
 TestSuite(svc_vectors, .init = ct_setup, .fini = ct_teardown, .timeout = 60);
 
-static int errno_named(const char *s)
-{
-    static const struct {
-        const char *name;
-        int code;
-    } names[] = {{"ok", 0},
-                 {"none", EAGAIN},
-                 {"EPROTO", EPROTO},
-                 {"EPROTONOSUPPORT", EPROTONOSUPPORT},
-                 {"EPROTOTYPE", EPROTOTYPE},
-                 {"EBADMSG", EBADMSG},
-                 {"EAGAIN", EAGAIN},
-                 {"EPIPE", EPIPE},
-                 {"EOWNERDEAD", EOWNERDEAD},
-                 {"ECONNRESET", ECONNRESET},
-                 {"ETIMEDOUT", ETIMEDOUT}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(s, names[i].name) == 0)
-            return -names[i].code;
-    cr_assert_fail("unknown verdict \"%s\"", s);
-    return 1;
-}
-
-static uint64_t unhex(const char *h, uint8_t *buf, size_t cap)
-{
-    if (h[0] == '-' && (h[1] == 0 || h[1] == ' '))
-        return 0;
-    uint64_t n = 0;
-    while (h[0] && h[0] != ' ') {
-        unsigned v;
-        cr_assert_eq(sscanf(h, "%2x", &v), 1, "bad hex in \"%s\"", h);
-        cr_assert_lt(n, cap);
-        buf[n++] = (uint8_t)v;
-        h += 2;
-    }
-    return n;
-}
-
 static void *read_file(const char *from, uint64_t *size)
 {
     int in = open(from, O_RDONLY);
@@ -118,7 +80,7 @@ static void model_line(struct model *m, const char *vname, const char *line)
     if (sscanf(line, "verdict any %63s", word) == 1) {
         uint32_t e;
         int rc = shm__svc_server_verdict(&m->s, 0, &e, no_lock, NULL);
-        cr_expect_eq(rc, errno_named(word), "%s: \"%s\": %d", vname, line, rc);
+        cr_expect_eq(rc, ct_errno_named(word), "%s: \"%s\": %d", vname, line, rc);
     } else if (sscanf(line, "serve_as %u", &a) == 1) {
         memset(&m->v, 0, sizeof m->v);
         m->v.epoch = a;
@@ -131,7 +93,7 @@ static void model_line(struct model *m, const char *vname, const char *line)
         struct shm__svc_request r;
         int rc = shm__svc_receive(&m->s, &m->v, &r);
         cr_expect_eq(rc, 0, "%s: \"%s\": %d", vname, line, rc);
-        uint64_t wl = unhex(arg, want, sizeof want);
+        uint64_t wl = ct_unhex(arg, want, sizeof want);
         if (rc == 0)
             cr_expect(r.slot == a && r.seq == b && r.len == wl && memcmp(r.ptr, want, wl) == 0,
                       "%s: \"%s\": got (%u, %lu, %lu bytes)", vname, line, r.slot,
@@ -149,9 +111,9 @@ static void model_line(struct model *m, const char *vname, const char *line)
         uint64_t len = 0;
         int rc = shm__svc_response(&m->s, &m->c, got, sizeof got, NULL, &len);
         if (arg[0] == 'E') {
-            cr_expect_eq(rc, errno_named(arg), "%s: \"%s\": %d", vname, line, rc);
+            cr_expect_eq(rc, ct_errno_named(arg), "%s: \"%s\": %d", vname, line, rc);
         } else {
-            uint64_t wl = unhex(arg, want, sizeof want);
+            uint64_t wl = ct_unhex(arg, want, sizeof want);
             cr_expect_eq(rc, 0, "%s: \"%s\": %d", vname, line, rc);
             cr_expect(len == wl && memcmp(got, want, wl) == 0, "%s: \"%s\": other payload",
                       vname, line);
@@ -159,7 +121,7 @@ static void model_line(struct model *m, const char *vname, const char *line)
     } else if (sscanf(line, "join %u %63s", &a, word) == 2) {
         struct shm__svc_client c;
         int rc = shm__svc_client_join(&m->s, &c, a, 1);
-        cr_expect_eq(rc < 0 ? rc : 0, errno_named(word), "%s: \"%s\": %d", vname, line, rc);
+        cr_expect_eq(rc < 0 ? rc : 0, ct_errno_named(word), "%s: \"%s\": %d", vname, line, rc);
     } else if (sscanf(line, "req %u %63s %u", &a, word, &b) == 3) {
         static const char *ph[] = {"FREE", "QUEUED", "TAKEN", "INVALID"};
         uint64_t w = __atomic_load_n(&shm__svc_req(&m->s, a)->req, __ATOMIC_ACQUIRE);
@@ -173,11 +135,11 @@ static void model_line(struct model *m, const char *vname, const char *line)
 static int check_vector(const char *vname)
 {
     char path[4096], line[1024], seg[64], role[32] = "client";
-    snprintf(path, sizeof path, "%s/service/%s.expect", CT_VECTORS_DIR, vname);
+    snprintf(path, sizeof path, "%s/service/%.127s.expect", CT_VECTORS_DIR, vname);
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "open %s", path);
     ct_name(seg, "svec");
-    snprintf(path, sizeof path, "%s/service/%s.bin", CT_VECTORS_DIR, vname);
+    snprintf(path, sizeof path, "%s/service/%.127s.bin", CT_VECTORS_DIR, vname);
     struct model m = {0};
     m.img = read_file(path, &m.size);
     write_file(ct_path(seg), m.img, m.size);
@@ -195,7 +157,7 @@ static int check_vector(const char *vname)
         if (sscanf(line, "role %31s", role) == 1) {
             continue;
         } else if (strncmp(line, "open ", 5) == 0) {
-            int want = errno_named(line + 5);
+            int want = ct_errno_named(line + 5);
             if (strcmp(role, "consumer") == 0)
                 rc = shm_channel_open(&ch, seg, SHM_CHANNEL_CONSUMER, 0, 0, 0);
             else if (strcmp(role, "subscriber") == 0)
@@ -213,9 +175,9 @@ static int check_vector(const char *vname)
         } else if (strncmp(line, "model ", 6) == 0) {
             model_line(&m, vname, line + 6);
         } else if (sscanf(line, "request %511s %63s", a, b) == 2) {
-            uint64_t rl = unhex(a, req, sizeof req);
+            uint64_t rl = ct_unhex(a, req, sizeof req);
             rc = shm_channel_request(ch, req, rl, got, sizeof got, &len, 0);
-            cr_expect_eq(rc, errno_named(b), "%s: \"%s\": %d (%s)", vname, line, rc,
+            cr_expect_eq(rc, ct_errno_named(b), "%s: \"%s\": %d (%s)", vname, line, rc,
                          shm_channel_strerror(rc));
         } else if (strcmp(line, "receive EAGAIN") == 0) {
             shm_channel_request_id_t id;
@@ -247,20 +209,10 @@ Test(svc_vectors, every_vector_reaches_its_verdict)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/service", CT_VECTORS_DIR);
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d);
-    struct dirent *e;
-    int n = 0, opened = 0;
-    while ((e = readdir(d)) != NULL) {
-        size_t l = strlen(e->d_name);
-        if (l > 7 && strcmp(e->d_name + l - 7, ".expect") == 0) {
-            char name[256];
-            snprintf(name, sizeof name, "%.*s", (int)(l - 7), e->d_name);
-            opened += check_vector(name);
-            n++;
-        }
-    }
-    closedir(d);
+    static char names[128][CT_VECTOR_NAME];
+    int n = ct_vector_names(dir, names, 128), opened = 0;
+    for (int i = 0; i < n; i++)
+        opened += check_vector(names[i]);
     cr_expect_geq(n, 18, "only %d service vectors", n);
     cr_expect_geq(opened, 8, "only %d service vectors opened", opened);
 }

@@ -33,30 +33,6 @@ struct expect {
     int has_end;
 };
 
-static int errno_named(const char *s)
-{
-    static const struct {
-        const char *name;
-        int code;
-    } names[] = {{"ok", 0},           {"EPROTO", EPROTO},   {"EPROTONOSUPPORT", EPROTONOSUPPORT},
-                 {"EPROTOTYPE", EPROTOTYPE}, {"EBADMSG", EBADMSG}, {"ETIMEDOUT", ETIMEDOUT},
-                 {"EAGAIN", EAGAIN},  {"EPIPE", EPIPE},     {"EOWNERDEAD", EOWNERDEAD}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(s, names[i].name) == 0)
-            return -names[i].code;
-    cr_assert_fail("unknown verdict \"%s\"", s);
-    return 1;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 static void parse_expect(const char *path, struct expect *e)
 {
     FILE *f = fopen(path, "r");
@@ -73,25 +49,19 @@ static void parse_expect(const char *path, struct expect *e)
             continue;
         if (strncmp(line, "open ", 5) == 0) {
             cr_assert_eq(e->open_rc, 1, "%s: two open lines", path);
-            e->open_rc = errno_named(line + 5);
+            e->open_rc = ct_errno_named(line + 5);
         } else if (strncmp(line, "msg ", 4) == 0) {
             cr_assert_lt(e->nmsgs, MAX_MSGS, "%s: too many messages", path);
             cr_assert(!e->has_end, "%s: msg after end", path);
-            const char *h = line + 4;
-            size_t hl = strlen(h);
-            uint64_t len = strcmp(h, "-") == 0 ? 0 : hl / 2;
-            cr_assert(len == 0 || hl % 2 == 0, "%s: odd hex", path);
+            static uint8_t hex[MAX_PAYLOAD];
+            uint64_t len = ct_unhex(line + 4, hex, sizeof hex);
             uint8_t *m = malloc(len + 1);
-            for (uint64_t i = 0; i < len; i++) {
-                int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
-                cr_assert(hi >= 0 && lo >= 0, "%s: bad hex (lowercase expected)", path);
-                m[i] = (uint8_t)(hi << 4 | lo);
-            }
+            memcpy(m, hex, len);
             e->msg[e->nmsgs] = m;
             e->len[e->nmsgs++] = len;
         } else if (strncmp(line, "end ", 4) == 0) {
             cr_assert(!e->has_end, "%s: two end lines", path);
-            e->end_rc = errno_named(line + 4);
+            e->end_rc = ct_errno_named(line + 4);
             e->has_end = 1;
         } else {
             cr_assert_fail("%s: unknown line \"%s\"", path, line);
@@ -106,22 +76,6 @@ static void parse_expect(const char *path, struct expect *e)
         cr_assert(!e->has_end && e->nmsgs == 0, "%s: a failed open has nothing else", path);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-    int in = open(from, O_RDONLY);
-    cr_assert_geq(in, 0, "open %s", from);
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    cr_assert_geq(out, 0, "create %s", to);
-    cr_assert_eq(fchmod(out, 0600), 0);
-    char buf[8192];
-    ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        cr_assert_eq(write(out, buf, (size_t)n), n);
-    cr_assert_eq(n, 0);
-    close(in);
-    close(out);
-}
-
 /* The checker procedure for one vector. Returns nothing; failures name the vector. */
 static void check_vector(const char *vname)
 {
@@ -133,7 +87,7 @@ static void check_vector(const char *vname)
     char seg[64];
     ct_name(seg, "vec");
     snprintf(path, sizeof path, "%s/%s.bin", CT_VECTORS_DIR, vname);
-    copy_file(path, ct_path(seg));
+    ct_copy_file(path, ct_path(seg));
 
     shm_channel_t *ch = NULL;
     int rc = shm_channel_open(&ch, seg, SHM_CHANNEL_CONSUMER, 0, 0, 0);
@@ -171,20 +125,8 @@ static void check_vector(const char *vname)
 
 Test(vectors, every_vector_gives_its_verdict)
 {
-    DIR *d = opendir(CT_VECTORS_DIR);
-    cr_assert_not_null(d, "%s", CT_VECTORS_DIR);
-    struct dirent *de;
-    char names[128][128];
-    int n = 0;
-    while ((de = readdir(d)) != NULL) {
-        size_t l = strlen(de->d_name);
-        if (l > 7 && strcmp(de->d_name + l - 7, ".expect") == 0 && l - 7 < 128) {
-            cr_assert_lt(n, 128);
-            memcpy(names[n], de->d_name, l - 7);
-            names[n++][l - 7] = 0;
-        }
-    }
-    closedir(d);
+    static char names[128][CT_VECTOR_NAME];
+    int n = ct_vector_names(CT_VECTORS_DIR, names, 128);
     static const char *required[] = {
         "empty", "one_message", "zero_length", "wrapped_padding", "full_ring", "end_of_stream",
         "producer_died", "bad_magic", "unknown_major", "wrong_kind", "capacity_not_pow2",
@@ -217,7 +159,7 @@ Test(vectors, producer_refuses_the_same_headers)
         char path[4200], seg[64];
         ct_name(seg, "vecp");
         snprintf(path, sizeof path, "%s/%s.bin", CT_VECTORS_DIR, cases[i].name);
-        copy_file(path, ct_path(seg));
+        ct_copy_file(path, ct_path(seg));
         shm_channel_t *ch = NULL;
         int rc = shm_channel_open(&ch, seg, SHM_CHANNEL_PRODUCER, 0, 0, 0);
         cr_expect_eq(rc, cases[i].rc, "%s: %d (%s)", cases[i].name, rc, shm_channel_strerror(rc));

@@ -63,35 +63,7 @@ static struct side *side;
 
 static void side_map(void)
 {
-    void *p = mmap(NULL, sizeof *side, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert(p != MAP_FAILED);
-    side = p;
-}
-
-static uint64_t ld(const uint64_t *p)
-{
-    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-
-static void st(uint64_t *p, uint64_t v)
-{
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
-}
-
-/* A read-only view of the segment's header, to read counters and waiting flags directly. */
-static const struct shm__header *hdr_map(const char *name)
-{
-    int fd = open(ct_path(name), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    void *p = mmap(NULL, sizeof(struct shm__header), PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    return p == MAP_FAILED ? NULL : p;
-}
-
-static void hdr_unmap(const struct shm__header *h)
-{
-    munmap((void *)(uintptr_t)h, sizeof *h);
+    side = ct_shared(sizeof *side);
 }
 
 /* Wait until *p >= v (bounded). busy: spin (the racing test wants to act at once). */
@@ -134,8 +106,8 @@ static void note_latency(uint64_t lat)
 /* The waker: its call of round k (publish, release or close, wake included) has returned. */
 static void waker_done(uint64_t k)
 {
-    st(&side->t_ns, ct_now_ns());
-    st(&side->t_round, k + 1);
+    ct_st(&side->t_ns, ct_now_ns());
+    ct_st(&side->t_round, k + 1);
 }
 
 /* The waiter, whose call of round k returned at t_ret: how long after the waker's call
@@ -145,7 +117,7 @@ static uint64_t wake_latency(uint64_t k, uint64_t t_ret)
 {
     if (WAIT_GEQ(&side->t_round, k + 1, 0) != 0)
         return UINT64_MAX;
-    uint64_t t = ld(&side->t_ns);
+    uint64_t t = ct_ld(&side->t_ns);
     return t_ret > t ? t_ret - t : 0;
 }
 
@@ -214,12 +186,12 @@ static int slow_reader(void *arg)
     if (rc)
         return note(1, "consumer open: %s", shm_channel_strerror(rc));
     shm_channel_set_spin(c, 0);
-    const struct shm__header *h = hdr_map(a->name);
+    const struct shm__header *h = ct_map_header(a->name, 0);
     if (!h)
         return note(1, "map header");
     for (uint64_t k = 0; k <= a->rounds; k++) {
-        st(&side->base, shm__load_relaxed(&h->consumer_sleeps)); /* our own counter */
-        st(&side->round, k + 1);
+        ct_st(&side->base, shm__load_relaxed(&h->consumer_sleeps)); /* our own counter */
+        ct_st(&side->round, k + 1);
         uint8_t buf[16];
         uint64_t len = 0;
         rc = shm_channel_read(c, buf, sizeof buf, &len, CALL_TIMEOUT);
@@ -235,7 +207,7 @@ static int slow_reader(void *arg)
             return note(4, "round %lu: consumer_waiting still set after the read returned",
                         (unsigned long)k);
     }
-    hdr_unmap(h);
+    ct_unmap_header(h);
     shm_channel_close(c);
     return 0;
 }
@@ -249,13 +221,13 @@ Test(wake, blocked_reader_is_woken_by_each_publish_and_by_close)
     shm_channel_t *p;
     cr_assert_eq(shm_channel_open(&p, a.name, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 4096, 0),
                  0);
-    const struct shm__header *h = hdr_map(a.name);
+    const struct shm__header *h = ct_map_header(a.name, 0);
     cr_assert(h != NULL);
     struct peer peer;
     peer_start(&peer, slow_reader, &a);
     for (uint64_t k = 0; k <= a.rounds; k++) {
         cr_assert_eq(WAIT_GEQ(&side->round, k + 1, 0), 0, "round %lu: reader never came", k);
-        uint64_t base = ld(&side->base);
+        uint64_t base = ct_ld(&side->base);
         /* the reader is asleep in this round: its sleep counter moved */
         cr_assert_eq(WAIT_GEQ(&h->consumer_sleeps, base + 1, 0), 0,
                      "round %lu: the reader never slept (%s)", k, side->msg);
@@ -275,7 +247,7 @@ Test(wake, blocked_reader_is_woken_by_each_publish_and_by_close)
               "every sleep ended by a wake or the close: %lu sleeps, %lu wakes",
               (unsigned long)sleeps, (unsigned long)wakes);
     cr_assert_eq(shm__load_relaxed(&h->consumer_wakes), 0, "the producer never waited");
-    hdr_unmap(h);
+    ct_unmap_header(h);
     slice_default();
 }
 
@@ -291,7 +263,7 @@ static int slow_writer(void *arg)
     if (rc)
         return note(1, "producer open: %s", shm_channel_strerror(rc));
     shm_channel_set_spin(p, 0);
-    const struct shm__header *h = hdr_map(a->name);
+    const struct shm__header *h = ct_map_header(a->name, 0);
     if (!h)
         return note(1, "map header");
     uint8_t buf[WMSG] = {0};
@@ -300,8 +272,8 @@ static int slow_writer(void *arg)
     if (rc != -EAGAIN)
         return note(1, "fill: %s", shm_channel_strerror(rc));
     for (uint64_t k = 0; k <= a->rounds; k++) {
-        st(&side->base, shm__load_relaxed(&h->producer_sleeps));
-        st(&side->round, k + 1);
+        ct_st(&side->base, shm__load_relaxed(&h->producer_sleeps));
+        ct_st(&side->round, k + 1);
         rc = shm_channel_write(p, buf, WMSG, CALL_TIMEOUT);
         uint64_t lat = wake_latency(k, ct_now_ns());
         int last = k == a->rounds;
@@ -315,7 +287,7 @@ static int slow_writer(void *arg)
             return note(4, "round %lu: producer_waiting still set after the write returned",
                         (unsigned long)k);
     }
-    hdr_unmap(h);
+    ct_unmap_header(h);
     shm_channel_close(p);
     return 0;
 }
@@ -329,14 +301,14 @@ Test(wake, blocked_writer_is_woken_by_each_release_and_by_close)
     shm_channel_t *c;
     cr_assert_eq(shm_channel_open(&c, a.name, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, 1024, 0),
                  0);
-    const struct shm__header *h = hdr_map(a.name);
+    const struct shm__header *h = ct_map_header(a.name, 0);
     cr_assert(h != NULL);
     struct peer peer;
     peer_start(&peer, slow_writer, &a);
     for (uint64_t k = 0; k <= a.rounds; k++) {
         cr_assert_eq(WAIT_GEQ(&side->round, k + 1, 0), 0, "round %lu: writer never came (%s)", k,
                      side->msg);
-        uint64_t base = ld(&side->base);
+        uint64_t base = ct_ld(&side->base);
         cr_assert_eq(WAIT_GEQ(&h->producer_sleeps, base + 1, 0), 0,
                      "round %lu: the writer never slept (%s)", k, side->msg);
         if (k < a.rounds) {
@@ -359,7 +331,7 @@ Test(wake, blocked_writer_is_woken_by_each_release_and_by_close)
               (unsigned long)sleeps, (unsigned long)wakes);
     cr_assert_eq(shm__load_relaxed(&h->producer_wakes), 0,
                  "the consumer only read a full ring: it never waited, so it was never woken");
-    hdr_unmap(h);
+    ct_unmap_header(h);
     slice_default();
 }
 
@@ -379,16 +351,16 @@ static int racing_reader(void *arg)
     if (rc)
         return note(1, "consumer open: %s", shm_channel_strerror(rc));
     shm_channel_set_spin(c, 0);
-    const struct shm__header *h = hdr_map(a->name);
+    const struct shm__header *h = ct_map_header(a->name, 0);
     if (!h)
         return note(1, "map header");
     for (uint64_t k = 0; k < a->rounds; k++) {
-        st(&side->base, shm__load_relaxed(&h->empty_events));
-        st(&side->round, k + 1);
+        ct_st(&side->base, shm__load_relaxed(&h->empty_events));
+        ct_st(&side->round, k + 1);
         /* a little way still to go: the producer's publish lands before, in or after our
          * way to sleep */
         for (unsigned i = 0; i < 512; i++)
-            (void)ld(&side->round);
+            (void)ct_ld(&side->round);
         uint8_t buf[16];
         uint64_t len = 0;
         rc = shm_channel_read(c, buf, sizeof buf, &len, CALL_TIMEOUT);
@@ -403,7 +375,7 @@ static int racing_reader(void *arg)
             return note(4, "round %lu: consumer_waiting still set after the read returned",
                         (unsigned long)k);
     }
-    hdr_unmap(h);
+    ct_unmap_header(h);
     shm_channel_close(c);
     return 0;
 }
@@ -417,7 +389,7 @@ Test(wake, publish_racing_the_readers_way_to_sleep_is_never_lost)
     shm_channel_t *p;
     cr_assert_eq(shm_channel_open(&p, a.name, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 4096, 0),
                  0);
-    const struct shm__header *h = hdr_map(a.name);
+    const struct shm__header *h = ct_map_header(a.name, 0);
     cr_assert(h != NULL);
     struct peer peer;
     peer_start(&peer, racing_reader, &a);
@@ -428,7 +400,7 @@ Test(wake, publish_racing_the_readers_way_to_sleep_is_never_lost)
         if (r & 1) {
             /* Act once the reader found the ring empty, after 0 to 15 pauses (0 in a quarter
              * of the rounds). */
-            uint64_t base = ld(&side->base);
+            uint64_t base = ct_ld(&side->base);
             cr_assert_eq(WAIT_GEQ(&h->empty_events, base + 1, 1), 0,
                          "round %lu: the reader never found the ring empty (%s)", k, side->msg);
             unsigned d = (unsigned)((r >> 8) % 64);
@@ -457,7 +429,7 @@ Test(wake, publish_racing_the_readers_way_to_sleep_is_never_lost)
     cr_assert(sleeps <= 2 * wakes, "every sleep ended by a wake: %lu sleeps, %lu wakes",
               (unsigned long)sleeps, (unsigned long)wakes);
     shm_channel_close(p);
-    hdr_unmap(h);
+    ct_unmap_header(h);
     slice_default();
 }
 
@@ -472,14 +444,14 @@ static int busy_reader(void *arg)
     int rc = shm_channel_open(&c, a->name, SHM_CHANNEL_CONSUMER, 0, 0, 0);
     if (rc)
         return note(1, "consumer open: %s", shm_channel_strerror(rc));
-    const struct shm__header *h = hdr_map(a->name);
+    const struct shm__header *h = ct_map_header(a->name, 0);
     if (!h)
         return note(1, "map header");
     uint8_t buf[64];
     uint64_t len;
     uint64_t seq = 0;
     for (int phase = 0; phase < 2; phase++) {
-        st(&side->round, 2 * (uint64_t)phase + 1); /* attached, and busy elsewhere */
+        ct_st(&side->round, 2 * (uint64_t)phase + 1); /* attached, and busy elsewhere */
         if (WAIT_GEQ(&side->go, (uint64_t)phase + 1, 0))
             return note(1, "no go");
         for (int i = 0; i < BUSY_N; i++, seq++) {
@@ -493,8 +465,8 @@ static int busy_reader(void *arg)
             break;
         /* one read that really sleeps, woken by one publish */
         shm_channel_set_spin(c, 0);
-        st(&side->base, shm__load_relaxed(&h->consumer_sleeps));
-        st(&side->round, 2);
+        ct_st(&side->base, shm__load_relaxed(&h->consumer_sleeps));
+        ct_st(&side->round, 2);
         rc = shm_channel_read(c, buf, sizeof buf, &len, CALL_TIMEOUT);
         if (rc != 0 || ct_msg_seq(buf) != seq)
             return note(2, "blocked read: %s", shm_channel_strerror(rc));
@@ -503,7 +475,7 @@ static int busy_reader(void *arg)
             return note(4, "consumer_waiting still set after the blocked read returned");
         shm_channel_set_spin(c, SHM_CHANNEL_DEFAULT_SPIN_NS);
     }
-    hdr_unmap(h);
+    ct_unmap_header(h);
     shm_channel_close(c);
     return 0;
 }
@@ -526,7 +498,7 @@ Test(wake, a_busy_reader_is_never_woken)
     shm_channel_t *p;
     cr_assert_eq(
         shm_channel_open(&p, a.name, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 1u << 20, 0), 0);
-    const struct shm__header *h = hdr_map(a.name);
+    const struct shm__header *h = ct_map_header(a.name, 0);
     cr_assert(h != NULL);
     struct peer peer;
     peer_start(&peer, busy_reader, &a);
@@ -535,9 +507,9 @@ Test(wake, a_busy_reader_is_never_woken)
     write_n(p, &seq, BUSY_N);
     cr_assert_eq(shm__load_relaxed(&h->producer_wakes), 0,
                  "%d publishes to a busy reader made no wake call", BUSY_N);
-    st(&side->go, 1);
+    ct_st(&side->go, 1);
     cr_assert_eq(WAIT_GEQ(&side->round, 2, 0), 0, "(%s)", side->msg);
-    uint64_t base = ld(&side->base);
+    uint64_t base = ct_ld(&side->base);
     cr_assert_eq(WAIT_GEQ(&h->consumer_sleeps, base + 1, 0), 0, "reader never slept (%s)",
                  side->msg);
     write_n(p, &seq, 1);
@@ -546,11 +518,11 @@ Test(wake, a_busy_reader_is_never_woken)
     write_n(p, &seq, BUSY_N);
     cr_assert_eq(shm__load_relaxed(&h->producer_wakes), 1,
                  "after its wait, the reader is busy again: no more wake calls");
-    st(&side->go, 2);
+    ct_st(&side->go, 2);
     int rc = peer_join(&peer);
     cr_assert_eq(rc, 0, "reader: %s", side->msg);
     shm_channel_close(p);
-    hdr_unmap(h);
+    ct_unmap_header(h);
     slice_default();
 }
 
@@ -575,7 +547,7 @@ static int sleep_in_call(void *arg)
     if (role == SHM_CHANNEL_PRODUCER)
         while ((rc = shm_channel_write(ch, buf, WMSG, 0)) == 0)
             ;
-    st(&side->round, 1);
+    ct_st(&side->round, 1);
     if (role == SHM_CHANNEL_PRODUCER)
         rc = shm_channel_write(ch, buf, WMSG, CALL_TIMEOUT);
     else
@@ -594,7 +566,7 @@ static void dead_waiter(uint32_t role)
     uint32_t other = producer ? SHM_CHANNEL_CONSUMER : SHM_CHANNEL_PRODUCER;
     shm_channel_t *peer_ch, *succ;
     cr_assert_eq(shm_channel_open(&peer_ch, a.name, other, SHM_CHANNEL_CREATE, 1024, 0), 0);
-    const struct shm__header *h = hdr_map(a.name);
+    const struct shm__header *h = ct_map_header(a.name, 0);
     cr_assert(h != NULL);
     const uint32_t *flag = producer ? &h->producer_waiting : &h->consumer_waiting;
     const uint64_t *sleeps = producer ? &h->producer_sleeps : &h->consumer_sleeps;
@@ -625,7 +597,7 @@ static void dead_waiter(uint32_t role)
     cr_assert_eq(shm__load_relaxed(wakes), 0, "no wake call for a waiter that died");
     shm_channel_close(succ);
     shm_channel_close(peer_ch);
-    hdr_unmap(h);
+    ct_unmap_header(h);
     slice_default();
 }
 
@@ -688,7 +660,7 @@ static struct pp_result ping_pong(uint64_t spin, uint64_t rounds)
     cr_assert_eq(shm_channel_open(&in, a.resp, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, 0, 0), 0);
     shm_channel_set_spin(out, spin);
     shm_channel_set_spin(in, spin);
-    const struct shm__header *hin = hdr_map(a.resp), *hout = hdr_map(a.req);
+    const struct shm__header *hin = ct_map_header(a.resp, 0), *hout = ct_map_header(a.req, 0);
     cr_assert(hin && hout);
     struct peer peer;
     peer_start(&peer, pong, &a);
@@ -716,8 +688,8 @@ static struct pp_result ping_pong(uint64_t spin, uint64_t rounds)
     shm_channel_close(out);
     cr_assert_eq(peer_join(&peer), 0, "pong: %s", side->msg);
     shm_channel_close(in);
-    hdr_unmap(hin);
-    hdr_unmap(hout);
+    ct_unmap_header(hin);
+    ct_unmap_header(hout);
     return r;
 }
 

@@ -25,13 +25,11 @@
 #define _GNU_SOURCE
 #include "ct_criterion.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -74,16 +72,6 @@ static uint64_t big_len(uint64_t i)
     return (i & 1) ? BIGLEN : 8;
 }
 
-static uint64_t ld(const uint64_t *p)
-{
-    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-
-static void st(uint64_t *p, uint64_t v)
-{
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
-}
-
 /* A random wait-behaviour switch every few dozen messages, and random pauses. */
 static void vary(shm_channel_t *ch, uint64_t r)
 {
@@ -100,7 +88,7 @@ static void pause_a_little(uint64_t r)
 
 static void wait_stop(void)
 {
-    while (!ld(&ctl->stop))
+    while (!ct_ld(&ctl->stop))
         ct_sleep_ms(1);
 }
 
@@ -133,7 +121,7 @@ static int producer_main(void *arg)
             return 1;
         }
     }
-    st(&ctl->p_done, 1);
+    ct_st(&ctl->p_done, 1);
     wait_stop(); /* no close (its wake would end a lost wake-up) until the watcher is done */
     shm_channel_close(ch);
     return 0;
@@ -175,11 +163,11 @@ static int consumer_main(void *arg)
         }
         if (c->big ? ct_msg_verify(buf, len, c->seed, i, big_len(i)) != 0
                    : ct_msg_check(buf, len, c->seed, i, MAXLEN) != 0) {
-            st(&ctl->bad, i + 1);
+            ct_st(&ctl->bad, i + 1);
             return 1;
         }
     }
-    st(&ctl->c_done, 1);
+    ct_st(&ctl->c_done, 1);
     wait_stop();
     shm_channel_close(ch);
     return 0;
@@ -188,6 +176,12 @@ static int consumer_main(void *arg)
 static void futex_wake_all(uint32_t *w)
 {
     syscall(SYS_futex, w, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+}
+
+/* The header of channel `name`, once a child has created it. */
+static struct shm__header *map_header(const char *name)
+{
+    return ct_map_segment(name, SHM_CHANNEL_HEADER_SIZE + CAP, SHM_CHANNEL_HEADER_SIZE);
 }
 
 struct outcome {
@@ -204,51 +198,26 @@ static struct outcome run(int p_knob, int c_knob, uint64_t count, uint64_t seed,
     struct cfg c = {name, p_knob, c_knob, count, seed, handover & 1, handover >> 1};
     pid_t pp = ct_fork(producer_main, &c);
     pid_t pc = ct_fork(consumer_main, &c);
-    /* Map the segment once it exists (either child creates it). */
-    int fd = -1;
-    for (uint64_t t0 = ct_now_ns(); fd < 0; ct_sleep_ms(1)) {
-        fd = open(ct_path(name), O_RDWR | O_CLOEXEC);
-        cr_assert(fd >= 0 || ct_now_ns() - t0 < 60 * CT_SEC, "segment never appeared");
-    }
-    struct stat sb;
-    for (;; ct_sleep_ms(1)) {
-        cr_assert_eq(fstat(fd, &sb), 0);
-        if ((uint64_t)sb.st_size >= SHM_CHANNEL_HEADER_SIZE + CAP)
-            break;
-    }
-    struct shm__header *h =
-        mmap(NULL, SHM_CHANNEL_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    cr_assert(h != MAP_FAILED);
-    close(fd);
+    struct shm__header *h = map_header(name); /* either child creates it */
 
     struct outcome o = {0};
-    uint64_t last_w = ~0ull, last_r = ~0ull, stall_since = 0;
-    while (!(ld(&ctl->p_done) && ld(&ctl->c_done))) {
-        if (ctl->rc_p || ctl->rc_c || ld(&ctl->bad))
+    struct ct_stall stall = CT_STALL_INIT;
+    while (!(ct_ld(&ctl->p_done) && ct_ld(&ctl->c_done))) {
+        if (ctl->rc_p || ctl->rc_c || ct_ld(&ctl->bad))
             break;
         uint64_t w = shm__load_acquire(&h->write_pos), r = shm__load_acquire(&h->read_pos);
         uint32_t cw = shm__load_acquire(&h->consumer_waiting);
         uint32_t pw = shm__load_acquire(&h->producer_waiting);
         /* Each side waits for something that is there, and its peer cannot act for it. */
-        int c_stuck = cw && w != r && (pw || ld(&ctl->p_done));
+        int c_stuck = cw && w != r && (pw || ct_ld(&ctl->p_done));
         int p_stuck = pw && w == r && cw;
-        if ((c_stuck || p_stuck) && w == last_w && r == last_r) {
-            uint64_t now = ct_now_ns();
-            if (!stall_since)
-                stall_since = now;
-            else if (now - stall_since > STALL_NS) {
-                o.lost++;
-                fprintf(stderr, "lost wake-up: w=%llu r=%llu cw=%u pw=%u\n",
-                        (unsigned long long)w, (unsigned long long)r, cw, pw);
-                futex_wake_all(&h->write_seq);
-                futex_wake_all(&h->read_seq);
-                stall_since = 0;
-            }
-        } else {
-            stall_since = 0;
+        if (ct_stalled(&stall, c_stuck || p_stuck, w, r, STALL_NS)) {
+            o.lost++;
+            fprintf(stderr, "lost wake-up: w=%llu r=%llu cw=%u pw=%u\n", (unsigned long long)w,
+                    (unsigned long long)r, cw, pw);
+            futex_wake_all(&h->write_seq);
+            futex_wake_all(&h->read_seq);
         }
-        last_w = w;
-        last_r = r;
         o.p_hs = shm__load_relaxed(&h->producer_handshake);
         o.c_hs = shm__load_relaxed(&h->consumer_handshake);
         ct_sleep_ms(5);
@@ -256,11 +225,11 @@ static struct outcome run(int p_knob, int c_knob, uint64_t count, uint64_t seed,
     o.p_sleeps = shm__load_relaxed(&h->producer_sleeps);
     o.c_sleeps = shm__load_relaxed(&h->consumer_sleeps);
     o.wakes = shm__load_relaxed(&h->producer_wakes) + shm__load_relaxed(&h->consumer_wakes);
-    st(&ctl->stop, 1);
+    ct_st(&ctl->stop, 1);
     int sp = ct_wait(pp), sc = ct_wait(pc);
     munmap(h, SHM_CHANNEL_HEADER_SIZE);
-    cr_assert_eq(ld(&ctl->bad), 0, "message %llu corrupt or out of order",
-                 (unsigned long long)ld(&ctl->bad) - 1);
+    cr_assert_eq(ct_ld(&ctl->bad), 0, "message %llu corrupt or out of order",
+                 (unsigned long long)ct_ld(&ctl->bad) - 1);
     cr_assert(sp == 0 && sc == 0, "producer %d, consumer %d (%d, %d): %s", sp, sc, ctl->rc_p,
               ctl->rc_c, ctl->msg);
     fprintf(stderr,
@@ -273,15 +242,12 @@ static struct outcome run(int p_knob, int c_knob, uint64_t count, uint64_t seed,
 
 static uint64_t stress_count(void)
 {
-    const char *s = getenv("SHM_CHANNEL_STRESS");
-    return s && *s && strcmp(s, "0") != 0 ? 2000000 : ct_scaled(16000, 4000);
+    return ct_stress() ? 2000000 : ct_scaled(16000, 4000);
 }
 
 static void setup_ctl(void)
 {
-    void *p = mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert(p != MAP_FAILED);
-    ctl = p;
+    ctl = ct_shared(sizeof *ctl);
 }
 
 /* Whether this kernel lets us register (the words say membarrier only then). */
@@ -394,7 +360,7 @@ static int pp_side(const struct pp_cfg *c, int a)
                 break;
         }
         if (len < 8 || buf[0] != i) {
-            st(&ctl->bad, i + 1);
+            ct_st(&ctl->bad, i + 1);
             return 1;
         }
     }
@@ -402,7 +368,7 @@ static int pp_side(const struct pp_cfg *c, int a)
         *(a ? &ctl->rc_p : &ctl->rc_c) = rc;
         return 1;
     }
-    st(a ? &ctl->p_done : &ctl->c_done, 1);
+    ct_st(a ? &ctl->p_done : &ctl->c_done, 1);
     wait_stop();
     shm_channel_close(out);
     shm_channel_close(in);
@@ -423,26 +389,6 @@ static int pp_b(void *arg)
     return pp_side(pp_arg, 0);
 }
 
-static struct shm__header *map_header(const char *name)
-{
-    int fd = -1;
-    for (uint64_t t0 = ct_now_ns(); fd < 0; ct_sleep_ms(1)) {
-        fd = open(ct_path(name), O_RDWR | O_CLOEXEC);
-        cr_assert(fd >= 0 || ct_now_ns() - t0 < 60 * CT_SEC, "segment never appeared");
-    }
-    struct stat sb;
-    for (;; ct_sleep_ms(1)) {
-        cr_assert_eq(fstat(fd, &sb), 0);
-        if ((uint64_t)sb.st_size >= SHM_CHANNEL_HEADER_SIZE + CAP)
-            break;
-    }
-    struct shm__header *h =
-        mmap(NULL, SHM_CHANNEL_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    cr_assert(h != MAP_FAILED);
-    close(fd);
-    return h;
-}
-
 /* Lost wake-ups of a ping-pong: a consumer flagged waiting with a message there, and no
  * position of either channel moving for STALL_NS (both sides are then asleep). */
 static uint64_t pp_run(int knob_a, int knob_b, uint64_t rounds, uint64_t seed)
@@ -455,40 +401,34 @@ static uint64_t pp_run(int knob_a, int knob_b, uint64_t rounds, uint64_t seed)
     pp_arg = &c;
     pid_t pa = ct_fork(pp_a, NULL), pb = ct_fork(pp_b, NULL);
     struct shm__header *h[2] = {map_header(ab), map_header(ba)};
-    uint64_t lost = 0, last = ~0ull, since = 0, sleeps = 0;
-    while (!(ld(&ctl->p_done) && ld(&ctl->c_done)) && !ctl->rc_p && !ctl->rc_c && !ld(&ctl->bad)) {
-        uint64_t sum = 0;
+    uint64_t lost = 0, sleeps = 0;
+    struct ct_stall stall = CT_STALL_INIT;
+    while (!(ct_ld(&ctl->p_done) && ct_ld(&ctl->c_done)) && !ctl->rc_p && !ctl->rc_c &&
+           !ct_ld(&ctl->bad)) {
+        uint64_t sig[2];
         int stuck = 0;
         for (int k = 0; k < 2; k++) {
             uint64_t w = shm__load_acquire(&h[k]->write_pos);
             uint64_t r = shm__load_acquire(&h[k]->read_pos);
-            sum += w * 3 + r;
+            sig[k] = w * 3 + r;
             stuck |= shm__load_acquire(&h[k]->consumer_waiting) && w != r;
         }
-        if (stuck && sum == last) {
-            uint64_t now = ct_now_ns();
-            if (!since) {
-                since = now;
-            } else if (now - since > STALL_NS) {
-                lost++;
-                fprintf(stderr, "lost wake-up in a ping-pong\n");
-                for (int k = 0; k < 2; k++)
-                    futex_wake_all(&h[k]->write_seq);
-                since = 0;
-            }
-        } else {
-            since = 0;
+        if (ct_stalled(&stall, stuck, sig[0], sig[1], STALL_NS)) {
+            lost++;
+            fprintf(stderr, "lost wake-up in a ping-pong\n");
+            for (int k = 0; k < 2; k++)
+                futex_wake_all(&h[k]->write_seq);
         }
-        last = sum;
         ct_sleep_ms(5);
     }
     for (int k = 0; k < 2; k++)
         sleeps += shm__load_relaxed(&h[k]->consumer_sleeps);
-    st(&ctl->stop, 1);
+    ct_st(&ctl->stop, 1);
     int sa = ct_wait(pa), sb = ct_wait(pb);
     for (int k = 0; k < 2; k++)
         munmap(h[k], SHM_CHANNEL_HEADER_SIZE);
-    cr_assert_eq(ld(&ctl->bad), 0, "round %llu: wrong reply", (unsigned long long)ld(&ctl->bad) - 1);
+    cr_assert_eq(ct_ld(&ctl->bad), 0, "round %llu: wrong reply",
+                 (unsigned long long)ct_ld(&ctl->bad) - 1);
     cr_assert(sa == 0 && sb == 0, "A %d, B %d (%d, %d)", sa, sb, ctl->rc_p, ctl->rc_c);
     fprintf(stderr, "ping-pong a=%s b=%s: %llu rounds, %llu sleeps, lost %llu\n",
             knob_a ? "fence" : "auto", knob_b ? "fence" : "auto", (unsigned long long)rounds,
@@ -499,8 +439,7 @@ static uint64_t pp_run(int knob_a, int knob_b, uint64_t rounds, uint64_t seed)
 
 static uint64_t pp_rounds(void)
 {
-    const char *s = getenv("SHM_CHANNEL_STRESS");
-    return s && *s && strcmp(s, "0") != 0 ? 1000000 : ct_scaled(30000, 4000);
+    return ct_stress() ? 1000000 : ct_scaled(30000, 4000);
 }
 
 Test(handshake, pingpong_both_membarrier)

@@ -43,13 +43,10 @@
 #define _GNU_SOURCE
 #include "ct_criterion.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -68,38 +65,10 @@ TestSuite(wake_store_buffer, .init = ct_setup, .fini = ct_teardown, .timeout = 3
 
 enum step { RELEASE, PUBLISH, SLEEP };
 
-struct ctl {
-    uint64_t go;    /* round whose step the stuffer is taking */
-    uint64_t acked; /* rounds the other side has finished */
-    uint64_t stop;
-    int rc_p, rc_c;
-    uint64_t bad;
-};
-static struct ctl *ctl;
 static char name[64];
 static uint64_t rounds;
 static enum step step;
 static int p_knob, c_knob; /* shm__hook_handshake_fence_only of each side */
-
-static uint64_t ld(const uint64_t *p)
-{
-    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-
-static void st(uint64_t *p, uint64_t v)
-{
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
-}
-
-/* Wait on the control page for *p >= v (or the watcher's stop). */
-static void await(const uint64_t *p, uint64_t v)
-{
-    while (ld(p) < v && !ld(&ctl->stop))
-        shm__cpu_relax();
-}
-
-
-
 
 static int write_msg(shm_channel_t *ch, uint64_t i)
 {
@@ -122,7 +91,7 @@ static int read_msg(shm_channel_t *ch, uint64_t i)
     if (rc)
         return rc;
     if (check_msg(p, len, i)) {
-        st(&ctl->bad, i + 1);
+        ct_st(&ct_ctl->bad, i + 1);
         return -EBADMSG;
     }
     return shm_channel_release(ch);
@@ -131,22 +100,12 @@ static int read_msg(shm_channel_t *ch, uint64_t i)
 static shm_channel_t *open_side(int role, int knob)
 {
     shm__hook_handshake_fence_only = knob;
-    shm__hook_liveness_slice_ns = 3600ull * CT_SEC;
-    ct_pin(role == SHM_CHANNEL_PRODUCER ? 0 : 1);
+    ct_sbuf_side(role == SHM_CHANNEL_PRODUCER ? 0 : 1);
     shm_channel_t *ch = NULL;
     if (shm_channel_open(&ch, name, (uint32_t)role, SHM_CHANNEL_CREATE, CAP, 0) != 0)
         return NULL;
     shm_channel_set_spin(ch, 0); /* to the sleep step at once */
     return ch;
-}
-
-static int finish(shm_channel_t *ch, int rc, int *out)
-{
-    *out = rc;
-    while (!ld(&ctl->stop))
-        ct_sleep_ms(1);
-    shm_channel_close(ch);
-    return rc ? 1 : 0;
 }
 
 static int producer_main(void *arg)
@@ -159,26 +118,26 @@ static int producer_main(void *arg)
     if (step == RELEASE)
         for (uint64_t i = 0; rc == 0 && i < 2; i++)
             rc = write_msg(ch, i);
-    for (uint64_t i = 1; rc == 0 && i <= rounds && !ld(&ctl->stop); i++) {
+    for (uint64_t i = 1; rc == 0 && i <= rounds && !ct_ld(&ct_ctl->stop); i++) {
         if (step == RELEASE) {
             /* The ring holds i - 1 and i; i + 1 fits once the consumer releases i - 1. */
-            await(&ctl->go, i);
+            ct_sbuf_await(&ct_ctl->go, i);
             ct_sbuf_jitter(i);
             if ((rc = write_msg(ch, i + 1)) == 0)
-                st(&ctl->acked, i);
+                ct_st(&ct_ctl->acked, i);
         } else if (step == PUBLISH) {
-            await(&ctl->acked, i - 1); /* the ring is empty */
-            st(&ctl->go, i);
+            ct_sbuf_await(&ct_ctl->acked, i - 1); /* the ring is empty */
+            ct_st(&ct_ctl->go, i);
             ct_sbuf_stuff(i);
             rc = write_msg(ch, i);
         } else {
-            await(&ctl->go, i);
+            ct_sbuf_await(&ct_ctl->go, i);
             ct_sbuf_jitter(i);
             rc = write_msg(ch, i);
-            await(&ctl->acked, i);
+            ct_sbuf_await(&ct_ctl->acked, i);
         }
     }
-    return finish(ch, rc, &ctl->rc_p);
+    return ct_sbuf_finish(ch, rc, 0);
 }
 
 static int consumer_main(void *arg)
@@ -188,109 +147,80 @@ static int consumer_main(void *arg)
     if (!ch || (step != PUBLISH && ct_sbuf_setup()))
         return 2;
     int rc = 0;
-    for (uint64_t i = 1; rc == 0 && i <= rounds && !ld(&ctl->stop); i++) {
+    for (uint64_t i = 1; rc == 0 && i <= rounds && !ct_ld(&ct_ctl->stop); i++) {
         if (step == RELEASE) {
             const void *p;
             uint64_t len;
-            await(&ctl->acked, i - 1); /* the ring holds i - 1 and i */
+            ct_sbuf_await(&ct_ctl->acked, i - 1); /* the ring holds i - 1 and i */
             if ((rc = shm_channel_peek(ch, &p, &len, -1)) != 0)
                 break;
             if (check_msg(p, len, i - 1)) {
-                st(&ctl->bad, i);
+                ct_st(&ct_ctl->bad, i);
                 break;
             }
-            st(&ctl->go, i);
+            ct_st(&ct_ctl->go, i);
             ct_sbuf_stuff(i);
             rc = shm_channel_release(ch);
-            await(&ctl->acked, i);
+            ct_sbuf_await(&ct_ctl->acked, i);
         } else if (step == PUBLISH) {
-            await(&ctl->go, i);
+            ct_sbuf_await(&ct_ctl->go, i);
             ct_sbuf_jitter(i);
             if ((rc = read_msg(ch, i)) == 0)
-                st(&ctl->acked, i);
+                ct_st(&ct_ctl->acked, i);
         } else {
-            st(&ctl->go, i);
+            ct_st(&ct_ctl->go, i);
             ct_sbuf_stuff(i);
             if ((rc = read_msg(ch, i)) == 0)
-                st(&ctl->acked, i);
+                ct_st(&ct_ctl->acked, i);
         }
     }
-    return finish(ch, rc, &ctl->rc_c);
-}
-
-/* The header, once either child has created the segment. */
-static struct shm__header *map_header(void)
-{
-    int fd = -1;
-    for (uint64_t t0 = ct_now_ns(); fd < 0; ct_sleep_ms(1)) {
-        fd = open(ct_path(name), O_RDWR | O_CLOEXEC);
-        cr_assert(fd >= 0 || ct_now_ns() - t0 < 60 * CT_SEC, "segment never appeared");
-    }
-    struct stat sb;
-    for (;; ct_sleep_ms(1)) {
-        cr_assert_eq(fstat(fd, &sb), 0);
-        if ((uint64_t)sb.st_size >= SHM_CHANNEL_HEADER_SIZE + CAP)
-            break;
-    }
-    struct shm__header *h =
-        mmap(NULL, SHM_CHANNEL_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    cr_assert(h != MAP_FAILED);
-    close(fd);
-    return h;
+    return ct_sbuf_finish(ch, rc, 1);
 }
 
 static void run(enum step s, int pk, int ck, const char *what)
 {
     static const char *const names[] = {"release", "publish", "sleep"};
-    const char *env = getenv("SHM_CHANNEL_STRESS");
-    rounds = env && *env && strcmp(env, "0") != 0 ? 1000000 : ct_scaled(600, 300);
+    rounds = ct_stress() ? 1000000 : ct_scaled(600, 300);
     step = s;
     p_knob = pk;
     c_knob = ck;
-    ctl = mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert(ctl != MAP_FAILED);
-    memset(ctl, 0, sizeof *ctl);
+    ct_sbuf_ctl_map();
     ct_name(name, "sbuf");
     pid_t pp = ct_fork(producer_main, NULL), pc = ct_fork(consumer_main, NULL);
-    struct shm__header *h = map_header();
-    uint64_t lost = 0, last = ~0ull, since = 0;
-    while (ld(&ctl->acked) < rounds && !ld(&ctl->stop) && !ctl->rc_p && !ctl->rc_c &&
-           !ld(&ctl->bad)) {
+    /* The header, once either child has created the segment. */
+    struct shm__header *h =
+        ct_map_segment(name, SHM_CHANNEL_HEADER_SIZE + CAP, SHM_CHANNEL_HEADER_SIZE);
+    uint64_t lost = 0;
+    struct ct_stall stall = CT_STALL_INIT;
+    while (ct_sbuf_running(rounds)) {
         uint64_t w = shm__load_acquire(&h->write_pos), r = shm__load_acquire(&h->read_pos);
         /* A side asleep although what it waits for is there. */
         int stuck = (shm__load_acquire(&h->producer_waiting) && w - r <= CAP - 512) ||
                     (shm__load_acquire(&h->consumer_waiting) && w != r);
-        if (stuck && w * 3 + r == last) {
-            uint64_t now = ct_now_ns();
-            if (!since) {
-                since = now;
-            } else if (now - since > STALL_NS) {
-                lost++;
-                fprintf(stderr, "lost wake-up (%s): w=%llu r=%llu\n", names[s],
-                        (unsigned long long)w, (unsigned long long)r);
-                st(&ctl->stop, 1);
-                syscall(SYS_futex, &h->read_seq, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
-                syscall(SYS_futex, &h->write_seq, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
-            }
-        } else {
-            since = 0;
+        if (ct_stalled(&stall, stuck, w, r, STALL_NS)) {
+            lost++;
+            fprintf(stderr, "lost wake-up (%s): w=%llu r=%llu\n", names[s],
+                    (unsigned long long)w, (unsigned long long)r);
+            ct_st(&ct_ctl->stop, 1);
+            syscall(SYS_futex, &h->read_seq, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+            syscall(SYS_futex, &h->write_seq, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
         }
-        last = w * 3 + r;
         ct_sleep_ms(5);
     }
     uint64_t sleeps = shm__load_relaxed(s == RELEASE ? &h->producer_sleeps : &h->consumer_sleeps);
-    uint64_t done = ld(&ctl->acked);
+    uint64_t done = ct_ld(&ct_ctl->acked);
     uint32_t p_hs = shm__load_relaxed(&h->producer_handshake);
-    st(&ctl->stop, 1);
+    ct_st(&ct_ctl->stop, 1);
     int sp = ct_wait(pp), sc = ct_wait(pc);
     munmap(h, SHM_CHANNEL_HEADER_SIZE);
     fprintf(stderr, "store buffer, %s step, %s: %llu of %llu rounds, %llu sleeps, lost %llu\n",
             names[s], what, (unsigned long long)done, (unsigned long long)rounds,
             (unsigned long long)sleeps, (unsigned long long)lost);
     cr_assert_eq(lost, 0, "%s step, %s: a wake-up was lost", names[s], what);
-    cr_assert_eq(ld(&ctl->bad), 0, "round %llu: wrong message", (unsigned long long)ctl->bad);
-    cr_assert(sp == 0 && sc == 0, "producer %d (%d), consumer %d (%d)", sp, ctl->rc_p, sc,
-              ctl->rc_c);
+    cr_assert_eq(ct_ld(&ct_ctl->bad), 0, "round %llu: wrong message",
+                 (unsigned long long)ct_ctl->bad);
+    cr_assert(sp == 0 && sc == 0, "producer %d (%d), consumer %d (%d)", sp, ct_ctl->rc[0], sc,
+              ct_ctl->rc[1]);
     cr_assert_eq(done, rounds);
     /* Both registered: the consumer's membarrier drains the producer's store buffer before
      * its re-check, which then finds the message: it hardly ever sleeps (without the
@@ -298,7 +228,7 @@ static void run(enum step s, int pk, int ck, const char *what)
     if (pk || ck)
         cr_assert(sleeps > 0, "nobody slept: the step was never raced");
     cr_assert_eq(p_hs, pk ? SHM__HS_FENCE : shm__hs_register());
-    munmap(ctl, sizeof *ctl);
+    munmap(ct_ctl, sizeof *ct_ctl);
 }
 
 /* release_fence_removed (ring.c) */

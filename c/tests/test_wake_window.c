@@ -32,29 +32,6 @@ TestSuite(wake_window, .init = ct_setup, .fini = ct_teardown, .timeout = 120);
 #define WAIT_STATE (30 * CT_SEC)
 #define BURST 2000u /* publishes (or releases) while the woken peer is stopped */
 
-static struct shm__header *hdr_map(const char *name, int writable)
-{
-    int fd = open(ct_path(name), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    void *p = mmap(NULL, sizeof(struct shm__header), PROT_READ | (writable ? PROT_WRITE : 0),
-                   MAP_SHARED, fd, 0);
-    close(fd);
-    return p == MAP_FAILED ? NULL : p;
-}
-
-/* Wait (bounded) until *p > v. */
-static int wait_above(const uint64_t *p, uint64_t v)
-{
-    uint64_t t0 = ct_now_ns();
-    while (__atomic_load_n(p, __ATOMIC_ACQUIRE) <= v) {
-        if (ct_now_ns() - t0 > WAIT_STATE)
-            return -1;
-        usleep(100);
-    }
-    return 0;
-}
-
 static void stop_and_wait(pid_t pid)
 {
     cr_assert_eq(kill(pid, SIGSTOP), 0);
@@ -97,11 +74,12 @@ Test(wake_window, a_woken_reader_not_yet_running_costs_one_wake_call)
     shm_channel_t *p;
     cr_assert_eq(shm_channel_open(&p, a.name, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE,
                                   1u << 20, 0600), 0);
-    const struct shm__header *h = hdr_map(a.name, 0);
+    const struct shm__header *h = ct_map_header(a.name, 0);
     cr_assert(h);
     pid_t pid = ct_fork(reader, &a);
     /* The reader asleep on the current write_seq, with the value in its flag. */
-    cr_assert_eq(wait_above(&h->consumer_sleeps, 0), 0, "the reader never slept");
+    cr_assert_eq(ct_await_geq(&h->consumer_sleeps, 1, WAIT_STATE), 0,
+                 "the reader never slept");
     stop_and_wait(pid);
     uint32_t flag = shm__load_relaxed(&h->consumer_waiting);
     cr_assert(flag & SHM__WAITING_SEQ, "a 1.1 sleeper stores 0x80000000 | seen (%#x)", flag);
@@ -123,7 +101,7 @@ Test(wake_window, a_woken_reader_not_yet_running_costs_one_wake_call)
     cr_assert_eq(shm_channel_write(p, msg, 8, CALL_TIMEOUT), 0);
     shm_channel_close(p);
     cr_assert_eq(ct_wait(pid), 0, "the reader got every message, then end-of-stream");
-    munmap((void *)(uintptr_t)h, sizeof *h);
+    ct_unmap_header(h);
 }
 
 /* Producer: blocking writes (no spin) of count messages into a ring that holds far fewer. */
@@ -153,10 +131,11 @@ Test(wake_window, a_woken_writer_not_yet_running_costs_one_wake_call)
                                   SHM_CHANNEL_MIN_CAPACITY, 0600), 0);
     uint64_t per_ring = SHM_CHANNEL_MIN_CAPACITY / 16; /* 16-byte records */
     a.count = 4 * per_ring;
-    const struct shm__header *h = hdr_map(a.name, 0);
+    const struct shm__header *h = ct_map_header(a.name, 0);
     cr_assert(h);
     pid_t pid = ct_fork(writer, &a);
-    cr_assert_eq(wait_above(&h->producer_sleeps, 0), 0, "the writer never slept");
+    cr_assert_eq(ct_await_geq(&h->producer_sleeps, 1, WAIT_STATE), 0,
+                 "the writer never slept");
     stop_and_wait(pid);
     uint32_t flag = shm__load_relaxed(&h->producer_waiting);
     cr_assert(flag & SHM__WAITING_SEQ, "a 1.1 sleeper stores 0x80000000 | seen (%#x)", flag);
@@ -178,7 +157,7 @@ Test(wake_window, a_woken_writer_not_yet_running_costs_one_wake_call)
     cr_assert_eq(k, a.count);
     cr_assert_eq(ct_wait(pid), 0);
     shm_channel_close(c);
-    munmap((void *)(uintptr_t)h, sizeof *h);
+    ct_unmap_header(h);
 }
 
 /* Rule 3: the consumer sleeps (30 s slices) on write_seq = s with flag s; a predecessor
@@ -216,12 +195,13 @@ Test(wake_window, a_new_producer_wakes_a_reader_its_dead_predecessor_did_not)
     cr_assert_eq(shm_channel_open(&c, a.name, SHM_CHANNEL_CONSUMER, SHM_CHANNEL_CREATE, 0, 0600),
                  0);
     shm_channel_close(c);
-    struct shm__header *h = hdr_map(a.name, 1);
+    struct shm__header *h = ct_map_header(a.name, 1);
     cr_assert(h);
     cr_assert_eq(shm__load_relaxed(&h->producer_state), 0);
     uint64_t sleeps0 = shm__load_relaxed(&h->consumer_sleeps);
     pid_t pid = ct_fork(one_read, &a);
-    cr_assert_eq(wait_above(&h->consumer_sleeps, sleeps0), 0, "the reader never slept");
+    cr_assert_eq(ct_await_geq(&h->consumer_sleeps, sleeps0 + 1, WAIT_STATE), 0,
+                 "the reader never slept");
     uint32_t seq = shm__load_relaxed(&h->write_seq);
     uint32_t flag = shm__load_relaxed(&h->consumer_waiting);
     cr_assert_eq(flag, shm__hs_waiting_flag(seq));
@@ -232,6 +212,6 @@ Test(wake_window, a_new_producer_wakes_a_reader_its_dead_predecessor_did_not)
     cr_assert_eq(shm_channel_write(p, msg, 8, 0), 0);
     cr_assert_eq(ct_wait(pid), 0, "the reader got the message at once (rule 3's attach wake)");
     shm_channel_close(p);
-    munmap(h, sizeof *h);
+    ct_unmap_header(h);
     shm__hook_liveness_slice_ns = 50000000ull;
 }

@@ -12,6 +12,7 @@ Run by run.sh, which builds everything; the environment names the binaries.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -55,6 +56,7 @@ class Machine:
         self.state = Path(tempfile.mkdtemp(prefix="shm-bridge-%s-" % tag))
         self.env = dict(os.environ, SHM_CHANNEL_DIR=str(self.shm), PYTHONUNBUFFERED="1")
         self.bridge = None
+        self.procs: list[subprocess.Popen] = []  # started on this machine (peer()): killed at the end
         self.starts = 0
         self.wrap: list[str] = []  # e.g. ["ip", "netns", "exec", NS]: the bridge in a namespace
 
@@ -81,14 +83,58 @@ class Machine:
     def stats(self) -> list:
         return json.loads((self.state / "stats.json").read_text())
 
+    def stop(self):
+        """Kill what still runs: every process started on this machine and its bridge (a frozen
+        one is continued first)."""
+        for p in self.procs + ([self.bridge] if self.bridge else []):
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+                p.wait()
+
     def cleanup(self):
         shutil.rmtree(self.shm, ignore_errors=True)
         shutil.rmtree(self.state, ignore_errors=True)
 
 
+def dump(machines):
+    for m in machines:
+        print("---- bridge log %s\n%s" % (m.shm.name, m.log()[-6000:] if (m.state / "bridge.log").exists() else ""))
+        for f in sorted(m.state.glob("*.out")):
+            print("---- %s\n%s" % (f.name, f.read_text()[-2000:]))
+
+
+@contextlib.contextmanager
+def machines():
+    """Machines A and B of one test. If it fails, their bridge logs and the outputs of their
+    processes are printed; at the end every process started on them is killed and their folders
+    are removed."""
+    a, b = Machine("A"), Machine("B")
+    try:
+        yield a, b
+    except BaseException:
+        dump((a, b))
+        raise
+    finally:
+        for m in (a, b):
+            m.stop()
+        for m in (a, b):
+            m.cleanup()
+
+
+def start_bridges(a: Machine, b: Machine, imports: list[str], exports: list[str], host: str = "127.0.0.1"):
+    """B's bridge listens on a free port (on `host`: B's address) and imports; A's connects to it
+    and exports. Arguments such as ["--import", "s"]."""
+    ep = "tcp/%s:%d" % (host, free_port())
+    b.start_bridge(["--listen", ep, *imports])
+    a.start_bridge(["--connect", ep, *exports])
+
+
 def peer(cmd: list[str], m: Machine, name: str) -> subprocess.Popen:
     out = open(m.state / ("%s.out" % name), "w")
-    return subprocess.Popen(cmd, env=m.env, stdout=out, stderr=subprocess.STDOUT)
+    p = subprocess.Popen(cmd, env=m.env, stdout=out, stderr=subprocess.STDOUT)
+    m.procs.append(p)
+    return p
 
 
 def progress(path: Path, at: int = 0) -> int:
@@ -116,9 +162,8 @@ def result(m: Machine, name: str) -> dict:
 
 
 def test_stream_and_frames():
-    a, b = Machine("A"), Machine("B")
-    procs = []
-    try:
+    with machines() as (a, b):
+        procs = []
         t0 = time.monotonic()
         until = t0 + DEADLINE
         gen_s = ["--capacity", "65536", "--max-size", "64", "--seed", "7"]
@@ -135,10 +180,7 @@ def test_stream_and_frames():
         # Every segment exists before the bridges open them (observable state, no sleep).
         wait_for("segments", lambda: all((m.shm / n).exists() for m in (a, b) for n in ("s", "f")),
                  until, [cons, fcons])
-        port = free_port()
-        ep = "tcp/127.0.0.1:%d" % port
-        b.start_bridge(["--listen", ep, "--import", "s", "--import", "f"])
-        a.start_bridge(["--connect", ep, "--export", "s", "--export", "f"])
+        start_bridges(a, b, ["--import", "s", "--import", "f"], ["--export", "s", "--export", "f"])
         # Kill and restart in the middle: exporter, importer, both.
         for frac, victims in ((0.25, (a,)), (0.5, (b,)), (0.75, (a, b))):
             target = int(N * frac)
@@ -176,26 +218,6 @@ def test_stream_and_frames():
               " starts), %d frames of %d B: ok in %.1f s; stream %.0f msg/s through the kills"
               % (N, a.starts, b.starts, FRAMES, FRAME, secs, N / r["secs"] if r["secs"] else 0))
         print("exporter counters (last run): %s" % json.dumps(st[("s", "export")]))
-    except BaseException:
-        for m in (a, b):
-            print("---- bridge log %s\n%s" % (m.shm.name, m.log()[-6000:] if (m.state / "bridge.log").exists() else ""))
-            for f in m.state.glob("*.out"):
-                print("---- %s\n%s" % (f.name, f.read_text()[-2000:]))
-        raise
-    finally:
-        for p in procs + [m.bridge for m in (a, b) if m.bridge]:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        a.cleanup()
-        b.cleanup()
-
-
-def dump(machines):
-    for m in machines:
-        print("---- bridge log %s\n%s" % (m.shm.name, m.log()[-6000:] if (m.state / "bridge.log").exists() else ""))
-        for f in sorted(m.state.glob("*.out")):
-            print("---- %s\n%s" % (f.name, f.read_text()[-2000:]))
 
 
 def test_topics():
@@ -205,9 +227,8 @@ def test_topics():
     missed = published on its machine; the numbers B never saw = B's own misses + the bridge's
     forwarded misses + Zenoh's losses). A typed topic (f64): a C subscriber on B reads the values
     of A's C publisher; a Python subscriber asking for i64 on B gets TopicTypeError."""
-    a, b = Machine("A"), Machine("B")
-    procs = []
-    try:
+    with machines() as (a, b):
+        procs = []
         until = time.monotonic() + 60
         depth, mp = 64, 256
         geo = ["--depth", str(depth), "--max-payload", str(mp)]
@@ -219,10 +240,8 @@ def test_topics():
                       a, "csub_a")
         procs = [sub_a, csub_a]
         wait_for("A's subscribers attached", lambda: pa.exists() and cpa.exists(), until, procs)
-        port = free_port()
-        ep = "tcp/127.0.0.1:%d" % port
-        b.start_bridge(["--listen", ep, "--import-topic", "t", "--import-topic", "tf"])
-        a.start_bridge(["--connect", ep, "--export-topic", "t", "--export-topic", "tf"])
+        start_bridges(a, b, ["--import-topic", "t", "--import-topic", "tf"],
+                      ["--export-topic", "t", "--export-topic", "tf"])
         # The typed topic exists on A before anyone publishes; the importer creates B's topics
         # with A's parameters (asked through Zenoh) before any message: B's subscribers attach.
         fgeo = ["--type", "f64", "--depth", "1024", "--max-payload", "64"]
@@ -286,17 +305,6 @@ def test_topics():
               " B subscriber %d+%d; f64 topic 300/300 on B, i64 refused"
               % (TOPIC_N, ra["delivered"], ra["missed"], rc["delivered"], rc["missed"], ex["missed"],
                  im["lost"], rb["delivered"], rb["missed"]))
-    except BaseException:
-        dump((a, b))
-        raise
-    finally:
-        for p in procs + [m.bridge for m in (a, b) if m.bridge]:
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-                p.kill()
-                p.wait()
-        a.cleanup()
-        b.cleanup()
 
 
 class Netns:
@@ -342,9 +350,8 @@ def test_services(ns: Netns | None = None):
     server, and when server A2 attaches (another C process) completes every request, none
     answered twice or wrongly. A2 closes after the bye: a new request on B gets EPIPE
     (ServerClosed)."""
-    a, b = Machine("A"), Machine("B")
-    procs = []
-    try:
+    with machines() as (a, b):
+        procs = []
         until = time.monotonic() + 60
         size = ["--max-size", "1024", "--deadline", "60"]
         aprog, cprog = a.state / "srv.progress", b.state / "cli.progress"
@@ -352,13 +359,10 @@ def test_services(ns: Netns | None = None):
                      str(aprog), *size], a, "srv1")
         procs = [srv1]
         wait_for("A's service", lambda: (a.shm / "s").exists(), until, procs)
-        port = free_port()
-        ep = "tcp/127.0.0.1:%d" % port
         if ns:
-            ep = "tcp/10.77.0.2:%d" % port
             a.wrap, b.wrap = ["ip", "netns", "exec", ns.a], ["ip", "netns", "exec", ns.b]
-        b.start_bridge(["--listen", ep, "--import-service", "s"])
-        a.start_bridge(["--connect", ep, "--export-service", "s"])
+        start_bridges(a, b, ["--import-service", "s"], ["--export-service", "s"],
+                      "10.77.0.2" if ns else "127.0.0.1")
         wait_for("B's service (created by the importing bridge)", lambda: (b.shm / "s").exists(), until,
                  procs + [a.bridge, b.bridge])
         cli = peer([sys.executable, SVC_PY, "request", "--name", "s", "--id", "3", "--count", "150",
@@ -381,6 +385,7 @@ def test_services(ns: Netns | None = None):
                  "except Exception as e:\n print('other', type(e), e)\nelse:\n print('answered')")
         late = subprocess.Popen([sys.executable, "-c", probe], env=b.env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
+        b.procs.append(late)
         procs.append(late)
         assert late.stdout.readline().strip() == "open"
         srv2 = peer([SVC_C, "serve", "--name", "s", "--expect", "1", *size], a, "srv2")
@@ -404,16 +409,6 @@ def test_services(ns: Netns | None = None):
         assert "remote server dead" in b.log() and "remote server closed" in b.log(), b.log()
         print("services: 150 requests + bye from B to A across a server death (client saw %d EOWNERDEAD,"
               " %d ECONNRESET), then EPIPE after the close; importer %s" % (r["owner_dead"], r["resets"], im()))
-    except BaseException:
-        dump((a, b))
-        raise
-    finally:
-        for p in procs + [m.bridge for m in (a, b) if m.bridge]:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        a.cleanup()
-        b.cleanup()
 
 
 def cli(m: Machine, *args: str) -> str:
@@ -433,18 +428,14 @@ def test_reconnect():
     reconnection, and `shm_channel stat`/`top` on its machine show the peer state and the
     reconnect counter moving (read from the bridge's status file); the killed bridge's file is
     ignored on the other machine (its pid is dead)."""
-    a, b = Machine("A"), Machine("B")
-    procs = []
-    try:
+    with machines() as (a, b):
+        procs = []
         until = time.monotonic() + 30
         pa = a.state / "sub.progress"
         holder = peer([sys.executable, TOPIC_SUB, "--name", "r", "--count", "1", "--progress", str(pa)], a, "holder")
         procs = [holder]
         wait_for("topic r on A", lambda: pa.exists(), until, procs)
-        port = free_port()
-        ep = "tcp/127.0.0.1:%d" % port
-        b.start_bridge(["--listen", ep, "--import-topic", "r"])
-        a.start_bridge(["--connect", ep, "--export-topic", "r"])
+        start_bridges(a, b, ["--import-topic", "r"], ["--export-topic", "r"])
         wait_for("A's bridge sees its peer", lambda: bridge_of(a, "r").get("peer") == "connected", until,
                  [a.bridge, b.bridge])
         st = bridge_of(a, "r")
@@ -467,16 +458,6 @@ def test_reconnect():
         assert [t["pid"] for t in tops] == [b.bridge.pid], tops
         assert tops[0]["channels"][0]["role"] == "import-topic", tops
         print("reconnect: peer lost and back, reconnects 1 in stat/top, the dead bridge's file ignored")
-    except BaseException:
-        dump((a, b))
-        raise
-    finally:
-        for p in procs + [m.bridge for m in (a, b) if m.bridge]:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        a.cleanup()
-        b.cleanup()
 
 
 if __name__ == "__main__":

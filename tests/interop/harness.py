@@ -284,6 +284,17 @@ def record(scenario: str, row: str, ok: bool, res: dict | None = None, note: str
     return r
 
 
+def run_checked(scenario: str, rowname: str, fn):
+    """Run one scenario body (returning its result and a note); record the outcome in the
+    matrix whatever happens."""
+    try:
+        res, note = fn()
+    except BaseException as e:
+        record(scenario, rowname, False, note=(str(e) or type(e).__name__).splitlines()[0][:80])
+        raise
+    record(scenario, rowname, True, res, note=note)
+
+
 def check_consumer(res: dict, count: int, start: int = 0, end: str = "EPIPE"):
     """The consumer's own verdict, plus the runner's reading of it."""
     problems = []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness import LANGS, InteropError, check_consumer, check_producer, record
+from harness import LANGS, InteropError, check_consumer, check_producer, record, run_checked
 
 PAIRS = [(p, c) for p in LANGS for c in LANGS]
 CROSS = [(a, b) for a in LANGS for b in LANGS if a != b]
@@ -29,16 +29,6 @@ def row(a, b):
 def bound(count: int, per_s: float = 10_000) -> float:
     """A generous upper bound in seconds for moving `count` messages (slow Python, busy CPU)."""
     return 120 + count / per_s
-
-
-def run_checked(scenario, rowname, fn):
-    """Run one scenario body; record the outcome in the matrix whatever happens."""
-    try:
-        res, note = fn()
-    except BaseException as e:
-        record(scenario, rowname, False, note=(str(e) or type(e).__name__).splitlines()[0][:80])
-        raise
-    record(scenario, rowname, True, res, note=note)
 
 
 # ---- the 3x3 matrix ------------------------------------------------------------------------
@@ -110,40 +100,54 @@ CRASH_COUNT = 100_000
 HANG = {("c", "py"), ("py", "rust"), ("rust", "c")}
 
 
+def crash_plan(tag: str, dead: str, succ: str):
+    """What both crash tests share: a stream of CRASH_COUNT seeded messages named after `tag`,
+    and where its victim dies: hung (the HANG pairings) or after passing message kill_at.
+    Returns name, count, gen, common (arguments of every peer), hang, kill_at."""
+    count = CRASH_COUNT
+    name = harness.unique_name(tag)
+    rnd = random.Random(name)
+    seed = rnd.getrandbits(63)
+    gen = ["--seed", seed, "--capacity", 65536]
+    common = ["--name", name, *gen, "--deadline", bound(count) - 10]
+    return name, count, gen, common, (dead, succ) in HANG, rnd.randrange(count // 10, count // 2)
+
+
+def kill_victim(session, lang: str, verb: str, common: list, count: int, hang: bool, kill_at: int,
+                progress, hung: str, watch: list):
+    """Start the victim (`verb` is produce or consume) and SIGKILL it where crash_plan said:
+    once it hangs (zero-copy: `hung` says where) or once it passed message kill_at."""
+    a_args = [verb, *common, "--count", count, "--progress", progress]
+    if hang:
+        a_args += ["--zero-copy", "--hang-at", kill_at]
+    else:
+        # Killed as soon as the runner sees it pass kill_at; the pause only guarantees it
+        # is still there to be killed when the runner is slow to look.
+        a_args += ["--pause-at", count * 3 // 4]
+    a = session.spawn(lang, *a_args, label="dead")
+    who = "producer" if verb == "produce" else "consumer"
+    if hang:
+        session.wait_for("%s to hang %s" % (who, hung),
+                         lambda: session.progress(progress)["hang"], 60, watch=[a, *watch])
+    else:
+        session.wait_for("%s to pass message %d" % (who, kill_at),
+                         lambda: session.progress(progress)["done"] >= kill_at, 60, watch=[a, *watch])
+    a.sigkill()
+
+
 @pytest.mark.parametrize("dead,succ", CROSS, ids=["%s-to-%s" % ab for ab in CROSS])
 def test_producer_crash(session, dead, succ):
     """Producer `dead` is SIGKILLed mid-stream; the consumer (the third language) drains every
     committed message and sees EOWNERDEAD; producer `succ` takes over at the next message; the
     consumer gets every message exactly once, then EPIPE."""
     cons = third(dead, succ)
-    count = CRASH_COUNT
-    name = harness.unique_name("pcrash")
-    rnd = random.Random(name)
-    seed = rnd.getrandbits(63)
-    gen = ["--seed", seed, "--capacity", 65536]
-    common = ["--name", name, *gen, "--deadline", bound(count) - 10]
-    hang = (dead, succ) in HANG
-    kill_at = rnd.randrange(count // 10, count // 2)
+    name, count, gen, common, hang, kill_at = crash_plan("pcrash", dead, succ)
 
     def body():
         pz = session.progress_path("consumer")
         pa = session.progress_path("dead")
         c = session.spawn(cons, "consume", *common, "--count", count, "--progress", pz)
-        a_args = ["produce", *common, "--count", count, "--progress", pa]
-        if hang:
-            a_args += ["--zero-copy", "--hang-at", kill_at]
-        else:
-            # Killed as soon as the runner sees it pass kill_at; the pause only guarantees it
-            # is still there to be killed when the runner is slow to look.
-            a_args += ["--pause-at", count * 3 // 4]
-        a = session.spawn(dead, *a_args, label="dead")
-        if hang:
-            session.wait_for("producer to hang in a reservation",
-                             lambda: session.progress(pa)["hang"], 60, watch=[a, c])
-        else:
-            session.wait_for("producer to pass message %d" % kill_at,
-                             lambda: session.progress(pa)["done"] >= kill_at, 60, watch=[a, c])
-        a.sigkill()
+        kill_victim(session, dead, "produce", common, count, hang, kill_at, pa, "in a reservation", [c])
         # Every committed message reaches the consumer, then it learns the producer died.
         session.wait_for("consumer to see EOWNERDEAD",
                          lambda: session.progress(pz)["owner_dead"] >= 1, 30, watch=[c])
@@ -183,33 +187,12 @@ def test_consumer_crash(session, dead, succ):
     the dead one released. Nothing is skipped; the only message delivered twice is one the
     dead consumer had peeked and not released (spec 5.5)."""
     prod = third(dead, succ)
-    count = CRASH_COUNT
-    name = harness.unique_name("ccrash")
-    rnd = random.Random(name)
-    seed = rnd.getrandbits(63)
-    gen = ["--seed", seed, "--capacity", 65536]
-    common = ["--name", name, *gen, "--deadline", bound(count) - 10]
-    hang = (dead, succ) in HANG
-    kill_at = rnd.randrange(count // 10, count // 2)
+    name, count, gen, common, hang, kill_at = crash_plan("ccrash", dead, succ)
 
     def body():
         pa = session.progress_path("dead")
         p = session.spawn(prod, "produce", *common, "--count", count)
-        a_args = ["consume", *common, "--count", count, "--progress", pa]
-        if hang:
-            a_args += ["--zero-copy", "--hang-at", kill_at]
-        else:
-            # Killed as soon as the runner sees it pass kill_at; the pause only guarantees it
-            # is still there to be killed when the runner is slow to look.
-            a_args += ["--pause-at", count * 3 // 4]
-        a = session.spawn(dead, *a_args, label="dead")
-        if hang:
-            session.wait_for("consumer to hang on a peeked message",
-                             lambda: session.progress(pa)["hang"], 60, watch=[a])
-        else:
-            session.wait_for("consumer to pass message %d" % kill_at,
-                             lambda: session.progress(pa)["done"] >= kill_at, 60, watch=[a])
-        a.sigkill()
+        kill_victim(session, dead, "consume", common, count, hang, kill_at, pa, "on a peeked message", [])
         st = session.stat(name)
         if st["consumer_alive"] != 0:
             raise InteropError("after the kill: %s" % st)

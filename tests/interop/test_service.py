@@ -8,7 +8,7 @@ import random
 import pytest
 
 import harness
-from harness import LANGS, InteropError, SvcProc, record
+from harness import LANGS, InteropError, SvcProc, run_checked
 
 PAIRS = [(s, c) for s in LANGS for c in LANGS]
 CROSS = [(a, b) for a in LANGS for b in LANGS if a != b]
@@ -54,15 +54,6 @@ def check_server(res, expect_byes):
     elif res.get("byes") != expect_byes:
         problems.append("server saw %s byes, expected %d" % (res.get("byes"), expect_byes))
     return problems
-
-
-def run_checked(scenario, rowname, fn):
-    try:
-        res, note = fn()
-    except BaseException as e:
-        record(scenario, rowname, False, note=(str(e) or type(e).__name__).splitlines()[0][:80])
-        raise
-    record(scenario, rowname, True, res, note=note)
 
 
 @pytest.mark.parametrize("srv,cli", PAIRS, ids=["%s-serves-%s" % sc for sc in PAIRS])

@@ -13,20 +13,12 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "peer_common.h"
 #include "shm_channel.h"
 
 /* ---- message definition (README.md, "Messages") --------------------------------------- */
 
-#define GOLDEN 0x9E3779B97F4A7C15ull
-#define POOL_SEED_XOR 0x6A09E667F3BCC909ull
 #define POOL_SPAN 65536u
-
-static uint64_t mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 struct gen {
     uint64_t seed, max_size, fixed; /* fixed: UINT64_MAX when sizes are random */
@@ -69,22 +61,6 @@ static void gen_init(struct gen *g, uint64_t seed, uint64_t max_size, uint64_t f
         uint64_t w = mix(ps + (k + 1) * GOLDEN);
         memcpy(g->pool + 8 * k, &w, 8); /* little-endian host (the library requires it) */
     }
-}
-
-static uint32_t adler32(const uint8_t *p, uint64_t n)
-{
-    uint32_t a = 1, b = 0;
-    while (n) {
-        uint64_t k = n < 5552 ? n : 5552;
-        n -= k;
-        while (k--) {
-            a += *p++;
-            b += a;
-        }
-        a %= 65521;
-        b %= 65521;
-    }
-    return (b << 16) | a;
 }
 
 /* Write message i (size n = msg_size(i)) into dst. */

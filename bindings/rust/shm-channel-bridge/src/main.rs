@@ -200,6 +200,29 @@ struct Counters {
 
 type AllCounters = [(String, &'static str, Arc<Counters>)];
 
+/// What every exporter and importer thread (stream, topic, service) is given: the Zenoh
+/// session, the local name, the arguments, its counters and the process-wide stop flag.
+struct Job {
+    session: zenoh::Session,
+    name: String,
+    a: Arc<Args>,
+    c: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Job {
+    /// The Zenoh key of this name: `<prefix>/<name>`, then `/<kind>` ("topic", "svc"; a
+    /// stream's is the bare name).
+    fn key(&self, kind: &str) -> String {
+        let base = format!("{}/{}", self.a.prefix, self.name);
+        if kind.is_empty() {
+            base
+        } else {
+            format!("{base}/{kind}")
+        }
+    }
+}
+
 fn counters_json(name: &str, role: &str, c: &Counters) -> String {
     let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
     format!(
@@ -280,6 +303,33 @@ fn write_status(path: &Path, all: &AllCounters, p: &PeerWatch, a: &Args) {
     write_atomic(path, s);
 }
 
+// ---- the spool and the journal: append-only files headed by a magic and the ring identity --
+
+/// Reads `path` (nothing if it is absent): its bytes, and the ring identity (2 x u64) its
+/// header holds if the header starts with `magic`.
+fn read_headed(path: &Path, magic: &[u8; 8]) -> BoxResult<(Vec<u8>, Option<(u64, u64)>)> {
+    let mut data = Vec::new();
+    if let Ok(mut f) = File::open(path) {
+        f.read_to_end(&mut data)?;
+    }
+    let ident = (data.len() >= 24 && &data[..8] == magic).then(|| (u64_at(&data, 8), u64_at(&data, 16)));
+    Ok((data, ident))
+}
+
+/// Replaces `path` atomically (a temporary file renamed over it) by the header (`magic`,
+/// `ident`) and `body`; returns it opened for appending, and its size.
+fn rewrite_headed(path: &Path, magic: &[u8; 8], ident: (u64, u64), body: &[u8]) -> BoxResult<(File, u64)> {
+    let tmp = path.with_extension("tmp");
+    let mut buf = Vec::with_capacity(24 + body.len());
+    buf.extend_from_slice(magic);
+    buf.extend_from_slice(&ident.0.to_le_bytes());
+    buf.extend_from_slice(&ident.1.to_le_bytes());
+    buf.extend_from_slice(body);
+    fs::write(&tmp, &buf)?;
+    fs::rename(&tmp, path)?;
+    Ok((FsOpen::new().append(true).open(path)?, buf.len() as u64))
+}
+
 // ---- exporter spool ---------------------------------------------------------------------
 
 const SPOOL_MAGIC: &[u8; 8] = b"SHMBSPL1";
@@ -305,15 +355,10 @@ struct Spool {
 impl Spool {
     /// Opens or creates the spool; returns it with its records and the ring identity it holds.
     fn open(path: PathBuf) -> BoxResult<(Spool, Vec<Entry>, Option<(u64, u64)>)> {
-        let mut data = Vec::new();
-        if let Ok(mut f) = File::open(&path) {
-            f.read_to_end(&mut data)?;
-        }
+        let (data, ident) = read_headed(&path, SPOOL_MAGIC)?;
         let mut entries = Vec::new();
-        let mut ident = None;
         let mut valid = 0usize;
-        if data.len() >= 24 && &data[..8] == SPOOL_MAGIC {
-            ident = Some((u64_at(&data, 8), u64_at(&data, 16)));
+        if ident.is_some() {
             let mut at = 24;
             valid = 24;
             while at + 24 <= data.len() {
@@ -356,21 +401,14 @@ impl Spool {
 
     /// Rewrites the spool as header + `keep` + mark (last seq, ring position), atomically (rename).
     fn rewrite(&mut self, ident: (u64, u64), mark: &Entry, keep: &VecDeque<Entry>) -> BoxResult<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut buf = Vec::new();
-        buf.extend_from_slice(SPOOL_MAGIC);
-        buf.extend_from_slice(&ident.0.to_le_bytes());
-        buf.extend_from_slice(&ident.1.to_le_bytes());
+        let mut body = Vec::new();
         for e in keep {
-            buf.extend_from_slice(&Self::record(e));
+            body.extend_from_slice(&Self::record(e));
         }
         // The mark goes last: its end is the ring position now (the kept records' ends may
         // belong to a ring that was since recreated).
-        buf.extend_from_slice(&Self::record(mark));
-        fs::write(&tmp, &buf)?;
-        fs::rename(&tmp, &self.path)?;
-        self.file = FsOpen::new().append(true).open(&self.path)?;
-        self.size = buf.len() as u64;
+        body.extend_from_slice(&Self::record(mark));
+        (self.file, self.size) = rewrite_headed(&self.path, SPOOL_MAGIC, ident, &body)?;
         Ok(())
     }
 }
@@ -404,13 +442,9 @@ struct AckState {
     changed: Instant,
 }
 
-fn exporter(
-    session: zenoh::Session,
-    name: String,
-    a: Arc<Args>,
-    c: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) -> BoxResult<()> {
+fn exporter(job: Job) -> BoxResult<()> {
+    let key = job.key("");
+    let Job { session, name, a, c, stop } = job;
     let _active = Active(true);
     let (mut spool, entries, old_ident) =
         Spool::open(a.state_dir.join(format!("bridge-export-{name}.spool")))?;
@@ -484,7 +518,6 @@ fn exporter(
         ));
     }
 
-    let key = format!("{}/{name}", a.prefix);
     let publisher = session
         .declare_publisher(format!("{key}/data"))
         .congestion_control(CongestionControl::Block)
@@ -679,14 +712,9 @@ struct Journal {
 
 impl Journal {
     fn open(path: PathBuf) -> BoxResult<(Journal, Vec<(u64, u64)>, Option<(u64, u64)>)> {
-        let mut data = Vec::new();
-        if let Ok(mut f) = File::open(&path) {
-            f.read_to_end(&mut data)?;
-        }
+        let (data, ident) = read_headed(&path, JOURNAL_MAGIC)?;
         let mut ents = Vec::new();
-        let mut ident = None;
-        if data.len() >= 24 && &data[..8] == JOURNAL_MAGIC {
-            ident = Some((u64_at(&data, 8), u64_at(&data, 16)));
+        if ident.is_some() {
             let mut at = 24;
             while at + 16 <= data.len() {
                 ents.push((u64_at(&data, at), u64_at(&data, at + 8)));
@@ -707,19 +735,12 @@ impl Journal {
     }
 
     fn rewrite(&mut self, ident: (u64, u64), last: Option<(u64, u64)>) -> BoxResult<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut buf = Vec::new();
-        buf.extend_from_slice(JOURNAL_MAGIC);
-        buf.extend_from_slice(&ident.0.to_le_bytes());
-        buf.extend_from_slice(&ident.1.to_le_bytes());
+        let mut body = Vec::new();
         if let Some((s, e)) = last {
-            buf.extend_from_slice(&s.to_le_bytes());
-            buf.extend_from_slice(&e.to_le_bytes());
+            body.extend_from_slice(&s.to_le_bytes());
+            body.extend_from_slice(&e.to_le_bytes());
         }
-        fs::write(&tmp, &buf)?;
-        fs::rename(&tmp, &self.path)?;
-        self.file = FsOpen::new().append(true).open(&self.path)?;
-        self.size = buf.len() as u64;
+        (self.file, self.size) = rewrite_headed(&self.path, JOURNAL_MAGIC, ident, &body)?;
         Ok(())
     }
 }
@@ -737,13 +758,9 @@ impl Drop for NoClose {
     }
 }
 
-fn importer(
-    session: zenoh::Session,
-    name: String,
-    a: Arc<Args>,
-    c: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) -> BoxResult<()> {
+fn importer(job: Job) -> BoxResult<()> {
+    let key = job.key("");
+    let Job { session, name, a, c, stop } = job;
     let mut tx = NoClose(Some(match OpenOptions::new().producer(&name) {
         Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             OpenOptions::new().create(true).capacity(a.capacity).producer(&name)?
@@ -782,7 +799,6 @@ fn importer(
         let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
         (t ^ ((std::process::id() as u64) << 32)) | 1
     };
-    let key = format!("{}/{name}", a.prefix);
     let shared_next = Arc::new(AtomicU64::new(next));
     let ack_pub = session.declare_publisher(format!("{key}/ack")).wait()?;
     let busy = Arc::new(AtomicBool::new(false));
@@ -1045,15 +1061,16 @@ fn main() {
             }
             let c = Arc::new(Counters::default());
             all.push((name.clone(), role, c.clone()));
-            let (s, n, a2, st) = (session.clone(), name.clone(), a.clone(), stop.clone());
+            let (n, st) = (name.clone(), stop.clone());
+            let job = Job { session: session.clone(), name: name.clone(), a: a.clone(), c, stop: stop.clone() };
             threads.push(thread::spawn(move || {
                 let r = match role {
-                    "export" => exporter(s, n.clone(), a2, c, st.clone()),
-                    "import" => importer(s, n.clone(), a2, c, st.clone()),
-                    "export-topic" => topic::exporter(s, n.clone(), a2, c, st.clone()),
-                    "import-topic" => topic::importer(s, n.clone(), a2, c, st.clone()),
-                    "export-service" => service::exporter(s, n.clone(), a2, c, st.clone()),
-                    _ => service::importer(s, n.clone(), a2, c, st.clone()),
+                    "export" => exporter(job),
+                    "import" => importer(job),
+                    "export-topic" => topic::exporter(job),
+                    "import-topic" => topic::importer(job),
+                    "export-service" => service::exporter(job),
+                    _ => service::importer(job),
                 };
                 if let Err(e) = r {
                     log(&format!("{role} {n}: fatal: {e}"));

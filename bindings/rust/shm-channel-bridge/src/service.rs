@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use shm_channel::{Client, Error as ShmError, ServiceOptions, ServiceStats};
 use zenoh::Wait;
 
-use crate::{log, u64_at, Args, BoxResult, Counters};
+use crate::{log, u64_at, Args, BoxResult, Counters, Job};
 
 const WORKERS: usize = 4;
 const STATE_LEN: usize = 32;
@@ -137,15 +137,10 @@ fn open_client(name: &str, stop: &AtomicBool) -> BoxResult<Option<Client>> {
 
 /// Remote clients -> the local server: a Zenoh queryable served by `WORKERS` local clients
 /// (one request in flight each), and the server's state every 100 ms.
-pub(crate) fn exporter(
-    session: zenoh::Session,
-    name: String,
-    a: Arc<Args>,
-    c: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) -> BoxResult<()> {
+pub(crate) fn exporter(job: Job) -> BoxResult<()> {
+    let key = job.key("svc");
+    let Job { session, name, a, c, stop } = job;
     let Some(watch) = open_client(&name, &stop)? else { return Ok(()) };
-    let key = format!("{}/{name}/svc", a.prefix);
     let (qtx, qrx) = mpsc::channel::<zenoh::query::Query>();
     let qrx = Arc::new(Mutex::new(qrx));
     let _queryable = session
@@ -362,14 +357,9 @@ fn start_proxy(
 }
 
 /// A local service whose server is this bridge, mirroring the remote server's life.
-pub(crate) fn importer(
-    session: zenoh::Session,
-    name: String,
-    a: Arc<Args>,
-    c: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) -> BoxResult<()> {
-    let key = format!("{}/{name}/svc", a.prefix);
+pub(crate) fn importer(job: Job) -> BoxResult<()> {
+    let key = job.key("svc");
+    let Job { session, name, a, c, stop } = job;
     let (stx, srx) = mpsc::channel::<Event>();
     let stx2 = stx.clone();
     let _sub = session

@@ -19,8 +19,7 @@
 //! query the exporter answers): depth | max_payload | tag length | tag, as above; the importer
 //! asks it at start and creates its local topic with them before any message comes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,7 +27,7 @@ use shm_channel::{Error as ShmError, Publisher, Subscriber, TopicOptions};
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
-use crate::{log, u64_at, Args, BoxResult, Counters};
+use crate::{log, u64_at, BoxResult, Job};
 
 const KIND_MSG: u8 = 0;
 const KIND_END: u8 = 1;
@@ -72,13 +71,9 @@ fn open_publisher(name: &str, depth: u32, max: u32, tag: &str) -> BoxResult<Publ
 
 /// Local subscriber -> Zenoh. Waits for the topic to exist; forwards until its publisher
 /// closes (end of stream, forwarded) or `stop`.
-pub(crate) fn exporter(
-    session: zenoh::Session,
-    name: String,
-    a: Arc<Args>,
-    c: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) -> BoxResult<()> {
+pub(crate) fn exporter(job: Job) -> BoxResult<()> {
+    let key = job.key("topic");
+    let Job { session, name, a, c, stop } = job;
     let mut sub: Subscriber = loop {
         match TopicOptions::new().subscriber::<[u8]>(&name) {
             Ok(s) => break s,
@@ -94,7 +89,6 @@ pub(crate) fn exporter(
     sub.set_timeout(Some(Duration::from_millis(100)));
     let (depth, max_payload, tag) = (sub.depth(), sub.max_payload() as u32, sub.type_tag().to_owned());
     log(&format!("export-topic {name}: subscribed (depth {depth}, max {max_payload} B, type {tag:?})"));
-    let key = format!("{}/{name}/topic", a.prefix);
     // The topic's parameters, for an importer that creates its local topic before any message.
     let info = params(depth, max_payload, &tag);
     let _info = session
@@ -145,22 +139,17 @@ pub(crate) fn exporter(
 
 /// Zenoh -> local publisher. The publisher is opened (the topic created if absent) with the
 /// parameters of the first message; an end of stream closes it and ends this side.
-pub(crate) fn importer(
-    session: zenoh::Session,
-    name: String,
-    a: Arc<Args>,
-    c: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) -> BoxResult<()> {
-    let key = format!("{}/{name}/topic", a.prefix);
+pub(crate) fn importer(job: Job) -> BoxResult<()> {
+    let key = job.key("topic");
+    let Job { session, name, c, stop, .. } = job;
     let sub = session
-        .declare_subscriber(key)
+        .declare_subscriber(&key)
         .with(zenoh::handlers::FifoChannel::new(1024))
         .wait()?;
     // Create the local topic before the first message, with the exporter's parameters, so
     // that local subscribers can attach first (and a subscriber of another type is refused).
     let mut publ: Option<Publisher> = None;
-    let info_key = format!("{}/{name}/topic/info", a.prefix);
+    let info_key = format!("{key}/info");
     let mut asked = Instant::now() - Duration::from_secs(1);
     let (mut sid, mut next) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
