@@ -285,15 +285,16 @@ static inline int shm__ring_write(const struct shm__ring *r, struct shm__ring_pr
     shm__ring_prefetch(r, p, total);
     shm__ring_put_message_header(r, wpos, len);
     p->wpos = wpos + total;
-    /* Straight to the header: the pending counters are zero between calls (every commit is
-     * published before its call returns). */
+    if (len)
+        memcpy(r->data + off + SHM__RECORD_HEADER, data, len);
+    /* The counters straight to the header (the pending ones are zero between calls: every
+     * commit is published before its call returns), right before the position: the three
+     * stores share one line, which the consumer polls, and stores made together take it
+     * over once. */
     struct shm__header *h = r->hdr;
     shm__counter_add(&h->msgs_written, 1);
     shm__counter_add(&h->bytes_written, len);
-    if (len)
-        memcpy(r->data + off + SHM__RECORD_HEADER, data, len);
-    /* After the copy, from the handle again (nothing else kept across the call). */
-    return shm__ring_store_write_pos(r->hdr, p->hs, p->wpos);
+    return shm__ring_store_write_pos(h, p->hs, p->wpos);
 }
 
 /* As shm__ring_write, for the consumer: the next message into `buf` (at most `cap` bytes),
@@ -320,12 +321,12 @@ static inline int shm__ring_read(const struct shm__ring *r, struct shm__ring_con
         return SHM__RING_SLOW;
     *len = rlen;
     c->rpos = rpos + total;
-    struct shm__header *h = r->hdr;
-    shm__counter_add(&h->msgs_read, 1); /* pending counters: zero between calls */
-    shm__counter_add(&h->bytes_read, rlen);
     if (rlen)
         memcpy(buf, rec + SHM__RECORD_HEADER, rlen);
-    return shm__ring_store_read_pos(r->hdr, c->hs, c->rpos);
+    struct shm__header *h = r->hdr;
+    shm__counter_add(&h->msgs_read, 1); /* as in shm__ring_write */
+    shm__counter_add(&h->bytes_read, rlen);
+    return shm__ring_store_read_pos(h, c->hs, c->rpos);
 }
 
 #endif
