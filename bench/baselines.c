@@ -312,10 +312,11 @@ static int spsc_rtt_side(struct bench_run *run, int ping)
     memset(msg, 0x5a, run->size + 64);
     bench_mark(run, 1);
     int rc = bench_await(run, 1);
-    uint64_t total = run->warmup + run->count, bad = 0;
-    for (uint64_t i = 0; rc == 0 && i < total; i++) {
+    uint64_t bad = 0;
+    for (uint64_t i = 0; rc == 0 && i < bench_rtt_total(run); i++) {
         if (ping) {
             uint64_t t0 = bench_now_ns();
+            bench_rtt_ping_check(run, i, t0);
             bench_stamp(msg, run->size, i);
             spsc_send(&out, msg, run->size, 0);
             uint64_t n = spsc_recv(&in, buf, 0);
@@ -375,14 +376,14 @@ static int cl_side(struct bench_run *run, int ping, int one_line)
     uint64_t *from = one_line ? &pp->ping : ping ? &pp->pong : &pp->ping;
     bench_mark(run, 1);
     int rc = bench_await(run, 1);
-    uint64_t total = run->warmup + run->count;
     /* One line: ping writes 2i+1 and waits for 2i+2; pong waits for 2i+1, writes 2i+2.
      * Two lines: ping writes i+1 to its line and waits for i+1 on the other. */
-    for (uint64_t i = 0; rc == 0 && i < total; i++) {
+    for (uint64_t i = 0; rc == 0 && i < bench_rtt_total(run); i++) {
         uint64_t go = one_line ? 2 * i + 1 : i + 1;
         uint64_t back = one_line ? 2 * i + 2 : i + 1;
         if (ping) {
             uint64_t t0 = bench_now_ns();
+            bench_rtt_ping_check(run, i, t0);
             STORE_REL(to, go);
             while (LOAD_ACQ(from) != back)
                 ;

@@ -137,6 +137,17 @@ static void note_run(struct cfg *c, const struct result *r, const struct bench_r
                 (unsigned long long)run->info[4], (unsigned long long)run->info[5]);
 }
 
+/* What the watchdog names if this run hangs: the case, the size, which run. */
+static void describe_run(struct bench_run *run, const char *what, const struct result *r)
+{
+    if (r->count)
+        snprintf(run->what, sizeof run->what, "%s %s %llu B, run %d", what, r->t->id,
+                 (unsigned long long)r->size, r->n + 1);
+    else
+        snprintf(run->what, sizeof run->what, "%s %s %llu B, calibration", what, r->t->id,
+                 (unsigned long long)r->size);
+}
+
 /* One measured run of a throughput/local transport: msgs/s into *rate. */
 static int run_tp(struct cfg *c, struct result *r, uint64_t count, double *rate)
 {
@@ -151,6 +162,7 @@ static int run_tp(struct cfg *c, struct result *r, uint64_t count, double *rate)
     if (run.warmup < 16)
         run.warmup = 16;
     snprintf(run.name, sizeof run.name, "shmcb-%d-%u", (int)getpid(), c->uniq++);
+    describe_run(&run, "throughput", r);
     unsigned watchdog = 60 + (unsigned)(c->rep_s * 20);
     if (bench_run_once(r->t, &run, watchdog) != 0) {
         snprintf(r->err, sizeof r->err, "%s", run.err);
@@ -179,11 +191,27 @@ static int run_rtt(struct cfg *c, struct result *r, uint64_t count, double out[5
         return -1;
     }
     snprintf(run.name, sizeof run.name, "shmcb-%d-%u", (int)getpid(), c->uniq++);
+    describe_run(&run, "round trip", r);
+    /* A time budget (bench.h, bench_rtt_total): a loaded machine can make each hand-off
+     * wait for a CPU; the run then ends early with the samples it has. */
+    run.rtt_budget_ns = (uint64_t)((c->rep_s * 20 + 2) * 1e9);
     unsigned watchdog = 60 + (unsigned)(c->rep_s * 20);
     if (bench_run_once(r->t, &run, watchdog) != 0) {
         snprintf(r->err, sizeof r->err, "%s", run.err);
         free(run.samples);
         return -1;
+    }
+    if (run.rtt_done < run.warmup + count) {
+        uint64_t got = run.rtt_done > run.warmup ? run.rtt_done - run.warmup : 0;
+        fprintf(stderr, "  %s: time budget spent after %llu of %llu round trips (loaded?)\n",
+                r->t->id, (unsigned long long)got, (unsigned long long)count);
+        if (got < 10) {
+            snprintf(r->err, sizeof r->err, "fewer than 10 round trips in %.0f s",
+                     (double)run.rtt_budget_ns / 1e9);
+            free(run.samples);
+            return -1;
+        }
+        count = got;
     }
     double sum = 0;
     for (uint64_t i = 0; i < count; i++)

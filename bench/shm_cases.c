@@ -299,10 +299,10 @@ static int rtt_side(struct bench_run *run, int ping, int zerocopy, int blocking)
     bench_mark(run, 1);
     if (bench_await(run, 1))
         goto out;
-    uint64_t total = run->warmup + run->count;
-    for (uint64_t i = 0; i < total; i++) {
+    for (uint64_t i = 0; i < bench_rtt_total(run); i++) {
         uint64_t t0 = ping ? bench_now_ns() : 0;
         if (ping) {
+            bench_rtt_ping_check(run, i, t0);
             bench_stamp(msg, run->size, i);
             if (zerocopy) {
                 void *p;
