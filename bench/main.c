@@ -441,6 +441,7 @@ int main(int argc, char **argv)
         add(res, &nres, &bench_cacheline, 64, cap, NULL);
         add(res, &nres, &bench_cacheline1, 64, cap, "cacheline");
         add(res, &nres, &bench_spsc_rtt, 64, cap, "cacheline");
+        add(res, &nres, &bench_spsc_hdr_rtt, 64, cap, "cacheline");
         add(res, &nres, &bench_pipe_rtt, 64, cap, "cacheline");
         add(res, &nres, &bench_unix_rtt, 64, cap, "cacheline");
         if (has_id(c.only, "shm_spin"))
