@@ -84,6 +84,11 @@ extern const struct bench_transport *const bench_bcast_pub_cases[];
 /* Compat (kind 3) cases, in compat_cases.c; their baselines are shm_copy / shm_zerocopy. */
 extern const struct bench_transport bench_compat_copy, bench_compat_zerocopy;
 
+/* One-process loops for instruction counts (bench/callgrind.sh, `--inproc`): n messages of
+ * `size` bytes written and read back in turn; the number of bad messages. */
+uint64_t bench_spsc_inproc(uint64_t n, uint64_t size);
+uint64_t bench_shm_inproc(uint64_t n, uint64_t size);
+
 /* ---- helpers for transports ---- */
 
 uint64_t bench_now_ns(void);

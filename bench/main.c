@@ -304,6 +304,14 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof default_sizes / sizeof default_sizes[0]; i++)
         sizes[nsizes++] = default_sizes[i];
 
+    /* --inproc spsc_ring|shm_copy N: the one-process loop of bench/callgrind.sh, alone. */
+    if (argc == 4 && !strcmp(argv[1], "--inproc")) {
+        uint64_t n = strtoull(argv[3], NULL, 0);
+        uint64_t bad = !strcmp(argv[2], "spsc_ring")  ? bench_spsc_inproc(n, 64)
+                       : !strcmp(argv[2], "shm_copy") ? bench_shm_inproc(n, 64)
+                                                      : 1;
+        return bad ? 1 : 0;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
