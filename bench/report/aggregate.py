@@ -267,8 +267,9 @@ NOTES = {
         "is now 1.04-1.13x the ring's, paired). Each look of a spin is also paced by a pause "
         "(about 55 ns on an AMD EPYC guest), which looking without it does not win back (the "
         "exit from an unpaused spin is slower, measured for both). A receiver that polls the "
-        "record header itself meets it: the bench's prototype spsc_hdr measures 1.24-1.47x the "
-        "floor where the ring measures 1.53-1.71x; it needs a layout change (proposed in "
+        "record header itself does better: the bench's prototype spsc_hdr measures 1.24-1.62x the "
+        "floor where the ring measures 1.53-1.85x (0.80-0.96x the ring's round trip, every run); "
+        "it needs a layout change (proposed in "
         "bench/README.md). On a loaded machine a preempted spinner dominates the median."
     ),
     "ice": (
