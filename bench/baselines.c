@@ -7,6 +7,8 @@
  *  - spsc_fenced: the same ring plus the check shm_channel's wake protocol needs after every
  *                 publish and release (full fence, then load the peer's "waiting" flag; never
  *                 set here): what supporting sleeping peers costs a bare ring;
+ *  - spsc_hdr:    round trip only, a prototype: the same ring with the receiver polling the
+ *                 record header instead of the position (what a layout change would buy);
  *  - cacheline:   a bare cache-line ping-pong between two processes (round-trip floor). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -289,6 +291,38 @@ const struct bench_transport bench_spsc_fenced = {
     .produce = spsc_fenced_produce, .consume = spsc_fenced_consume,
 };
 
+/* One process, for instruction counts (bench/callgrind.sh): n messages of `size` bytes
+ * written and read back in turn through one ring in private memory. Returns the number of
+ * bad messages. noipa: callgrind counts inside this function, and `size` stays a variable
+ * (as in the two-process loops: no copy specialised for 64 bytes). */
+__attribute__((noipa)) uint64_t bench_spsc_inproc(uint64_t n, uint64_t size)
+{
+    uint64_t cap = 1u << 20, bad = 0;
+    uint8_t *base = aligned_alloc(4096, SPSC_DATA_OFF + cap);
+    uint8_t *msg = aligned_alloc(64, size + 64), *buf = aligned_alloc(64, size + 64);
+    if (!base || !msg || !buf) {
+        free(base);
+        free(msg);
+        free(buf);
+        return n ? n : 1;
+    }
+    memset(base, 0, SPSC_DATA_OFF + cap);
+    memset(msg, 0x5a, size + 64);
+    struct spsc p, c;
+    spsc_bind(&p, base, cap);
+    spsc_bind(&c, base, cap);
+    for (uint64_t i = 0; i < n; i++) {
+        bench_stamp(msg, size, i);
+        spsc_send(&p, msg, size, 0);
+        uint64_t got = spsc_recv(&c, buf, 0);
+        bad += got != size || !bench_check(buf, got, i);
+    }
+    free(base);
+    free(msg);
+    free(buf);
+    return bad;
+}
+
 /* Round trip over two SPSC rings: ring 0 carries ping -> pong, ring 1 pong -> ping. */
 static int spsc_rtt_setup(struct bench_run *run)
 {
@@ -312,10 +346,11 @@ static int spsc_rtt_side(struct bench_run *run, int ping)
     memset(msg, 0x5a, run->size + 64);
     bench_mark(run, 1);
     int rc = bench_await(run, 1);
-    uint64_t total = run->warmup + run->count, bad = 0;
-    for (uint64_t i = 0; rc == 0 && i < total; i++) {
+    uint64_t bad = 0;
+    for (uint64_t i = 0; rc == 0 && i < bench_rtt_total(run); i++) {
         if (ping) {
             uint64_t t0 = bench_now_ns();
+            bench_rtt_ping_check(run, i, t0);
             bench_stamp(msg, run->size, i);
             spsc_send(&out, msg, run->size, 0);
             uint64_t n = spsc_recv(&in, buf, 0);
@@ -352,6 +387,111 @@ const struct bench_transport bench_spsc_rtt = {
     .ping = spsc_ping, .pong = spsc_pong,
 };
 
+/* ---- prototype: the receiver polls the record header -------------------------------- */
+
+/* What a layout that lets the consumer poll the record header itself would buy (report of
+ * session 5, "Proposal"): the same ring and record format, but the producer stores each
+ * header LAST, with release, after its payload and after zeroing the header slot that follows
+ * the record (free space: room for the record and 8 more bytes is checked), so that the word at
+ * the consumer's position is either 0 (nothing yet) or a complete record; the consumer polls
+ * that word, in the record's own line, instead of write_pos in another line. write_pos is not
+ * used at all here; read_pos is stored per message as in spsc_ring. Round trip only. */
+static inline void hdr_send(struct spsc *q, const void *msg, uint64_t len)
+{
+    uint64_t need = rec_size(len);
+    if (q->pos + need + 8 - q->peer > q->cap) {
+        while ((q->peer = LOAD_ACQ(&q->h->read_pos)) + q->cap < q->pos + need + 8)
+            spsc_relax();
+    }
+    uint64_t off = q->pos & q->mask;
+    uint64_t poff = (off + 8) & q->mask;
+    uint64_t first = q->cap - poff < len ? q->cap - poff : len;
+    memcpy(q->data + poff, msg, first);
+    if (first < len)
+        memcpy(q->data, (const uint8_t *)msg + first, len - first);
+    __atomic_store_n((uint64_t *)(void *)(q->data + ((q->pos + need) & q->mask)), 0,
+                     __ATOMIC_RELAXED);
+    /* Release: the payload and the zeroed next slot before the header. A zero-length
+     * message would need a non-zero header word: the length is stored plus one. */
+    __atomic_store_n((uint64_t *)(void *)(q->data + off), len + 1, __ATOMIC_RELEASE);
+    q->pos += need;
+}
+
+static inline uint64_t hdr_recv(struct spsc *q, void *buf)
+{
+    uint64_t off = q->pos & q->mask;
+    const uint64_t *hp = (const uint64_t *)(const void *)(q->data + off);
+    uint64_t word;
+    while ((word = __atomic_load_n(hp, __ATOMIC_ACQUIRE)) == 0)
+        spsc_relax();
+    uint64_t len = word - 1;
+    uint64_t poff = (off + 8) & q->mask;
+    uint64_t first = q->cap - poff < len ? q->cap - poff : len;
+    memcpy(buf, q->data + poff, first);
+    if (first < len)
+        memcpy((uint8_t *)buf + first, q->data, len - first);
+    q->pos += rec_size(len);
+    STORE_REL(&q->h->read_pos, q->pos);
+    return len;
+}
+
+static int hdr_rtt_side(struct bench_run *run, int ping)
+{
+    struct spsc out, in;
+    uint8_t *b0 = run->shared, *b1 = b0 + SPSC_DATA_OFF + run->capacity;
+    spsc_bind(&out, ping ? b0 : b1, run->capacity);
+    spsc_bind(&in, ping ? b1 : b0, run->capacity);
+    uint8_t *msg = aligned_alloc(64, run->size + 64);
+    uint8_t *buf = aligned_alloc(64, run->size + 64);
+    if (!msg || !buf) {
+        free(msg);
+        free(buf);
+        return bench_fail(run, "out of memory");
+    }
+    memset(msg, 0x5a, run->size + 64);
+    bench_mark(run, 1);
+    int rc = bench_await(run, 1);
+    uint64_t bad = 0;
+    for (uint64_t i = 0; rc == 0 && i < bench_rtt_total(run); i++) {
+        if (ping) {
+            uint64_t t0 = bench_now_ns();
+            bench_rtt_ping_check(run, i, t0);
+            bench_stamp(msg, run->size, i);
+            hdr_send(&out, msg, run->size);
+            uint64_t n = hdr_recv(&in, buf);
+            uint64_t t1 = bench_now_ns();
+            bad += n != run->size || !bench_check(buf, n, i);
+            if (i >= run->warmup)
+                run->samples[i - run->warmup] = t1 - t0;
+        } else {
+            uint64_t n = hdr_recv(&in, buf);
+            bad += n != run->size || !bench_check(buf, n, i);
+            hdr_send(&out, buf, n);
+        }
+    }
+    free(msg);
+    free(buf);
+    if (bad)
+        return bench_fail(run, "spsc_hdr: %llu bad messages", (unsigned long long)bad);
+    return rc;
+}
+
+static int hdr_ping(struct bench_run *run)
+{
+    return hdr_rtt_side(run, 1);
+}
+
+static int hdr_pong(struct bench_run *run)
+{
+    return hdr_rtt_side(run, 0);
+}
+
+const struct bench_transport bench_spsc_hdr_rtt = {
+    .id = "spsc_hdr", .label = "spsc_ring, header polled (proto)", .group = "baseline",
+    .kind = BENCH_ROUNDTRIP, .setup = spsc_rtt_setup, .teardown = spsc_teardown,
+    .ping = hdr_ping, .pong = hdr_pong,
+};
+
 /* ---- bare cache-line ping-pong ----------------------------------------------------- */
 
 /* Two-line variant: each side writes its own line (as a channel pair does).
@@ -375,14 +515,14 @@ static int cl_side(struct bench_run *run, int ping, int one_line)
     uint64_t *from = one_line ? &pp->ping : ping ? &pp->pong : &pp->ping;
     bench_mark(run, 1);
     int rc = bench_await(run, 1);
-    uint64_t total = run->warmup + run->count;
     /* One line: ping writes 2i+1 and waits for 2i+2; pong waits for 2i+1, writes 2i+2.
      * Two lines: ping writes i+1 to its line and waits for i+1 on the other. */
-    for (uint64_t i = 0; rc == 0 && i < total; i++) {
+    for (uint64_t i = 0; rc == 0 && i < bench_rtt_total(run); i++) {
         uint64_t go = one_line ? 2 * i + 1 : i + 1;
         uint64_t back = one_line ? 2 * i + 2 : i + 1;
         if (ping) {
             uint64_t t0 = bench_now_ns();
+            bench_rtt_ping_check(run, i, t0);
             STORE_REL(to, go);
             while (LOAD_ACQ(from) != back)
                 ;

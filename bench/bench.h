@@ -24,6 +24,9 @@ struct bench_ctl {
     _Alignas(64) volatile uint64_t t_start;  /* CLOCK_MONOTONIC ns, written by the producer */
     _Alignas(64) volatile uint64_t t_end;    /* written by the consumer */
     _Alignas(64) volatile int abort;         /* set by a side that failed */
+    /* Round trips: how many this run makes (warm-up included). Set before fork; the ping
+     * lowers it once the run's time budget is spent (bench_rtt_ping_check). */
+    _Alignas(64) volatile uint64_t rtt_total;
     uint64_t info[6];                        /* transport's notes (shm: stat counters) */
     char child_msg[256];
 };
@@ -47,6 +50,10 @@ struct bench_run {
                           full_events, empty_events, producer_sleeps, consumer_sleeps,
                           producer_wakes, consumer_wakes as the consumer saw them */
     char err[256];     /* why a side failed (parent's own) */
+    uint64_t rtt_budget_ns; /* round trips: the run stops early after this long (0: never) */
+    uint64_t rtt_deadline;  /* the ping's: CLOCK_MONOTONIC ns, set at its first round trip */
+    uint64_t rtt_done;      /* round trips made (warm-up included), copied after the run */
+    char what[96];          /* "<case id> <size> B, <calibration | run k>", for the watchdog */
 };
 
 struct bench_transport {
@@ -65,7 +72,7 @@ struct bench_transport {
 
 /* Transports, defined in baselines.c and shm_cases.c. */
 extern const struct bench_transport bench_memcpy, bench_memcpy_ring, bench_spsc_ring,
-    bench_spsc_fenced, bench_cacheline, bench_cacheline1, bench_spsc_rtt, bench_shm_copy, bench_shm_copy_fenced,
+    bench_spsc_fenced, bench_cacheline, bench_cacheline1, bench_spsc_rtt, bench_spsc_hdr_rtt, bench_shm_copy, bench_shm_copy_fenced,
     bench_shm_zerocopy,
     bench_shm_batch, bench_shm_rtt_spin, bench_shm_rtt_zc_spin, bench_shm_rtt_block;
 /* Broadcast (kind 2) cases and their own baseline, in bcast_cases.c. */
@@ -76,6 +83,11 @@ extern const struct bench_transport *const bench_bcast_pub_cases[];
 
 /* Compat (kind 3) cases, in compat_cases.c; their baselines are shm_copy / shm_zerocopy. */
 extern const struct bench_transport bench_compat_copy, bench_compat_zerocopy;
+
+/* One-process loops for instruction counts (bench/callgrind.sh, `--inproc`): n messages of
+ * `size` bytes written and read back in turn; the number of bad messages. */
+uint64_t bench_spsc_inproc(uint64_t n, uint64_t size);
+uint64_t bench_shm_inproc(uint64_t n, uint64_t size);
 
 /* ---- helpers for transports ---- */
 
@@ -123,6 +135,26 @@ static inline int bench_check(const void *msg, uint64_t size, uint64_t seq)
     if (size >= 8)
         __builtin_memcpy(&got, msg, 8);
     return got == seq;
+}
+
+/* Round trips: every ping and pong loop runs `for (i = 0; i < bench_rtt_total(run); i++)`,
+ * and the ping calls bench_rtt_ping_check(run, i, now) at the start of each round trip with
+ * the clock it read. Once the run's time budget is spent (a loaded machine where each hand-
+ * off waits for a CPU: a count calibrated at a quiet moment could take hours), the ping
+ * makes round trip i the last: it lowers the total to i + 1 BEFORE it sends message i, so
+ * the pong, which reads the total after it received message i, sees the new value (the
+ * message's hand-off orders the two) and both loops end after round trip i. */
+static inline uint64_t bench_rtt_total(const struct bench_run *run)
+{
+    return __atomic_load_n(&run->ctl->rtt_total, __ATOMIC_ACQUIRE);
+}
+
+static inline void bench_rtt_ping_check(struct bench_run *run, uint64_t i, uint64_t now)
+{
+    if (i == 0)
+        run->rtt_deadline = run->rtt_budget_ns ? now + run->rtt_budget_ns : UINT64_MAX;
+    else if (__builtin_expect(now > run->rtt_deadline, 0))
+        __atomic_store_n(&run->ctl->rtt_total, i + 1, __ATOMIC_RELEASE);
 }
 
 /* Busy-wait hint for the harness's own waits (not for the measured loops). */

@@ -205,10 +205,11 @@ static int ipc_rtt_side(struct bench_run *run, int in, int out, int ping, const 
     memset(msg, 0x5a, run->size + 64);
     bench_mark(run, 1);
     int rc = bench_await(run, 1);
-    uint64_t total = run->warmup + run->count, bad = 0;
-    for (uint64_t i = 0; rc == 0 && i < total; i++) {
+    uint64_t bad = 0;
+    for (uint64_t i = 0; rc == 0 && i < bench_rtt_total(run); i++) {
         if (ping) {
             uint64_t t0 = bench_now_ns();
+            bench_rtt_ping_check(run, i, t0);
             bench_stamp(msg, run->size, i);
             rc = write_all(out, msg, run->size);
             if (rc == 0)

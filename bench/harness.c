@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -173,13 +174,46 @@ int bench_pinned_cpu(int side)
 
 /* ---- running ----------------------------------------------------------------------- */
 
+/* What the watchdog says (async-signal-safe: built before the alarm, phases appended by
+ * hand): which case, size and run hung, and how far each side got (bench_mark phases: 0
+ * before its barrier, 1 in the measured loop, 2-3 the throughput hand-offs). */
+static char watchdog_msg[256];
+static const volatile uint32_t *watchdog_phase;
+
+static size_t put_str(char *dst, size_t at, size_t cap, const char *s)
+{
+    while (*s && at + 1 < cap)
+        dst[at++] = *s++;
+    return at;
+}
+
+static size_t put_u32(char *dst, size_t at, size_t cap, uint32_t v)
+{
+    char tmp[12];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < 11);
+    while (n > 0 && at + 1 < cap)
+        dst[at++] = tmp[--n];
+    return at;
+}
+
 static void on_alarm(int sig)
 {
     (void)sig;
-    static const char msg[] = "shm_channel_bench: a run took too long (watchdog); stopping\n";
     if (child_pid > 0)
         kill(child_pid, SIGKILL);
-    if (write(2, msg, sizeof msg - 1) < 0) {
+    char msg[sizeof watchdog_msg + 64];
+    size_t n = put_str(msg, 0, sizeof msg, watchdog_msg);
+    if (watchdog_phase) {
+        n = put_str(msg, n, sizeof msg, "; phase parent ");
+        n = put_u32(msg, n, sizeof msg, watchdog_phase[0]);
+        n = put_str(msg, n, sizeof msg, ", child ");
+        n = put_u32(msg, n, sizeof msg, watchdog_phase[1]);
+    }
+    n = put_str(msg, n, sizeof msg, "; stopping\n");
+    if (write(2, msg, n) < 0) {
         /* nothing more to do */
     }
     _exit(3);
@@ -203,6 +237,12 @@ int bench_run_once(const struct bench_transport *t, struct bench_run *run, unsig
             snprintf(run->err, sizeof run->err, "setup: %s", strerror(-rc));
         goto out;
     }
+    if (t->kind == BENCH_ROUNDTRIP)
+        run->ctl->rtt_total = run->warmup + run->count;
+    snprintf(watchdog_msg, sizeof watchdog_msg,
+             "shm_channel_bench: watchdog: %s (%s) took over %u s", run->what[0] ? run->what : t->id,
+             t->label, watchdog_s);
+    watchdog_phase = run->ctl->phase;
     signal(SIGALRM, on_alarm);
     alarm(watchdog_s);
     if (t->kind == BENCH_LOCAL) {
@@ -221,6 +261,11 @@ int bench_run_once(const struct bench_transport *t, struct bench_run *run, unsig
     if (child_pid == 0) {
         bench_side = 1;
         signal(SIGALRM, SIG_DFL);
+        /* Dies with the parent, whatever kills it (the watchdog, `timeout`, a SIGKILL): a
+         * child polling a baseline ring never returns to bench_await's parent check. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent_pid)
+            _exit(9);
         if (cpus[1] >= 0)
             (void)pin_to(cpus[1]);
         int crc = t->kind == BENCH_THROUGHPUT ? t->consume(run) : t->pong(run);
@@ -247,11 +292,13 @@ int bench_run_once(const struct bench_transport *t, struct bench_run *run, unsig
 done:
     alarm(0);
     signal(SIGALRM, SIG_DFL);
+    watchdog_phase = NULL;
     if (t->teardown)
         t->teardown(run);
 out:
     run->t_start = run->ctl->t_start;
     run->t_end = run->ctl->t_end;
+    run->rtt_done = run->ctl->rtt_total;
     memcpy(run->info, run->ctl->info, sizeof run->info);
     munmap(run->ctl, sizeof *run->ctl);
     run->ctl = NULL;

@@ -97,6 +97,12 @@ part() { "$PY" "$ROOT/bench/report/runpart.py" "$META" "$@" || echo "run.sh: par
 if [ "$DO_C" = 1 ]; then
   log "C part: shm_channel_bench (spsc_ring, memcpy, cache line, pipe, Unix socket)"
   part c -- "$C_BIN" "${QUICK[@]}" --json "$OUT/c.json"
+  # Instructions per 64 B write+read pair against the minimal ring (exact under load).
+  if command -v valgrind >/dev/null 2>&1; then
+    log "C: callgrind instructions per 64 B write+read pair, shm_channel vs the minimal ring"
+    "$ROOT/bench/callgrind.sh" "$C_BIN" >"$OUT/c-callgrind.txt" ||
+      echo "run.sh: bench/callgrind.sh failed" >&2
+  fi
 fi
 if [ "$DO_RS" = 1 ]; then
   # Issue 14's goals: Rust vs C paired (the C loops linked into the same program, runs
@@ -134,6 +140,16 @@ fi
 # ---- report ---------------------------------------------------------------------------------
 log "report"
 "$PY" "$ROOT/bench/report/aggregate.py" "$OUT" --build-seconds "$BUILD_S" "${QUICK[@]}"
+# The C instruction counts, then the Rust part's goals section (and its instruction counts),
+# after the aggregated report.
+if [ -s "$OUT/c-callgrind.txt" ]; then
+  {
+    printf '\nC, instructions per 64 B write+read pair in one process (callgrind, '
+    printf 'bench/callgrind.sh; exact whatever the load):\n\n```\n'
+    cat "$OUT/c-callgrind.txt"
+    printf '```\n'
+  } >>"$OUT/REPORT.md"
+fi
 # The Rust part's goals section (and its instruction counts) after the aggregated report.
 if [ -s "$OUT/rust-goals.md" ]; then
   {

@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "shm_channel.h"
@@ -35,6 +36,40 @@ static int open_side(struct bench_run *run, const char *suffix, uint32_t role,
     if (bench_spin_ns >= 0)
         shm_channel_set_spin(*ch, (uint64_t)bench_spin_ns);
     return 0;
+}
+
+/* One process, for instruction counts (bench/callgrind.sh): as bench_spsc_inproc, through
+ * one shm_channel (its producer and consumer handles in this process). */
+__attribute__((noipa)) uint64_t bench_shm_inproc(uint64_t n, uint64_t size)
+{
+    char name[64];
+    snprintf(name, sizeof name, "shmcb-cg-%d", (int)getpid());
+    shm_channel_t *p = NULL, *c = NULL;
+    uint8_t *msg = aligned_alloc(64, size + 64), *buf = aligned_alloc(64, size + 64);
+    uint64_t bad = n ? n : 1;
+    if (!msg || !buf ||
+        shm_channel_open(&p, name, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 1u << 20, 0600) ||
+        shm_channel_open(&c, name, SHM_CHANNEL_CONSUMER, 0, 0, 0600))
+        goto out;
+    memset(msg, 0x5a, size + 64);
+    bad = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t got = 0;
+        bench_stamp(msg, size, i);
+        if (shm_channel_write(p, msg, size, 0) != 0 ||
+            shm_channel_read(c, buf, size, &got, 0) != 0) {
+            bad = n;
+            break;
+        }
+        bad += got != size || !bench_check(buf, got, i);
+    }
+out:
+    shm_channel_close(c);
+    shm_channel_close(p);
+    (void)shm_channel_unlink(name, SHM_CHANNEL_FORCE);
+    free(msg);
+    free(buf);
+    return bad;
 }
 
 static void unlink_all(struct bench_run *run)
@@ -299,10 +334,10 @@ static int rtt_side(struct bench_run *run, int ping, int zerocopy, int blocking)
     bench_mark(run, 1);
     if (bench_await(run, 1))
         goto out;
-    uint64_t total = run->warmup + run->count;
-    for (uint64_t i = 0; i < total; i++) {
+    for (uint64_t i = 0; i < bench_rtt_total(run); i++) {
         uint64_t t0 = ping ? bench_now_ns() : 0;
         if (ping) {
+            bench_rtt_ping_check(run, i, t0);
             bench_stamp(msg, run->size, i);
             if (zerocopy) {
                 void *p;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,16 +82,25 @@ static int client_side(struct bench_run *run, int extras, int blocking)
     bench_mark(run, 1);
     if (bench_await(run, 1))
         goto out;
+    pid_t self = getpid();
     for (int i = 0; i < extras; i++) {
         pid_t pid = fork();
-        if (pid == 0)
+        if (pid == 0) {
+            /* Dies with the bench (SIGKILL of the parent, `timeout`): else it would go on
+             * sending requests to a server that goes on answering, two orphans forever. */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != self)
+                _exit(9);
             extra_client(run);
+        }
         if (pid > 0)
             pids[n++] = pid;
     }
-    uint64_t total = run->warmup + run->count;
-    for (uint64_t i = 0; i < total; i++) {
+    /* The client is the ping; the server stops at the STOP request, so only the client's
+     * loop reads the total. */
+    for (uint64_t i = 0; i < bench_rtt_total(run); i++) {
         uint64_t t0 = bench_now_ns();
+        bench_rtt_ping_check(run, i, t0);
         bench_stamp(req, run->size, i);
         int r = shm_channel_request(ch, req, run->size, resp, run->size, &len, -1);
         if (r) {
@@ -115,9 +125,14 @@ static int client_side(struct bench_run *run, int extras, int blocking)
     rc = bad ? bench_fail(run, "%llu bad answers", (unsigned long long)bad) : 0;
 out:
     shm_channel_close(ch);
+    /* After a failure the extra clients may be waiting for a server that will never
+     * answer (seen: a hang until the watchdog, the 7 extras left behind): end them. */
+    for (int i = 0; rc != 0 && i < n; i++)
+        kill(pids[i], SIGKILL);
     for (int i = 0; i < n; i++) { /* the server closed: they got EPIPE */
         int ws;
-        if (waitpid(pids[i], &ws, 0) != pids[i] || !WIFEXITED(ws) || WEXITSTATUS(ws))
+        if ((waitpid(pids[i], &ws, 0) != pids[i] || !WIFEXITED(ws) || WEXITSTATUS(ws)) &&
+            rc == 0)
             rc = bench_fail(run, "an extra client failed");
     }
     free(req);

@@ -253,18 +253,29 @@ static void __attribute__((noinline, cold)) wake(uint32_t *seq, uint64_t *counte
         shm__counter_add(counter, 1);
 }
 
-static inline void producer_publish(shm_channel_t *ch)
+/* After a publish of the producer (consumer): the wake it found due, if any. */
+static inline void producer_wake_if(shm_channel_t *ch, int due)
 {
     struct shm__header *h = ch->ring.hdr;
-    if (shm__ring_publish(&ch->ring, &ch->prod))
+    if (due)
         wake(&h->write_seq, &h->producer_wakes);
+}
+
+static inline void consumer_wake_if(shm_channel_t *ch, int due)
+{
+    struct shm__header *h = ch->ring.hdr;
+    if (due)
+        wake(&h->read_seq, &h->consumer_wakes);
+}
+
+static inline void producer_publish(shm_channel_t *ch)
+{
+    producer_wake_if(ch, shm__ring_publish(&ch->ring, &ch->prod));
 }
 
 static inline void consumer_publish(shm_channel_t *ch)
 {
-    struct shm__header *h = ch->ring.hdr;
-    if (shm__ring_publish_release(&ch->ring, &ch->cons))
-        wake(&h->read_seq, &h->consumer_wakes);
+    consumer_wake_if(ch, shm__ring_publish_release(&ch->ring, &ch->cons));
 }
 
 static inline int try_once(shm_channel_t *ch, struct op *op)
@@ -449,7 +460,9 @@ int shm_channel_abort(shm_channel_t *ch)
     return rc ? rc : shm__ring_abort(&ch->prod);
 }
 
-int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t timeout_ns)
+/* shm_channel_write in general: every kind, every error, the wait. */
+static int __attribute__((noinline)) write_general(shm_channel_t *ch, const void *data,
+                                                   uint64_t len, int64_t timeout_ns)
 {
     if (!data && len)
         return -EINVAL;
@@ -479,6 +492,24 @@ stream:;
     shm__ring_commit(&ch->ring, &ch->prod, len); /* cannot fail: reserved, len as reserved */
     producer_publish(ch);
     return 0;
+}
+
+/* The hot path first: a stream producer with room by its cached read position writes,
+ * publishes and returns without entering write_general (which would reach the same state:
+ * its tests all pass for such a handle, and shm__ring_write changes nothing when it says
+ * SHM__RING_SLOW). */
+int shm_channel_write(shm_channel_t *ch, const void *data, uint64_t len, int64_t timeout_ns)
+{
+    if (__builtin_expect(ch && ch->kind == SHM_CHANNEL_KIND_STREAM &&
+                             ch->role == SHM_CHANNEL_PRODUCER && (data || !len),
+                         1)) {
+        int rc = shm__ring_write(&ch->ring, &ch->prod, data, len);
+        if (__builtin_expect(rc != SHM__RING_SLOW, 1)) {
+            producer_wake_if(ch, rc);
+            return 0;
+        }
+    }
+    return write_general(ch, data, len, timeout_ns);
 }
 
 int shm_channel_write_batch(shm_channel_t *ch, const void *data, const uint64_t *lens,
@@ -568,8 +599,9 @@ int shm_channel_release(shm_channel_t *ch)
     return do_release(ch);
 }
 
-int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
-                     int64_t timeout_ns)
+/* shm_channel_read in general: every kind, every error, the wait. */
+static int __attribute__((noinline)) read_general(shm_channel_t *ch, void *buf, uint64_t cap,
+                                                  uint64_t *len, int64_t timeout_ns)
 {
     if (!len || (!buf && cap))
         return -EINVAL;
@@ -602,6 +634,23 @@ stream:;
     shm__ring_release(&ch->cons); /* cannot fail: peeked */
     consumer_publish(ch);
     return 0;
+}
+
+/* The hot path first, as shm_channel_write: a stream consumer with a message ready by its
+ * cached write position (or by one load of write_pos) that fits `cap`. */
+int shm_channel_read(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *len,
+                     int64_t timeout_ns)
+{
+    if (__builtin_expect(ch && ch->kind == SHM_CHANNEL_KIND_STREAM &&
+                             ch->role == SHM_CHANNEL_CONSUMER && len && (buf || !cap),
+                         1)) {
+        int rc = shm__ring_read(&ch->ring, &ch->cons, buf, cap, len);
+        if (__builtin_expect(rc != SHM__RING_SLOW, 1)) {
+            consumer_wake_if(ch, rc);
+            return 0;
+        }
+    }
+    return read_general(ch, buf, cap, len, timeout_ns);
 }
 
 int shm_channel_read_batch(shm_channel_t *ch, void *buf, uint64_t cap, uint64_t *lens,

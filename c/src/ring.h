@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "atomics.h"
 #include "handshake.h"
@@ -117,14 +118,22 @@ static inline int shm__ring_reserve(const struct shm__ring *r, struct shm__ring_
     return shm__ring_reserve_slow(r, p, len, ptr);
 }
 
+/* Producer: the header of a message record of `len` bytes at position `at` (one store, so a
+ * reader never sees half of it). */
+static inline void shm__ring_put_message_header(const struct shm__ring *r, uint64_t at,
+                                                uint64_t len)
+{
+    uint64_t word = len | ((uint64_t)SHM__REC_MESSAGE << 32);
+    shm__store_relaxed((uint64_t *)(void *)(r->data + (at & r->mask)), word);
+}
+
 /* Producer: finish the reservation as a record of `len` bytes (<= reserved). 0 or -EINVAL. */
 static inline int shm__ring_commit(const struct shm__ring *r, struct shm__ring_producer *p,
                                    uint64_t len)
 {
     if (!p->reserving || len > p->reserve_len)
         return -EINVAL;
-    uint64_t word = len | ((uint64_t)SHM__REC_MESSAGE << 32);
-    shm__store_relaxed((uint64_t *)(void *)(r->data + (p->reserve_at & r->mask)), word);
+    shm__ring_put_message_header(r, p->reserve_at, len);
     p->wpos = p->reserve_at + SHM__RECORD_HEADER + shm__align8(len);
     p->reserving = 0;
     p->pending_msgs++;
@@ -134,6 +143,28 @@ static inline int shm__ring_commit(const struct shm__ring *r, struct shm__ring_p
 
 /* Producer: drop the reservation and any padding written for it. 0 or -EINVAL. */
 int shm__ring_abort(struct shm__ring_producer *p);
+
+/* Producer: store write_pos = `pos` (release: the records below it are written before they are
+ * visible), then, by our handshake, the peer's waiting flag: nonzero if the consumer may be
+ * asleep on the current write_seq (the caller must wake it). The store, then the load: the
+ * consumer does the mirror image (store waiting, fence or membarrier, load write_pos), so one
+ * of us sees the other (spec §5.10). */
+static inline int shm__ring_store_write_pos(struct shm__header *h, uint32_t hs, uint64_t pos)
+{
+    shm__store_release(&h->write_pos, pos);
+    uint32_t waiting = shm__hs_peer_waiting(hs, &h->consumer_handshake, &h->consumer_waiting);
+    return __builtin_expect(waiting != 0, 0) && shm__hs_wake_needed(waiting, &h->write_seq);
+}
+
+/* Consumer: store read_pos = `pos` (release: our reads of the released records are done
+ * before the producer reuses them), then load producer_waiting (mirror of the producer's
+ * sleep). Nonzero if the producer may be asleep on the current read_seq. */
+static inline int shm__ring_store_read_pos(struct shm__header *h, uint32_t hs, uint64_t pos)
+{
+    shm__store_release(&h->read_pos, pos);
+    uint32_t waiting = shm__hs_peer_waiting(hs, &h->producer_handshake, &h->producer_waiting);
+    return __builtin_expect(waiting != 0, 0) && shm__hs_wake_needed(waiting, &h->read_seq);
+}
 
 /* Producer: make committed records visible. Returns nonzero if the consumer may be asleep on
  * the current write_seq (the caller must wake it: increment write_seq, FUTEX_WAKE). */
@@ -145,15 +176,9 @@ static inline int shm__ring_publish(const struct shm__ring *r, struct shm__ring_
         shm__counter_add(&h->bytes_written, p->pending_bytes);
         p->pending_msgs = p->pending_bytes = 0;
     }
-    /* Release: the records (and padding) below the position are written before they are
-     * visible. During a reservation, publish only up to its start: its padding is not final
-     * (an abort takes it back). */
-    shm__store_release(&h->write_pos, p->reserving ? p->reserve_start : p->wpos);
-    /* Store write_pos, then load consumer_waiting: the consumer does the mirror image
-     * (store waiting, fence or membarrier, load write_pos), so one of us sees the other
-     * (spec §5.10). */
-    uint32_t waiting = shm__hs_peer_waiting(p->hs, &h->consumer_handshake, &h->consumer_waiting);
-    return __builtin_expect(waiting != 0, 0) && shm__hs_wake_needed(waiting, &h->write_seq);
+    /* During a reservation, publish only up to its start: its padding is not final (an
+     * abort takes it back). */
+    return shm__ring_store_write_pos(h, p->hs, p->reserving ? p->reserve_start : p->wpos);
 }
 
 /* Consumer: the next record in place, the whole algorithm. 0 with *ptr and *len set, -EAGAIN
@@ -161,21 +186,30 @@ static inline int shm__ring_publish(const struct shm__ring *r, struct shm__ring_
 int shm__ring_peek_slow(const struct shm__ring *r, struct shm__ring_consumer *c, const void **ptr,
                         uint64_t *len);
 
+/* Consumer, when its cached write position says empty: load write_pos into the cache.
+ * 0 if there is something to read, -EAGAIN (empty), -EBADMSG (out of range). */
+static inline int shm__ring_refresh_write_pos(const struct shm__ring *r,
+                                              struct shm__ring_consumer *c)
+{
+    /* Acquire: every record below write_pos is completely written. */
+    uint64_t wpos = shm__load_acquire(&r->hdr->write_pos);
+    if (wpos == c->rpos)
+        return -EAGAIN;
+    if (!shm__ring_positions_ok(r, wpos, c->rpos))
+        return -EBADMSG;
+    c->wpos_cache = wpos;
+    return 0;
+}
+
 /* Consumer: as shm__ring_peek_slow; inline for a well-formed message record when nothing is
  * peeked (loading write_pos when the cached one says empty). */
 static inline int shm__ring_peek(const struct shm__ring *r, struct shm__ring_consumer *c,
                                  const void **ptr, uint64_t *len)
 {
     if (__builtin_expect(!c->peeking, 1)) {
-        if (c->rpos == c->wpos_cache) {
-            /* Acquire: every record below write_pos is completely written. */
-            uint64_t wpos = shm__load_acquire(&r->hdr->write_pos);
-            if (wpos == c->rpos)
-                return -EAGAIN;
-            if (!shm__ring_positions_ok(r, wpos, c->rpos))
-                return -EBADMSG;
-            c->wpos_cache = wpos;
-        }
+        int rc;
+        if (c->rpos == c->wpos_cache && (rc = shm__ring_refresh_write_pos(r, c)) != 0)
+            return rc;
         uint64_t off = c->rpos & r->mask;
         /* One load of the record header: a writer changing it under us cannot make us
          * check one value and use another. */
@@ -220,11 +254,79 @@ static inline int shm__ring_publish_release(const struct shm__ring *r,
         shm__counter_add(&h->bytes_read, c->pending_bytes);
         c->pending_msgs = c->pending_bytes = 0;
     }
-    /* Release: our reads of the released records are done before the producer reuses them. */
-    shm__store_release(&h->read_pos, c->rpos);
-    /* Store read_pos, then load producer_waiting (mirror of the producer's sleep). */
-    uint32_t waiting = shm__hs_peer_waiting(c->hs, &h->producer_handshake, &h->producer_waiting);
-    return __builtin_expect(waiting != 0, 0) && shm__hs_wake_needed(waiting, &h->read_seq);
+    return shm__ring_store_read_pos(h, c->hs, c->rpos);
+}
+
+/* ---- one whole message per call (shm_channel_write / shm_channel_read) ----------------
+ * reserve + copy + commit + publish, and peek + copy + release + publish_release, fused for
+ * the common case and nothing else: no reservation or peek is open, the cached peer position
+ * says there is room (a message), the record needs no padding, and (read) it is a well-formed
+ * message record that fits `cap`. Everything else returns SHM__RING_SLOW before any change, and
+ * the caller takes the general path. What goes: the reservation/peek bookkeeping (only the
+ * positions are handle state here), the pending counters (added straight to the header), the
+ * re-checks of commit and release, and every value needed after the copy but the handle
+ * (one register saved across the call of memcpy). The order of shared stores is the
+ * algorithm's: record header and payload, counters, then the position (release), then the
+ * fence or compiler barrier of the handshake and the load of the peer's waiting flag. */
+#define SHM__RING_SLOW (-1)
+
+/* 1 if the peer may sleep on the word and must be woken, 0 if not; SHM__RING_SLOW: nothing
+ * was done. */
+static inline int shm__ring_write(const struct shm__ring *r, struct shm__ring_producer *p,
+                                  const void *data, uint64_t len)
+{
+    uint64_t wpos = p->wpos;
+    uint64_t total = SHM__RECORD_HEADER + shm__align8(len);
+    uint64_t off = wpos & r->mask;
+    if (__builtin_expect(p->reserving || len > r->max_payload || off + total > r->capacity ||
+                             wpos + total - p->rpos_cache > r->capacity,
+                         0))
+        return SHM__RING_SLOW;
+    shm__ring_prefetch(r, p, total);
+    shm__ring_put_message_header(r, wpos, len);
+    p->wpos = wpos + total;
+    if (len)
+        memcpy(r->data + off + SHM__RECORD_HEADER, data, len);
+    /* The counters straight to the header (the pending ones are zero between calls: every
+     * commit is published before its call returns), right before the position: the three
+     * stores share one line, which the consumer polls, and stores made together take it
+     * over once. */
+    struct shm__header *h = r->hdr;
+    shm__counter_add(&h->msgs_written, 1);
+    shm__counter_add(&h->bytes_written, len);
+    return shm__ring_store_write_pos(h, p->hs, p->wpos);
+}
+
+/* As shm__ring_write, for the consumer: the next message into `buf` (at most `cap` bytes),
+ * its length in *len. 1 / 0 (wake due or not) after a message was read; SHM__RING_SLOW
+ * before any change (empty, padding next, a bad record, too long for cap, a peek open). */
+static inline int shm__ring_read(const struct shm__ring *r, struct shm__ring_consumer *c,
+                                 void *buf, uint64_t cap, uint64_t *len)
+{
+    if (__builtin_expect(c->peeking, 0) ||
+        (c->rpos == c->wpos_cache && shm__ring_refresh_write_pos(r, c) != 0))
+        return SHM__RING_SLOW; /* the general path sees the same: empty, or -EBADMSG */
+    uint64_t rpos = c->rpos;
+    uint64_t wpos = c->wpos_cache;
+    uint64_t off = rpos & r->mask;
+    const uint8_t *rec = r->data + off;
+    /* One load of the record header: a writer changing it under us cannot make us check one
+     * value and use another. */
+    uint64_t word = shm__load_relaxed((const uint64_t *)(const void *)rec);
+    uint64_t rlen = (uint32_t)word;
+    uint64_t total = SHM__RECORD_HEADER + shm__align8(rlen);
+    if (__builtin_expect((word >> 32) != SHM__REC_MESSAGE || rlen > r->max_payload ||
+                             off + total > r->capacity || total > wpos - rpos || rlen > cap,
+                         0))
+        return SHM__RING_SLOW;
+    *len = rlen;
+    c->rpos = rpos + total;
+    if (rlen)
+        memcpy(buf, rec + SHM__RECORD_HEADER, rlen);
+    struct shm__header *h = r->hdr;
+    shm__counter_add(&h->msgs_read, 1); /* as in shm__ring_write */
+    shm__counter_add(&h->bytes_read, rlen);
+    return shm__ring_store_read_pos(h, c->hs, c->rpos);
 }
 
 #endif

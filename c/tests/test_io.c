@@ -402,6 +402,62 @@ Test(io, batch_after_a_peek_returns_the_peeked_message_first)
     pair_close(&x);
 }
 
+/* write/read take a fused path when nothing is held (issue 14, session 5): a peek, a batch
+ * peek or a reservation held must send them to the general path, and the header counters
+ * must come out the same whichever path each message took. */
+Test(io, read_after_a_peek_and_counters_across_paths)
+{
+    struct pair x;
+    pair_open(&x, 1024);
+    cr_assert_eq(shm_channel_write(x.p, "aa", 2, 0), 0);
+    cr_assert_eq(shm_channel_write(x.p, "bbb", 3, 0), 0);
+    const void *r;
+    uint64_t len;
+    char buf[64];
+    cr_assert_eq(shm_channel_peek(x.c, &r, &len, 0), 0);
+    cr_assert_eq(shm_channel_read(x.c, buf, sizeof buf, &len, 0), 0);
+    cr_assert_eq(len, 2, "read returns the peeked message");
+    cr_assert_eq(memcmp(buf, "aa", 2), 0);
+    cr_assert_eq(shm_channel_release(x.c), -EINVAL, "the read released it");
+    cr_assert_eq(shm_channel_read(x.c, buf, sizeof buf, &len, 0), 0);
+    cr_assert_eq(len, 3);
+    cr_assert_eq(memcmp(buf, "bbb", 3), 0);
+
+    /* a batch peek held: read returns its first message */
+    uint64_t lens[4] = {4, 5};
+    cr_assert_eq(shm_channel_write_batch(x.p, "ccccddddd", lens, 2, 0), 2);
+    const void *ptrs[4];
+    uint64_t plens[4];
+    cr_assert_eq(shm_channel_peek_batch(x.c, ptrs, plens, 4, 0), 2);
+    cr_assert_eq(shm_channel_read(x.c, buf, sizeof buf, &len, 0), 0);
+    cr_assert_eq(len, 4);
+    cr_assert_eq(memcmp(buf, "cccc", 4), 0);
+    cr_assert_eq(shm_channel_read(x.c, buf, sizeof buf, &len, 0), 0);
+    cr_assert_eq(len, 5);
+    cr_assert_eq(memcmp(buf, "ddddd", 5), 0);
+
+    /* a reservation held: write is -EBUSY and counts nothing */
+    void *w;
+    cr_assert_eq(shm_channel_reserve(x.p, 8, &w, 0), 0);
+    cr_assert_eq(shm_channel_write(x.p, "e", 1, 0), -EBUSY);
+    memcpy(w, "ffffffff", 8);
+    cr_assert_eq(shm_channel_commit(x.p, 8), 0);
+    cr_assert_eq(shm_channel_write(x.p, "g", 1, 0), 0);
+    uint64_t rlens[4];
+    cr_assert_eq(shm_channel_read_batch(x.c, buf, sizeof buf, rlens, 4, 0), 2);
+    cr_assert_eq(rlens[0], 8);
+    cr_assert_eq(rlens[1], 1);
+    cr_assert_eq(shm_channel_read(x.c, buf, sizeof buf, &len, 0), -EAGAIN);
+
+    shm_channel_stat_t st;
+    cr_assert_eq(shm_channel_stat(x.p, &st), 0);
+    cr_assert_eq(st.msgs_written, 6);
+    cr_assert_eq(st.bytes_written, 2 + 3 + 4 + 5 + 8 + 1);
+    cr_assert_eq(st.msgs_read, 6);
+    cr_assert_eq(st.bytes_read, 2 + 3 + 4 + 5 + 8 + 1);
+    pair_close(&x);
+}
+
 Test(io, many_laps_through_a_small_ring)
 {
     /* Single-threaded: interleave writes and reads so the ring wraps thousands of times,
