@@ -289,7 +289,8 @@ Test(bcast_proc_api, sixty_four_subscribers_slow_killed_and_restarted)
     cr_assert_eq(ct_wait(pub), 0);
     __atomic_store_n(&C->final, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < N; i++)
-        cr_assert_eq(ct_wait(pids[i]), 0, "subscriber %d", i);
+        cr_assert_eq(ct_wait(pids[i]), 0, "subscriber %d (rc %d: %s)", i, C->res[i].rc,
+                     shm_channel_strerror(C->res[i].rc));
     uint64_t laps = 0;
     for (int i = 0; i < N; i++) {
         check_result(i, C->count, -EPIPE);
