@@ -20,7 +20,7 @@ import weakref
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from itertools import accumulate
+from itertools import accumulate, chain
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -86,10 +86,26 @@ _c_detach = lib.shm_channel_detach
 _c_peek_batch = getattr(lib, "shm_channel_peek_batch", None)
 _c_release_n = getattr(lib, "shm_channel_release_n", None)
 _c_mapping = getattr(lib, "shm_channel_mapping", None)
+# One try with fewer arguments (library 1.0 since issue 14; cffi's ABI mode pays ~800
+# instructions an argument): the waiting call is made only when they return -EAGAIN. In an
+# older library, the waiting call itself, with the same results.
+_c_try_write = getattr(lib, "shm_channel_try_write", None) or (
+    lambda h, data, size: _c_write(h, data, size, 0)
+)
+_c_try_read = getattr(lib, "shm_channel_try_read", None)
+if _c_try_read is None:
+
+    def _c_try_read(h: Any, buf: Any, cap: int) -> int:
+        lenp = ffi.new("uint64_t *")
+        rc = _c_read(h, buf, cap, lenp, 0)
+        return rc or int(lenp[0])
+
+
 _EOPNOTSUPP = -_errno.EOPNOTSUPP
 _from_buffer = ffi.from_buffer
 _unpack = ffi.unpack
 _struct_unpack_from = struct.unpack_from
+_count_of = operator.countOf
 _cbuffer = ffi.buffer
 _monotonic_ns = time.monotonic_ns
 
@@ -404,6 +420,9 @@ class _Channel:
         self._h = ffi.gc(out[0], _make_finalizer(os.getpid()))
         # Whoever takes the handle out of this list detaches it (ends the role), once.
         self._claim = [self._h]
+        # The same pointer as a plain cdata, for the hottest calls: cffi converts it ~35 ns
+        # faster than the ffi.gc one. Used only while a local holds self._h (the handle).
+        self._hp = ffi.cast("shm_channel_t *", self._h)
         self._capacity = int(lib.shm_channel_capacity(self._h))
         self._max_payload = int(lib.shm_channel_max_payload(self._h))
         # Where reserve and peek put the message's address: read as an int, directly.
@@ -663,11 +682,14 @@ class Producer(_Channel):
                 data = _from_buffer(data)
             size = len(data)  # type: ignore[arg-type]
             if timeout is None:
-                rc = _c_write(h, data, size, _SLICE_NS)
+                # One try first (3 arguments: cffi's cost grows with them), then the wait.
+                rc = _c_try_write(self._hp, data, size)
                 if rc == 0:
                     return
-                if rc == _ETIMEDOUT or rc == _EINTR:
-                    rc = self._wait(lambda ns: _c_write(h, data, size, ns), None, rc)
+                if rc == _EAGAIN:
+                    rc = _c_write(h, data, size, _SLICE_NS)
+                    if rc == _ETIMEDOUT or rc == _EINTR:
+                        rc = self._wait(lambda ns: _c_write(h, data, size, ns), None, rc)
             else:
                 first, deadline = _first_wait(timeout)
                 rc = _c_write(h, data, size, first)
@@ -695,16 +717,20 @@ class Producer(_Channel):
         count = len(msgs)
         if count == 0:
             return 0
-        if set(map(type, msgs)) <= _BYTES_TYPES:
+        # len() is the size in bytes of bytes and bytearray only (countOf: all bytes, the
+        # usual case, checked at C speed).
+        if _count_of(map(type, msgs), bytes) == count or set(map(type, msgs)) <= _BYTES_TYPES:
             lens = array("Q", map(len, msgs))
         else:
             lens = array("Q", [memoryview(m).nbytes for m in msgs])
-        biggest = max(lens)
-        if biggest > self._max_payload:
-            raise self._error(-_errno.EMSGSIZE, "write", size=biggest, limit=self._max_payload)
+        total = sum(lens)
+        if total > self._max_payload:  # else none of them can be too large
+            biggest = max(lens)
+            if biggest > self._max_payload:
+                raise self._error(_EMSGSIZE, "write", size=biggest, limit=self._max_payload)
         # Join the messages a chunk of about _WRITE_CHUNK bytes at a time: one C call per
         # chunk (or per ring-full), and a working set that stays in the CPU cache.
-        if sum(lens) <= _WRITE_CHUNK:
+        if total <= _WRITE_CHUNK:
             bounds = [count]
         else:
             ends = list(accumulate(lens))
@@ -716,17 +742,18 @@ class Producer(_Channel):
                 bounds.append(i)
         lens_c = _from_buffer("uint64_t[]", lens)
         first, deadline = _first_wait(timeout)
+        hp = self._hp  # while h holds the handle
         done = 0
         for end in bounds:
             base = _from_buffer(b"".join(msgs[done:end]))
             offset = 0
             while done < end:
                 n = min(end - done, _INT32_MAX)
-                ptr = base + offset
-                lp = lens_c + done
+                ptr = base + offset if offset else base
+                lp = lens_c + done if done else lens_c
                 if done and deadline is not None:
                     first = min(max(0, deadline - _monotonic_ns()), _SLICE_NS)
-                rc = _c_write_batch(h, ptr, lp, n, first)
+                rc = _c_write_batch(hp, ptr, lp, n, first)
                 if rc == _ETIMEDOUT or rc == _EINTR:
                     rc = self._wait(
                         lambda ns, p=ptr, l_=lp, k=n: _c_write_batch(h, p, l_, k, ns),
@@ -977,6 +1004,7 @@ class Consumer(_Channel):
             self._lenp,
             _cbuffer(scratch),
             memoryview(_cbuffer(self._lenp)).cast("Q"),
+            self._hp,
         )
         self._ptrp = ffi.new("void **")
         self._batch_cap = 0
@@ -1003,11 +1031,17 @@ class Consumer(_Channel):
             if state is None:  # closed, or iteration holds a batch
                 self._handle()  # raises, or gives back what iteration handed out
                 state = self._saved_state
-            h, buf, cap, lenp, data, size = state
+            h, buf, cap, lenp, data, size, hp = state
             if timeout is None:
-                rc = _c_read(h, buf, cap, lenp, _SLICE_NS)
-                if rc == 0:
-                    return data[: size[0]]  # type: ignore[no-any-return]
+                # One try first (3 arguments, the length returned), then the wait.
+                n = _c_try_read(hp, buf, cap)
+                if n >= 0:
+                    return data[:n]  # type: ignore[no-any-return]
+                rc = n
+                if rc == _EAGAIN:
+                    rc = _c_read(h, buf, cap, lenp, _SLICE_NS)
+                    if rc == 0:
+                        return data[: size[0]]  # type: ignore[no-any-return]
                 deadline = None
             else:
                 first, deadline = _first_wait(timeout)
@@ -1070,7 +1104,7 @@ class Consumer(_Channel):
             msgs = self._take(h, max_count, timeout)
             if msgs is not None:
                 # Copied out: every one is handed over now, so all are released.
-                rc = _c_release_n(h, len(msgs))
+                rc = _c_release_n(self._hp, len(msgs))
                 if rc:
                     raise self._error(rc, "release")
                 return msgs
@@ -1207,6 +1241,15 @@ class Consumer(_Channel):
         256 messages this one was already handed (:meth:`read` redelivers at most the one
         message a dying consumer had peeked).
         """
+        # The loop's next() is chain's, in C, over each batch's list iterator: Python code
+        # (_batches) runs once a batch, not once a message.
+        return chain.from_iterable(self._batches())
+
+    def _batches(self) -> Iterator[Iterable[bytes]]:
+        """The iterators of __iter__'s batches; each is held (self._held) from the moment
+        it is handed to chain until the next batch is taken, or the loop ends (chain, and
+        with it this generator, is freed: its finally clause gives the handed ones back).
+        """
         try:
             while self._batch_peek:
                 with _Busy(self):
@@ -1222,7 +1265,7 @@ class Consumer(_Channel):
                     it = iter(msgs)
                     self._held = (msgs, it)
                     self._read_state = None  # read() gives back the loop's messages first
-                yield from it
+                yield it
         finally:
             if self._held is not None and self._h is not None:
                 with _Busy(self):
@@ -1233,7 +1276,7 @@ class Consumer(_Channel):
                 data = read()
             except EndOfStream:
                 return
-            yield data
+            yield (data,)
 
     def _handle(self) -> Any:
         h = self._h
@@ -1288,7 +1331,7 @@ class Consumer(_Channel):
             max_count = self._pb_count
         ptrs, lens = self._pb_ptrs, self._pb_lens
         if timeout is None:
-            rc = _c_peek_batch(h, ptrs, lens, max_count, _SLICE_NS)
+            rc = _c_peek_batch(self._hp, ptrs, lens, max_count, _SLICE_NS)
             deadline = None
         else:
             first, deadline = _first_wait(timeout)
