@@ -86,20 +86,23 @@ _c_detach = lib.shm_channel_detach
 _c_peek_batch = getattr(lib, "shm_channel_peek_batch", None)
 _c_release_n = getattr(lib, "shm_channel_release_n", None)
 _c_mapping = getattr(lib, "shm_channel_mapping", None)
-# One try with fewer arguments (library 1.0 since issue 14; cffi's ABI mode pays ~800
-# instructions an argument): the waiting call is made only when they return -EAGAIN. In an
-# older library, the waiting call itself, with the same results.
-_c_try_write = getattr(lib, "shm_channel_try_write", None) or (
-    lambda h, data, size: _c_write(h, data, size, 0)
-)
-_c_try_read = getattr(lib, "shm_channel_try_read", None)
-if _c_try_read is None:
 
-    def _c_try_read(h: Any, buf: Any, cap: int) -> int:
-        lenp = ffi.new("uint64_t *")
-        rc = _c_read(h, buf, cap, lenp, 0)
-        return rc or int(lenp[0])
 
+def _try_write_compat(h: Any, data: Any, size: int) -> int:
+    return _c_write(h, data, size, 0)  # type: ignore[no-any-return]
+
+
+def _try_read_compat(h: Any, buf: Any, cap: int) -> int:
+    lenp = ffi.new("uint64_t *")
+    rc: int = _c_read(h, buf, cap, lenp, 0)
+    return rc or int(lenp[0])
+
+
+# One try with fewer arguments (library 1.0 since issue 14; cffi's ABI mode pays for each
+# argument): write() and read() make the waiting call only when it returns -EAGAIN. With an
+# older library, the same call with timeout 0 (the functions above), with the same results.
+_c_try_write = getattr(lib, "shm_channel_try_write", None) or _try_write_compat
+_c_try_read = getattr(lib, "shm_channel_try_read", None) or _try_read_compat
 
 _EOPNOTSUPP = -_errno.EOPNOTSUPP
 _from_buffer = ffi.from_buffer
@@ -266,6 +269,63 @@ class _Busy:
         ch._busy = False
         if ch._closing:
             _detach(ch._claim)
+
+
+class _Block:
+    """What every reserve and peek block (``with channel.reserve(n) as view:``, of every
+    kind) does on leaving: release the views it handed out (using one later raises
+    ValueError), then, marked busy as any C call (see _Busy), finish the message: commit
+    _size bytes (a reservation: _reserves) or release it (a peek); after an exception,
+    _undo it instead (abort; release; None keeps a peeked message for the next read). A
+    reservation left after close() raises ChannelClosedError (close() dropped it); a
+    peek's message just stays for the next consumer. A C error is raised as _failed
+    makes it.
+
+    The C calls are the same for every kind (shm_channel_commit, _abort, _release). The
+    marking is written out rather than `with _Busy(ch)`: stream reserve/peek are hot.
+    """
+
+    __slots__ = ("_ch", "_size", "_views")
+    _reserves = False
+    _undo: Any = None
+
+    def _failed(self, ch: Any, rc: int) -> Exception:
+        return ch._error(rc, "commit" if self._reserves else "release")  # type: ignore[no-any-return]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ch = self._ch
+        views = self._views
+        if views:
+            self._views = ()
+            for view in views:
+                try:  # noqa: SIM105 (faster than contextlib.suppress)
+                    view.release()
+                except BufferError:
+                    pass  # exported (numpy): whatever holds it holds the mapping alive
+        if exc_type is not None and self._undo is None:
+            return  # a peeked message stays for the next read
+        try:
+            ch._busy = True
+            h = ch._h
+            if h is None:
+                if exc_type is None and self._reserves:
+                    raise ch._closed_error()  # close() dropped the reservation
+                return
+            if exc_type is not None:
+                self._undo(h)
+                return
+            rc = _c_commit(h, self._size) if self._reserves else _c_release(h)
+        finally:
+            ch._busy = False
+            if ch._closing:
+                _detach(ch._claim)
+        if rc:
+            raise self._failed(ch, rc)
 
 
 def _in_call(method: _F) -> _F:
@@ -829,21 +889,23 @@ class Producer(_Channel):
         return ffi.cast("char *", pp[0])
 
 
-class _StreamReservation:
+class _StreamReservation(_Block):
     """The context manager returned by :meth:`Producer.reserve`: the view is a slice of the
     handle's window on its mapping (see _Channel._slice).
     """
 
-    __slots__ = ("_channel", "_size", "_timeout", "_view")
+    __slots__ = ("_timeout",)
+    _reserves = True
+    _undo = _c_abort
 
     def __init__(self, channel: Producer, size: int, timeout: float | None) -> None:
-        self._channel = channel
+        self._ch = channel
         self._size = size
         self._timeout = timeout
-        self._view: memoryview | None = None
+        self._views: tuple[memoryview, ...] = ()
 
     def __enter__(self) -> memoryview:
-        ch = self._channel
+        ch = self._ch
         size = self._size
         # Written out rather than `with _Busy(ch)` (see _Busy): this is a hot path.
         try:
@@ -876,82 +938,22 @@ class _StreamReservation:
             ch._busy = False
             if ch._closing:
                 _detach(ch._claim)
-        self._view = view
+        self._views = (view,)
         return view
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ch = self._channel
-        view = self._view
-        if view is not None:
-            self._view = None
-            try:  # noqa: SIM105 (faster than contextlib.suppress)
-                view.release()
-            except BufferError:
-                pass
-        try:
-            ch._busy = True
-            h = ch._h
-            if h is None:
-                if exc_type is None:
-                    raise ch._closed_error()  # close() dropped the reservation
-                return
-            if exc_type is not None:
-                _c_abort(h)
-                return
-            rc = _c_commit(h, self._size)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
-        if rc:
-            raise ch._error(rc, "commit")
 
-
-class _Reservation:
+class _Reservation(_StreamReservation):
     """The context manager returned by :meth:`Publisher.reserve` (per-message views)."""
 
-    __slots__ = ("_channel", "_h", "_size", "_timeout", "_views")
-
-    def __init__(self, channel: Producer, size: int, timeout: float | None) -> None:
-        self._channel = channel
-        self._size = size
-        self._timeout = timeout
-        self._views: list[memoryview] = []
+    __slots__ = ()
 
     def __enter__(self) -> memoryview:
-        ch = self._channel
+        ch = self._ch
         with _Busy(ch):
             h = ch._handle()
             ptr = ch._reserve_ptr(h, self._size, self._timeout)
             self._views = ch._view(h, ptr, self._size, readonly=False)
         return self._views[0]
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ch = self._channel
-        _release_views(self._views)
-        self._views = []
-        with _Busy(ch):
-            h = ch._h
-            if h is None:
-                if exc_type is None:
-                    raise ch._closed_error()  # close() dropped the reservation
-                return
-            if exc_type is not None:
-                _c_abort(h)
-                return
-            rc = _c_commit(h, self._size)
-        if rc:
-            raise ch._error(rc, "commit")
 
 
 class Consumer(_Channel):
@@ -971,6 +973,8 @@ class Consumer(_Channel):
     """
 
     _role = _CONSUMER
+    # Set before __init__ runs: Consumer(spin=...) calls set_spin(), whose _handle() looks.
+    _held: tuple[list[bytes], Iterator[bytes]] | None = None
 
     def __init__(
         self,
@@ -1396,20 +1400,20 @@ class Consumer(_Channel):
         return ffi.cast("char *", ptrp[0]), int(lenp[0])
 
 
-class _StreamPeek:
+class _StreamPeek(_Block):
     """The context manager returned by :meth:`Consumer.peek`: the view is a read-only slice
     of the handle's window on its mapping (see _Channel._slice).
     """
 
-    __slots__ = ("_channel", "_timeout", "_view")
+    __slots__ = ("_timeout",)
 
     def __init__(self, channel: Consumer, timeout: float | None) -> None:
-        self._channel = channel
+        self._ch = channel
         self._timeout = timeout
-        self._view: memoryview | None = None
+        self._views: tuple[memoryview, ...] | list[memoryview] = ()
 
     def __enter__(self) -> memoryview:
-        ch = self._channel
+        ch = self._ch
         # Written out rather than `with _Busy(ch)` (see _Busy): this is a hot path.
         try:
             ch._busy = True
@@ -1442,75 +1446,22 @@ class _StreamPeek:
             ch._busy = False
             if ch._closing:
                 _detach(ch._claim)
-        self._view = view
+        self._views = (view,)
         return view
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ch = self._channel
-        view = self._view
-        if view is not None:
-            self._view = None
-            try:  # noqa: SIM105 (faster than contextlib.suppress)
-                view.release()
-            except BufferError:
-                pass
-        if exc_type is not None:
-            return  # the message stays for the next read
-        try:
-            ch._busy = True
-            h = ch._h
-            if h is None:
-                return  # closed: the message stays for the next consumer
-            rc = _c_release(h)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
-        if rc:
-            raise ch._error(rc, "release")
 
-
-class _Peek:
+class _Peek(_StreamPeek):
     """The context manager behind :meth:`Consumer.peek_array` (per-message views)."""
 
-    __slots__ = ("_channel", "_timeout", "_views")
-
-    def __init__(self, channel: Consumer, timeout: float | None) -> None:
-        self._channel = channel
-        self._timeout = timeout
-        self._views: list[memoryview] = []
+    __slots__ = ()
 
     def __enter__(self) -> memoryview:
-        ch = self._channel
+        ch = self._ch
         with _Busy(ch):
             h = ch._handle()
             ptr, size = ch._peek_ptr(h, self._timeout)
             self._views = ch._view(h, ptr, size, readonly=True)
         return self._views[0]
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ch = self._channel
-        _release_views(self._views)
-        self._views = []
-        if exc_type is not None:
-            return  # the message stays for the next read
-        with _Busy(ch):
-            h = ch._h
-            if h is None:
-                return  # closed: the message stays for the next consumer
-            rc = _c_release(h)
-        if rc:
-            raise ch._error(rc, "release")
 
 
 class _PeekArray(_Peek):
@@ -1528,7 +1479,7 @@ class _PeekArray(_Peek):
 
         view = super().__enter__()
         try:
-            dt, shape, order, offset = describe(view, self._dtype, self._shape, self._channel._name)
+            dt, shape, order, offset = describe(view, self._dtype, self._shape, self._ch._name)
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise
