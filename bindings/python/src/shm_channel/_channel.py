@@ -109,6 +109,7 @@ _from_buffer = ffi.from_buffer
 _unpack = ffi.unpack
 _struct_unpack_from = struct.unpack_from
 _count_of = operator.countOf
+_u64_bytes = struct.Struct("=Q").pack
 _cbuffer = ffi.buffer
 _monotonic_ns = time.monotonic_ns
 
@@ -1023,6 +1024,7 @@ class Consumer(_Channel):
         self._pb_addrs: Any = None
         self._pb_lens: Any = None
         self._pb_formats: dict[tuple[int, int], struct.Struct] = {}
+        self._pb_same: dict[tuple[int, int], bytes] = {}
         self._mapbytes: Any = None
         self._held: tuple[list[bytes], Iterator[bytes]] | None = None
         self._saved_state = self._read_state
@@ -1347,8 +1349,19 @@ class Consumer(_Channel):
                 self._batch_peek = False
                 return None
             raise self._error(rc, "read", timeout=timeout)
-        sizes = _unpack(lens, rc)
-        if rc > 1 and sum(sizes) > _BATCH_SCRATCH:
+        # Equal sizes (fixed-size records), within 64 KiB: the lengths compared as one block
+        # of bytes against the cached pattern, no Python int per message.
+        size0 = lens[0]
+        same = False
+        if rc > 1 and size0 * rc <= _BATCH_SCRATCH:
+            pattern = self._pb_same.get((size0, rc))
+            if pattern is None:
+                if len(self._pb_same) > 64:
+                    self._pb_same.clear()
+                pattern = self._pb_same[size0, rc] = _u64_bytes(size0) * rc
+            same = _cbuffer(lens, 8 * rc)[:] == pattern
+        sizes = [size0] * rc if same else _unpack(lens, rc)
+        if not same and rc > 1 and sum(sizes) > _BATCH_SCRATCH:
             # A batch's copies stay in the CPU cache: cut at 64 KiB (the first always comes).
             total = 0
             for i, size in enumerate(sizes):
@@ -1371,11 +1384,10 @@ class Consumer(_Channel):
             # only used inside marked calls, while the window holds the mapping.
             mb = self._mapbytes = _cbuffer(ffi.cast("char *", start), length)
         first_off = addr0 - start
-        size0 = sizes[0]
         if rc == 1:
             return [mb[first_off : first_off + size0]]
         stride = 8 + ((size0 + 7) & ~7)
-        if sizes.count(size0) == rc and addrs[rc - 1] - addr0 == stride * (rc - 1):
+        if (same or sizes.count(size0) == rc) and addrs[rc - 1] - addr0 == stride * (rc - 1):
             # Equal sizes, back to back (no wrap in between), as fixed-size records are:
             # split at C speed by one compiled struct format.
             fmt = self._pb_formats.get((size0, rc))
