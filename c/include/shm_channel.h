@@ -815,6 +815,26 @@ SHM_CHANNEL_API int shm_channel_mapping(shm_channel_t *ch, void **base, uint64_t
 
 /* ---- end of batch peek and the mapping window ------------------------------------------ */
 
+/* ---- one-try write and read with few arguments (issue 14, bindings) -------------------- */
+
+/*
+ * Any kind and role that shm_channel_write() takes: shm_channel_write(ch, data, len, 0), with
+ * one argument less. For bindings whose cost per call grows with its arguments (Python's
+ * cffi): try this, and make the waiting shm_channel_write() only on -EAGAIN. Like any call
+ * with timeout 0 that finds the ring full, it counts one full event.
+ */
+SHM_CHANNEL_API int shm_channel_try_write(shm_channel_t *ch, const void *data, uint64_t len);
+
+/*
+ * Any kind and role that shm_channel_read() takes: shm_channel_read(ch, buf, cap, &len, 0),
+ * returning the message's length (>= 0) instead of storing it, or its negative errno (-EAGAIN
+ * when nothing is ready, -EMSGSIZE when the message is larger than cap: it stays unread, and
+ * shm_channel_read() tells its length).
+ */
+SHM_CHANNEL_API int64_t shm_channel_try_read(shm_channel_t *ch, void *buf, uint64_t cap);
+
+/* ---- end of one-try write and read ------------------------------------------------------ */
+
 #ifdef __cplusplus
 }
 #endif

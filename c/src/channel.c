@@ -1060,3 +1060,22 @@ int shm_channel_mapping(shm_channel_t *ch, void **base, uint64_t *len)
     *len = ch->seg.map_len;
     return 0;
 }
+
+/* ---- one-try write and read with few arguments (issue 14, bindings) ----------------------
+ * Thin wrappers over shm_channel_write()/shm_channel_read() with timeout 0: a binding whose
+ * per-call cost grows with the number of arguments (cffi's ABI mode: ~800 instructions an
+ * argument) tries these first and makes the waiting call only when they return -EAGAIN. */
+
+int shm_channel_try_write(shm_channel_t *ch, const void *data, uint64_t len)
+{
+    return shm_channel_write(ch, data, len, 0);
+}
+
+int64_t shm_channel_try_read(shm_channel_t *ch, void *buf, uint64_t cap)
+{
+    uint64_t len = 0;
+    int rc = shm_channel_read(ch, buf, cap, &len, 0);
+    return rc ? rc : (int64_t)len;
+}
+
+/* ---- end of one-try write and read ------------------------------------------------------ */

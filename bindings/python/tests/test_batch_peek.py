@@ -156,3 +156,18 @@ def test_close_from_another_thread_while_the_loop_waits(name: str) -> None:
     with sc.Consumer(name, CAP) as c2:  # the three were released before the wait
         assert seqs(c2.read_many(timeout=5)) == [3]
     p.close()
+
+
+def test_equal_and_almost_equal_sizes_come_back_exactly(name: str) -> None:
+    # Batches of equal sizes are split by one struct format; a single different size in
+    # the batch must take the per-message path.
+    with sc.Producer(name, 1 << 16) as p, sc.Consumer(name, 1 << 16) as c:
+        same = [bytes([i]) * 64 for i in range(100)]
+        almost = list(same)
+        almost[57] = b"z" * 63
+        empty = [b""] * 10
+        for msgs in (same, almost, empty, same):
+            p.write_many(msgs)
+            assert c.read_many(200) == msgs
+            p.write_many(msgs)
+            assert [m for _, m in zip(range(len(msgs)), c)] == msgs

@@ -12,7 +12,6 @@ import dataclasses
 import errno as _errno
 import time
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
 from . import _errors
@@ -21,13 +20,13 @@ from ._channel import (
     _EINTR,
     _ETIMEDOUT,
     Producer,
+    _Block,
     _Busy,
     _Channel,
     _detach,
     _first_wait,
     _in_call,
     _int_arg,
-    _release_views,
     _Reservation,
     _timeout_ns,
 )
@@ -463,19 +462,23 @@ class Subscriber(_Broadcast):
         return _SubPeek(self, 0, latest=True)
 
 
-class _SubPeek:
-    """The context manager of :meth:`Subscriber.peek` and :meth:`Subscriber.peek_latest`."""
+class _SubPeek(_Block):
+    """The context manager of :meth:`Subscriber.peek` and :meth:`Subscriber.peek_latest`:
+    the message is released on leaving, after an exception too (a broadcast keeps nothing
+    for a later read).
+    """
 
-    __slots__ = ("_channel", "_latest", "_timeout", "_views")
+    __slots__ = ("_latest", "_timeout")
+    _undo = _c_release
 
     def __init__(self, channel: Subscriber, timeout: float | None, latest: bool) -> None:
-        self._channel = channel
+        self._ch = channel
         self._timeout = timeout
         self._latest = latest
         self._views: list[memoryview] = []
 
     def __enter__(self) -> tuple[Any, int | bool]:
-        ch = self._channel
+        ch = self._ch
         with _Busy(ch):
             h = ch._handle()
             ptrp, lenp = ch._ptrp, ch._lenp
@@ -504,20 +507,3 @@ class _SubPeek:
                 f"value is {codec.size} bytes"
             )
         return codec.view(self._views[0]), report
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ch = self._channel
-        _release_views(self._views)
-        self._views = []
-        with _Busy(ch):
-            h = ch._h
-            if h is None:
-                return
-            rc = _c_release(h)
-        if rc and exc_type is None:
-            raise ch._error(rc, "release")

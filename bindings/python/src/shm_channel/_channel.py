@@ -20,7 +20,7 @@ import weakref
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from itertools import accumulate
+from itertools import accumulate, chain
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -86,10 +86,30 @@ _c_detach = lib.shm_channel_detach
 _c_peek_batch = getattr(lib, "shm_channel_peek_batch", None)
 _c_release_n = getattr(lib, "shm_channel_release_n", None)
 _c_mapping = getattr(lib, "shm_channel_mapping", None)
+
+
+def _try_write_compat(h: Any, data: Any, size: int) -> int:
+    return _c_write(h, data, size, 0)  # type: ignore[no-any-return]
+
+
+def _try_read_compat(h: Any, buf: Any, cap: int) -> int:
+    lenp = ffi.new("uint64_t *")
+    rc: int = _c_read(h, buf, cap, lenp, 0)
+    return rc or int(lenp[0])
+
+
+# One try with fewer arguments (library 1.0 since issue 14; cffi's ABI mode pays for each
+# argument): write() and read() make the waiting call only when it returns -EAGAIN. With an
+# older library, the same call with timeout 0 (the functions above), with the same results.
+_c_try_write = getattr(lib, "shm_channel_try_write", None) or _try_write_compat
+_c_try_read = getattr(lib, "shm_channel_try_read", None) or _try_read_compat
+
 _EOPNOTSUPP = -_errno.EOPNOTSUPP
 _from_buffer = ffi.from_buffer
 _unpack = ffi.unpack
 _struct_unpack_from = struct.unpack_from
+_count_of = operator.countOf
+_u64_bytes = struct.Struct("=Q").pack
 _cbuffer = ffi.buffer
 _monotonic_ns = time.monotonic_ns
 
@@ -252,6 +272,63 @@ class _Busy:
             _detach(ch._claim)
 
 
+class _Block:
+    """What every reserve and peek block (``with channel.reserve(n) as view:``, of every
+    kind) does on leaving: release the views it handed out (using one later raises
+    ValueError), then, marked busy as any C call (see _Busy), finish the message: commit
+    _size bytes (a reservation: _reserves) or release it (a peek); after an exception,
+    _undo it instead (abort; release; None keeps a peeked message for the next read). A
+    reservation left after close() raises ChannelClosedError (close() dropped it); a
+    peek's message just stays for the next consumer. A C error is raised as _failed
+    makes it.
+
+    The C calls are the same for every kind (shm_channel_commit, _abort, _release). The
+    marking is written out rather than `with _Busy(ch)`: stream reserve/peek are hot.
+    """
+
+    __slots__ = ("_ch", "_size", "_views")
+    _reserves = False
+    _undo: Any = None
+
+    def _failed(self, ch: Any, rc: int) -> Exception:
+        return ch._error(rc, "commit" if self._reserves else "release")  # type: ignore[no-any-return]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ch = self._ch
+        views = self._views
+        if views:
+            self._views = ()
+            for view in views:
+                try:  # noqa: SIM105 (faster than contextlib.suppress)
+                    view.release()
+                except BufferError:
+                    pass  # exported (numpy): whatever holds it holds the mapping alive
+        if exc_type is not None and self._undo is None:
+            return  # a peeked message stays for the next read
+        try:
+            ch._busy = True
+            h = ch._h
+            if h is None:
+                if exc_type is None and self._reserves:
+                    raise ch._closed_error()  # close() dropped the reservation
+                return
+            if exc_type is not None:
+                self._undo(h)
+                return
+            rc = _c_commit(h, self._size) if self._reserves else _c_release(h)
+        finally:
+            ch._busy = False
+            if ch._closing:
+                _detach(ch._claim)
+        if rc:
+            raise self._failed(ch, rc)
+
+
 def _in_call(method: _F) -> _F:
     """Mark a method as making C calls on the handle (see _Channel.close()): the method
     must take the handle (self._handle()) inside, after the mark is set.
@@ -404,6 +481,9 @@ class _Channel:
         self._h = ffi.gc(out[0], _make_finalizer(os.getpid()))
         # Whoever takes the handle out of this list detaches it (ends the role), once.
         self._claim = [self._h]
+        # The same pointer as a plain cdata, for the hottest calls: cffi converts it ~35 ns
+        # faster than the ffi.gc one. Used only while a local holds self._h (the handle).
+        self._hp = ffi.cast("shm_channel_t *", self._h)
         self._capacity = int(lib.shm_channel_capacity(self._h))
         self._max_payload = int(lib.shm_channel_max_payload(self._h))
         # Where reserve and peek put the message's address: read as an int, directly.
@@ -663,11 +743,14 @@ class Producer(_Channel):
                 data = _from_buffer(data)
             size = len(data)  # type: ignore[arg-type]
             if timeout is None:
-                rc = _c_write(h, data, size, _SLICE_NS)
+                # One try first (3 arguments: cffi's cost grows with them), then the wait.
+                rc = _c_try_write(self._hp, data, size)
                 if rc == 0:
                     return
-                if rc == _ETIMEDOUT or rc == _EINTR:
-                    rc = self._wait(lambda ns: _c_write(h, data, size, ns), None, rc)
+                if rc == _EAGAIN:
+                    rc = _c_write(h, data, size, _SLICE_NS)
+                    if rc == _ETIMEDOUT or rc == _EINTR:
+                        rc = self._wait(lambda ns: _c_write(h, data, size, ns), None, rc)
             else:
                 first, deadline = _first_wait(timeout)
                 rc = _c_write(h, data, size, first)
@@ -695,16 +778,20 @@ class Producer(_Channel):
         count = len(msgs)
         if count == 0:
             return 0
-        if set(map(type, msgs)) <= _BYTES_TYPES:
+        # len() is the size in bytes of bytes and bytearray only (countOf: all bytes, the
+        # usual case, checked at C speed).
+        if _count_of(map(type, msgs), bytes) == count or set(map(type, msgs)) <= _BYTES_TYPES:
             lens = array("Q", map(len, msgs))
         else:
             lens = array("Q", [memoryview(m).nbytes for m in msgs])
-        biggest = max(lens)
-        if biggest > self._max_payload:
-            raise self._error(-_errno.EMSGSIZE, "write", size=biggest, limit=self._max_payload)
+        total = sum(lens)
+        if total > self._max_payload:  # else none of them can be too large
+            biggest = max(lens)
+            if biggest > self._max_payload:
+                raise self._error(_EMSGSIZE, "write", size=biggest, limit=self._max_payload)
         # Join the messages a chunk of about _WRITE_CHUNK bytes at a time: one C call per
         # chunk (or per ring-full), and a working set that stays in the CPU cache.
-        if sum(lens) <= _WRITE_CHUNK:
+        if total <= _WRITE_CHUNK:
             bounds = [count]
         else:
             ends = list(accumulate(lens))
@@ -716,17 +803,18 @@ class Producer(_Channel):
                 bounds.append(i)
         lens_c = _from_buffer("uint64_t[]", lens)
         first, deadline = _first_wait(timeout)
+        hp = self._hp  # while h holds the handle
         done = 0
         for end in bounds:
             base = _from_buffer(b"".join(msgs[done:end]))
             offset = 0
             while done < end:
                 n = min(end - done, _INT32_MAX)
-                ptr = base + offset
-                lp = lens_c + done
+                ptr = base + offset if offset else base
+                lp = lens_c + done if done else lens_c
                 if done and deadline is not None:
                     first = min(max(0, deadline - _monotonic_ns()), _SLICE_NS)
-                rc = _c_write_batch(h, ptr, lp, n, first)
+                rc = _c_write_batch(hp, ptr, lp, n, first)
                 if rc == _ETIMEDOUT or rc == _EINTR:
                     rc = self._wait(
                         lambda ns, p=ptr, l_=lp, k=n: _c_write_batch(h, p, l_, k, ns),
@@ -802,21 +890,23 @@ class Producer(_Channel):
         return ffi.cast("char *", pp[0])
 
 
-class _StreamReservation:
+class _StreamReservation(_Block):
     """The context manager returned by :meth:`Producer.reserve`: the view is a slice of the
     handle's window on its mapping (see _Channel._slice).
     """
 
-    __slots__ = ("_channel", "_size", "_timeout", "_view")
+    __slots__ = ("_timeout",)
+    _reserves = True
+    _undo = _c_abort
 
     def __init__(self, channel: Producer, size: int, timeout: float | None) -> None:
-        self._channel = channel
+        self._ch = channel
         self._size = size
         self._timeout = timeout
-        self._view: memoryview | None = None
+        self._views: tuple[memoryview, ...] = ()
 
     def __enter__(self) -> memoryview:
-        ch = self._channel
+        ch = self._ch
         size = self._size
         # Written out rather than `with _Busy(ch)` (see _Busy): this is a hot path.
         try:
@@ -849,82 +939,22 @@ class _StreamReservation:
             ch._busy = False
             if ch._closing:
                 _detach(ch._claim)
-        self._view = view
+        self._views = (view,)
         return view
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ch = self._channel
-        view = self._view
-        if view is not None:
-            self._view = None
-            try:  # noqa: SIM105 (faster than contextlib.suppress)
-                view.release()
-            except BufferError:
-                pass
-        try:
-            ch._busy = True
-            h = ch._h
-            if h is None:
-                if exc_type is None:
-                    raise ch._closed_error()  # close() dropped the reservation
-                return
-            if exc_type is not None:
-                _c_abort(h)
-                return
-            rc = _c_commit(h, self._size)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
-        if rc:
-            raise ch._error(rc, "commit")
 
-
-class _Reservation:
+class _Reservation(_StreamReservation):
     """The context manager returned by :meth:`Publisher.reserve` (per-message views)."""
 
-    __slots__ = ("_channel", "_h", "_size", "_timeout", "_views")
-
-    def __init__(self, channel: Producer, size: int, timeout: float | None) -> None:
-        self._channel = channel
-        self._size = size
-        self._timeout = timeout
-        self._views: list[memoryview] = []
+    __slots__ = ()
 
     def __enter__(self) -> memoryview:
-        ch = self._channel
+        ch = self._ch
         with _Busy(ch):
             h = ch._handle()
             ptr = ch._reserve_ptr(h, self._size, self._timeout)
             self._views = ch._view(h, ptr, self._size, readonly=False)
         return self._views[0]
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ch = self._channel
-        _release_views(self._views)
-        self._views = []
-        with _Busy(ch):
-            h = ch._h
-            if h is None:
-                if exc_type is None:
-                    raise ch._closed_error()  # close() dropped the reservation
-                return
-            if exc_type is not None:
-                _c_abort(h)
-                return
-            rc = _c_commit(h, self._size)
-        if rc:
-            raise ch._error(rc, "commit")
 
 
 class Consumer(_Channel):
@@ -944,6 +974,8 @@ class Consumer(_Channel):
     """
 
     _role = _CONSUMER
+    # Set before __init__ runs: Consumer(spin=...) calls set_spin(), whose _handle() looks.
+    _held: tuple[list[bytes], Iterator[bytes]] | None = None
 
     def __init__(
         self,
@@ -977,6 +1009,7 @@ class Consumer(_Channel):
             self._lenp,
             _cbuffer(scratch),
             memoryview(_cbuffer(self._lenp)).cast("Q"),
+            self._hp,
         )
         self._ptrp = ffi.new("void **")
         self._batch_cap = 0
@@ -991,6 +1024,7 @@ class Consumer(_Channel):
         self._pb_addrs: Any = None
         self._pb_lens: Any = None
         self._pb_formats: dict[tuple[int, int], struct.Struct] = {}
+        self._pb_same: dict[tuple[int, int], bytes] = {}
         self._mapbytes: Any = None
         self._held: tuple[list[bytes], Iterator[bytes]] | None = None
         self._saved_state = self._read_state
@@ -1003,11 +1037,17 @@ class Consumer(_Channel):
             if state is None:  # closed, or iteration holds a batch
                 self._handle()  # raises, or gives back what iteration handed out
                 state = self._saved_state
-            h, buf, cap, lenp, data, size = state
+            h, buf, cap, lenp, data, size, hp = state
             if timeout is None:
-                rc = _c_read(h, buf, cap, lenp, _SLICE_NS)
-                if rc == 0:
-                    return data[: size[0]]  # type: ignore[no-any-return]
+                # One try first (3 arguments, the length returned), then the wait.
+                n = _c_try_read(hp, buf, cap)
+                if n >= 0:
+                    return data[:n]  # type: ignore[no-any-return]
+                rc = n
+                if rc == _EAGAIN:
+                    rc = _c_read(h, buf, cap, lenp, _SLICE_NS)
+                    if rc == 0:
+                        return data[: size[0]]  # type: ignore[no-any-return]
                 deadline = None
             else:
                 first, deadline = _first_wait(timeout)
@@ -1070,7 +1110,7 @@ class Consumer(_Channel):
             msgs = self._take(h, max_count, timeout)
             if msgs is not None:
                 # Copied out: every one is handed over now, so all are released.
-                rc = _c_release_n(h, len(msgs))
+                rc = _c_release_n(self._hp, len(msgs))
                 if rc:
                     raise self._error(rc, "release")
                 return msgs
@@ -1207,6 +1247,15 @@ class Consumer(_Channel):
         256 messages this one was already handed (:meth:`read` redelivers at most the one
         message a dying consumer had peeked).
         """
+        # The loop's next() is chain's, in C, over each batch's list iterator: Python code
+        # (_batches) runs once a batch, not once a message.
+        return chain.from_iterable(self._batches())
+
+    def _batches(self) -> Iterator[Iterable[bytes]]:
+        """The iterators of __iter__'s batches; each is held (self._held) from the moment
+        it is handed to chain until the next batch is taken, or the loop ends (chain, and
+        with it this generator, is freed: its finally clause gives the handed ones back).
+        """
         try:
             while self._batch_peek:
                 with _Busy(self):
@@ -1222,7 +1271,7 @@ class Consumer(_Channel):
                     it = iter(msgs)
                     self._held = (msgs, it)
                     self._read_state = None  # read() gives back the loop's messages first
-                yield from it
+                yield it
         finally:
             if self._held is not None and self._h is not None:
                 with _Busy(self):
@@ -1233,7 +1282,7 @@ class Consumer(_Channel):
                 data = read()
             except EndOfStream:
                 return
-            yield data
+            yield (data,)
 
     def _handle(self) -> Any:
         h = self._h
@@ -1288,7 +1337,7 @@ class Consumer(_Channel):
             max_count = self._pb_count
         ptrs, lens = self._pb_ptrs, self._pb_lens
         if timeout is None:
-            rc = _c_peek_batch(h, ptrs, lens, max_count, _SLICE_NS)
+            rc = _c_peek_batch(self._hp, ptrs, lens, max_count, _SLICE_NS)
             deadline = None
         else:
             first, deadline = _first_wait(timeout)
@@ -1300,8 +1349,19 @@ class Consumer(_Channel):
                 self._batch_peek = False
                 return None
             raise self._error(rc, "read", timeout=timeout)
-        sizes = _unpack(lens, rc)
-        if rc > 1 and sum(sizes) > _BATCH_SCRATCH:
+        # Equal sizes (fixed-size records), within 64 KiB: the lengths compared as one block
+        # of bytes against the cached pattern, no Python int per message.
+        size0 = lens[0]
+        same = False
+        if rc > 1 and size0 * rc <= _BATCH_SCRATCH:
+            pattern = self._pb_same.get((size0, rc))
+            if pattern is None:
+                if len(self._pb_same) > 64:
+                    self._pb_same.clear()
+                pattern = self._pb_same[size0, rc] = _u64_bytes(size0) * rc
+            same = _cbuffer(lens, 8 * rc)[:] == pattern
+        sizes = [size0] * rc if same else _unpack(lens, rc)
+        if not same and rc > 1 and sum(sizes) > _BATCH_SCRATCH:
             # A batch's copies stay in the CPU cache: cut at 64 KiB (the first always comes).
             total = 0
             for i, size in enumerate(sizes):
@@ -1324,11 +1384,10 @@ class Consumer(_Channel):
             # only used inside marked calls, while the window holds the mapping.
             mb = self._mapbytes = _cbuffer(ffi.cast("char *", start), length)
         first_off = addr0 - start
-        size0 = sizes[0]
         if rc == 1:
             return [mb[first_off : first_off + size0]]
         stride = 8 + ((size0 + 7) & ~7)
-        if sizes.count(size0) == rc and addrs[rc - 1] - addr0 == stride * (rc - 1):
+        if (same or sizes.count(size0) == rc) and addrs[rc - 1] - addr0 == stride * (rc - 1):
             # Equal sizes, back to back (no wrap in between), as fixed-size records are:
             # split at C speed by one compiled struct format.
             fmt = self._pb_formats.get((size0, rc))
@@ -1353,20 +1412,20 @@ class Consumer(_Channel):
         return ffi.cast("char *", ptrp[0]), int(lenp[0])
 
 
-class _StreamPeek:
+class _StreamPeek(_Block):
     """The context manager returned by :meth:`Consumer.peek`: the view is a read-only slice
     of the handle's window on its mapping (see _Channel._slice).
     """
 
-    __slots__ = ("_channel", "_timeout", "_view")
+    __slots__ = ("_timeout",)
 
     def __init__(self, channel: Consumer, timeout: float | None) -> None:
-        self._channel = channel
+        self._ch = channel
         self._timeout = timeout
-        self._view: memoryview | None = None
+        self._views: tuple[memoryview, ...] | list[memoryview] = ()
 
     def __enter__(self) -> memoryview:
-        ch = self._channel
+        ch = self._ch
         # Written out rather than `with _Busy(ch)` (see _Busy): this is a hot path.
         try:
             ch._busy = True
@@ -1399,75 +1458,22 @@ class _StreamPeek:
             ch._busy = False
             if ch._closing:
                 _detach(ch._claim)
-        self._view = view
+        self._views = (view,)
         return view
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ch = self._channel
-        view = self._view
-        if view is not None:
-            self._view = None
-            try:  # noqa: SIM105 (faster than contextlib.suppress)
-                view.release()
-            except BufferError:
-                pass
-        if exc_type is not None:
-            return  # the message stays for the next read
-        try:
-            ch._busy = True
-            h = ch._h
-            if h is None:
-                return  # closed: the message stays for the next consumer
-            rc = _c_release(h)
-        finally:
-            ch._busy = False
-            if ch._closing:
-                _detach(ch._claim)
-        if rc:
-            raise ch._error(rc, "release")
 
-
-class _Peek:
+class _Peek(_StreamPeek):
     """The context manager behind :meth:`Consumer.peek_array` (per-message views)."""
 
-    __slots__ = ("_channel", "_timeout", "_views")
-
-    def __init__(self, channel: Consumer, timeout: float | None) -> None:
-        self._channel = channel
-        self._timeout = timeout
-        self._views: list[memoryview] = []
+    __slots__ = ()
 
     def __enter__(self) -> memoryview:
-        ch = self._channel
+        ch = self._ch
         with _Busy(ch):
             h = ch._handle()
             ptr, size = ch._peek_ptr(h, self._timeout)
             self._views = ch._view(h, ptr, size, readonly=True)
         return self._views[0]
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ch = self._channel
-        _release_views(self._views)
-        self._views = []
-        if exc_type is not None:
-            return  # the message stays for the next read
-        with _Busy(ch):
-            h = ch._h
-            if h is None:
-                return  # closed: the message stays for the next consumer
-            rc = _c_release(h)
-        if rc:
-            raise ch._error(rc, "release")
 
 
 class _PeekArray(_Peek):
@@ -1485,7 +1491,7 @@ class _PeekArray(_Peek):
 
         view = super().__enter__()
         try:
-            dt, shape, order, offset = describe(view, self._dtype, self._shape, self._channel._name)
+            dt, shape, order, offset = describe(view, self._dtype, self._shape, self._ch._name)
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise

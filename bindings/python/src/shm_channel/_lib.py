@@ -315,6 +315,10 @@ int shm_channel_peek_batch(shm_channel_t *ch, const void **ptrs, uint64_t *lens,
                            uint32_t max_count, int64_t timeout_ns);
 int shm_channel_release_n(shm_channel_t *ch, uint32_t n);
 int shm_channel_mapping(shm_channel_t *ch, void **base, uint64_t *len);
+
+/* ---- one-try write and read with few arguments (issue 14, bindings) ---- */
+int shm_channel_try_write(shm_channel_t *ch, const void *data, uint64_t len);
+int64_t shm_channel_try_read(shm_channel_t *ch, void *buf, uint64_t cap);
 """
 
 ffi = cffi.FFI()

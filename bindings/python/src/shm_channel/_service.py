@@ -19,6 +19,7 @@ from ._channel import (
     _EINTR,
     _EMSGSIZE,
     _ETIMEDOUT,
+    _Block,
     _Busy,
     _Channel,
     _check_name,
@@ -403,46 +404,29 @@ class Client(_Service):
         return call(_timeout_ns(timeout))
 
 
-class _RequestSpace:
+class _RequestSpace(_Block):
     """The context manager returned by :meth:`Client.reserve`."""
 
-    __slots__ = ("_client", "_size", "_timeout", "_views")
+    __slots__ = ("_timeout",)
+    _reserves = True
+    _undo = _c_abort
 
     def __init__(self, client: Client, size: int, timeout: float | None) -> None:
-        self._client = client
+        self._ch = client
         self._size = size
         self._timeout = timeout
         self._views: list[memoryview] = []
 
     def __enter__(self) -> memoryview:
-        ch = self._client
+        ch = self._ch
         with _Busy(ch):
             h = ch._handle()
             ch._reserve(h, self._size, self._timeout)
             self._views = ch._view(h, ch._ptrp[0], self._size, readonly=False)
         return self._views[0]
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ch = self._client
-        _release_views(self._views)
-        self._views = []
-        with _Busy(ch):
-            h = ch._h
-            if h is None:
-                if exc_type is None:
-                    raise ch._closed_error()
-                return
-            if exc_type is not None:
-                _c_abort(h)
-                return
-            rc = _c_commit(h, self._size)
-        if rc:
-            raise ch._error(rc, "request", size=self._size, limit=ch._max_request)
+    def _failed(self, ch: Any, rc: int) -> Exception:
+        return ch._error(rc, "request", size=self._size, limit=ch._max_request)  # type: ignore[no-any-return]
 
 
 class _ResponseView:

@@ -946,3 +946,22 @@ extern "C" {
         len: *mut u64,
     ) -> c_int;
 }
+
+// ---- one-try write and read with few arguments (issue 14, bindings) ----------------------
+
+extern "C" {
+    /// [`shm_channel_write`] with timeout 0, one argument less (for bindings whose cost per
+    /// call grows with its arguments): 0, `-EAGAIN` (full: nothing written), or its errors.
+    pub fn shm_channel_try_write(ch: *mut shm_channel_t, data: *const c_void, len: u64) -> c_int;
+
+    /// [`shm_channel_read`] with timeout 0, returning the message's length (>= 0) or its
+    /// negative errno (`-EAGAIN`: nothing ready; `-EMSGSIZE`: larger than `cap`, it stays).
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// // SAFETY: a NULL handle is rejected with -EINVAL.
+    /// let rc = unsafe { shm_channel_try_read(std::ptr::null_mut(), std::ptr::null_mut(), 0) };
+    /// assert_eq!(rc, -22);
+    /// ```
+    pub fn shm_channel_try_read(ch: *mut shm_channel_t, buf: *mut c_void, cap: u64) -> i64;
+}
