@@ -32,10 +32,11 @@ static void svc_teardown(struct bench_run *run)
     (void)shm_channel_unlink(run->name, SHM_CHANNEL_FORCE);
 }
 
-static int open_svc(struct bench_run *run, uint32_t role, int blocking, shm_channel_t **ch)
+static int open_svc(struct bench_run *run, uint32_t role, int blocking, uint32_t flags,
+                    shm_channel_t **ch)
 {
     shm_channel_service_config_t cfg = {run->size, run->size, 64, 0, {0}};
-    int rc = shm_channel_open_service(ch, run->name, role, SHM_CHANNEL_CREATE, &cfg, 0600);
+    int rc = shm_channel_open_service(ch, run->name, role, flags, &cfg, 0600);
     if (rc)
         return bench_fail(run, "open %s: %s", role == SHM_CHANNEL_SERVER ? "server" : "client",
                           shm_channel_strerror(rc));
@@ -50,7 +51,10 @@ static int open_svc(struct bench_run *run, uint32_t role, int blocking, shm_chan
 static void extra_client(struct bench_run *run)
 {
     shm_channel_t *ch = NULL;
-    if (open_svc(run, SHM_CHANNEL_CLIENT, 1, &ch))
+    /* Join, never create: a run that ended before this process got a CPU (a short
+     * calibration run on a busy machine) has removed its name, and a created segment
+     * would wait for a server forever (seen: the whole bench hung in svc_spin8). */
+    if (open_svc(run, SHM_CHANNEL_CLIENT, 1, 0, &ch))
         _exit(2);
     uint8_t req[64 * 1024], resp[64 * 1024];
     uint64_t size = run->size < sizeof req ? run->size : sizeof req, len;
@@ -77,7 +81,7 @@ static int client_side(struct bench_run *run, int extras, int blocking)
         bench_fail(run, "out of memory");
         goto out;
     }
-    if (open_svc(run, SHM_CHANNEL_CLIENT, blocking, &ch))
+    if (open_svc(run, SHM_CHANNEL_CLIENT, blocking, SHM_CHANNEL_CREATE, &ch))
         goto out;
     bench_mark(run, 1);
     if (bench_await(run, 1))
@@ -95,6 +99,20 @@ static int client_side(struct bench_run *run, int extras, int blocking)
         }
         if (pid > 0)
             pids[n++] = pid;
+    }
+    /* Measure with the extras at work: wait until every one has joined (or one failed). */
+    for (;;) {
+        shm_channel_service_stat_t st;
+        if (shm_channel_service_stat(ch, &st) != 0 || st.clients >= (uint32_t)n + 1)
+            break;
+        int gone = 0;
+        for (int i = 0; i < n; i++)
+            gone |= waitpid(pids[i], NULL, WNOHANG) == pids[i];
+        if (gone) {
+            bench_fail(run, "an extra client failed to join");
+            goto out;
+        }
+        usleep(200);
     }
     /* The client is the ping; the server stops at the STOP request, so only the client's
      * loop reads the total. */
@@ -145,7 +163,7 @@ static int server_side(struct bench_run *run, int blocking)
     shm_channel_t *ch = NULL;
     uint8_t *buf = calloc(1, run->size + 8);
     int rc = -1;
-    if (!buf || open_svc(run, SHM_CHANNEL_SERVER, blocking, &ch))
+    if (!buf || open_svc(run, SHM_CHANNEL_SERVER, blocking, SHM_CHANNEL_CREATE, &ch))
         goto out;
     bench_mark(run, 1);
     if (bench_await(run, 1))
