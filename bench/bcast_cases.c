@@ -316,7 +316,7 @@ out:
 
 #define PACED_CASE(k, habit, suffix, what)                                                \
     BCAST_CASE(paced, k, suffix, habit, publish_paced(run),                               \
-               "bcast every 10 us, " #k " subs" what ", ns/publish")
+               "bcast every 10 us, " #k " subs" what " (1 / publish cost)")
 PACED_CASE(0, KEEP_UP, , "")
 PACED_CASE(1, KEEP_UP, , " spinning")
 PACED_CASE(8, KEEP_UP, , " spinning")
