@@ -734,6 +734,15 @@ fn every_function_links_and_the_version_matches() {
             "shm_channel_try_read",
             shm_channel_try_read as *const () as usize,
         ),
+        // One-try zero copy (issue 14).
+        (
+            "shm_channel_try_reserve",
+            shm_channel_try_reserve as *const () as usize,
+        ),
+        (
+            "shm_channel_try_peek",
+            shm_channel_try_peek as *const () as usize,
+        ),
     ];
     let listed: BTreeSet<String> = fns.iter().map(|f| f.0.to_string()).collect();
     let declared: BTreeSet<String> = rust_decls().fns.into_iter().map(|f| f.0).collect();
