@@ -1002,12 +1002,41 @@ class _StreamReservation(_Block):
             return win[off : off + size]  # type: ignore[no-any-return]
         return ch._slice_slow(h, start + off, size, False)
 
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # _Block.__exit__ for the common case (no exception, the channel open, one view),
+        # with nothing looked up twice: this is a hot path. Anything else goes there.
+        ch = self._ch
+        if exc_type is not None or ch._h is None:
+            return _Block.__exit__(self, exc_type, exc, tb)
+        self._ch = None
+        (view,) = self._views
+        self._views = ()
+        try:  # noqa: SIM105 (faster than contextlib.suppress)
+            view.release()
+        except BufferError:
+            pass  # exported (numpy): whatever holds it holds the mapping alive
+        try:
+            ch._busy = True
+            rc = _c_commit(ch._h, self._size)
+        finally:
+            ch._busy = False
+            if ch._closing:
+                _detach(ch._claim)
+        if rc:
+            raise self._failed(ch, rc)
+
 
 class _Reservation(_StreamReservation):
     """The context manager returned by :meth:`Publisher.reserve` (per-message views)."""
 
     __slots__ = ()
     _reused = False
+    __exit__ = _Block.__exit__  # (per-message views: not the one-view fast path)
 
     def __enter__(self) -> memoryview:
         ch = self._ch
@@ -1550,12 +1579,41 @@ class _StreamPeek(_Block):
             return win[off : off + size]  # type: ignore[no-any-return]
         return ch._slice_slow(h, start + off, size, True)
 
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # _Block.__exit__ for the common case (no exception, the channel open, one view),
+        # with nothing looked up twice: this is a hot path. Anything else goes there.
+        ch = self._ch
+        if exc_type is not None or ch._h is None:
+            return _Block.__exit__(self, exc_type, exc, tb)
+        self._ch = None
+        (view,) = self._views
+        self._views = ()
+        try:  # noqa: SIM105 (faster than contextlib.suppress)
+            view.release()
+        except BufferError:
+            pass  # exported (numpy): whatever holds it holds the mapping alive
+        try:
+            ch._busy = True
+            rc = _c_release(ch._h)
+        finally:
+            ch._busy = False
+            if ch._closing:
+                _detach(ch._claim)
+        if rc:
+            raise self._failed(ch, rc)
+
 
 class _Peek(_StreamPeek):
     """The context manager behind :meth:`Consumer.peek_array` (per-message views)."""
 
     __slots__ = ()
     _reused = False
+    __exit__ = _Block.__exit__  # (per-message views: not the one-view fast path)
 
     def __enter__(self) -> memoryview:
         ch = self._ch
