@@ -835,6 +835,29 @@ SHM_CHANNEL_API int64_t shm_channel_try_read(shm_channel_t *ch, void *buf, uint6
 
 /* ---- end of one-try write and read ------------------------------------------------------ */
 
+/* ---- one-try zero copy with few arguments (issue 14, bindings) ------------------------- */
+
+/*
+ * Any kind and role that shm_channel_reserve() takes: shm_channel_reserve(ch, len, &ptr, 0),
+ * returning where the space starts as an offset from this handle's mapping base
+ * (shm_channel_mapping(); >= 0) instead of storing a pointer, or a negative errno (-EAGAIN
+ * when there is no room now; then nothing is reserved). -ERANGE: the space is not inside the
+ * mapping (a compat reservation split at the wrap gets a bounce buffer); it was aborted, so
+ * nothing is reserved: use shm_channel_reserve(). Commit or abort as after shm_channel_reserve().
+ */
+SHM_CHANNEL_API int64_t shm_channel_try_reserve(shm_channel_t *ch, uint64_t len);
+
+/*
+ * Any kind and role that shm_channel_peek() takes: shm_channel_peek(ch, &ptr, len, 0),
+ * returning the message's offset from this handle's mapping base (>= 0) instead of storing a
+ * pointer, or a negative errno (-EAGAIN when nothing is ready). -ERANGE: the message is held
+ * (peeked) but does not lie inside the mapping (a compat message split at the wrap is handed
+ * out as a copy): shm_channel_peek() returns its pointer. Release as after shm_channel_peek().
+ */
+SHM_CHANNEL_API int64_t shm_channel_try_peek(shm_channel_t *ch, uint64_t *len);
+
+/* ---- end of one-try zero copy ----------------------------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif

@@ -1079,3 +1079,40 @@ int64_t shm_channel_try_read(shm_channel_t *ch, void *buf, uint64_t cap)
 }
 
 /* ---- end of one-try write and read ------------------------------------------------------ */
+
+/* ---- one-try zero copy with few arguments (issue 14, bindings) ---------------------------
+ * Thin wrappers over shm_channel_reserve()/shm_channel_peek() with timeout 0 that return the
+ * view's offset in the handle's mapping (a binding holds one buffer over the mapping and
+ * slices it) or -errno: one argument, no pointer out-parameter, for the same reason as the
+ * one-try write and read above. */
+
+static int64_t mapping_offset(const shm_channel_t *ch, const void *p, uint64_t len)
+{
+    uintptr_t base = (uintptr_t)ch->seg.base, at = (uintptr_t)p;
+    if (at < base || at - base > ch->seg.map_len || len > ch->seg.map_len - (at - base))
+        return -ERANGE;
+    return (int64_t)(at - base);
+}
+
+int64_t shm_channel_try_reserve(shm_channel_t *ch, uint64_t len)
+{
+    void *p;
+    int rc = shm_channel_reserve(ch, len, &p, 0);
+    if (rc)
+        return rc;
+    int64_t off = mapping_offset(ch, p, len);
+    if (off < 0)
+        shm_channel_abort(ch);
+    return off;
+}
+
+int64_t shm_channel_try_peek(shm_channel_t *ch, uint64_t *len)
+{
+    const void *p;
+    if (!len)
+        return -EINVAL;
+    int rc = shm_channel_peek(ch, &p, len, 0);
+    return rc ? rc : mapping_offset(ch, p, *len);
+}
+
+/* ---- end of one-try zero copy ----------------------------------------------------------- */

@@ -319,6 +319,10 @@ int shm_channel_mapping(shm_channel_t *ch, void **base, uint64_t *len);
 /* ---- one-try write and read with few arguments (issue 14, bindings) ---- */
 int shm_channel_try_write(shm_channel_t *ch, const void *data, uint64_t len);
 int64_t shm_channel_try_read(shm_channel_t *ch, void *buf, uint64_t cap);
+
+/* ---- one-try zero copy with few arguments (issue 14, bindings) ---- */
+int64_t shm_channel_try_reserve(shm_channel_t *ch, uint64_t len);
+int64_t shm_channel_try_peek(shm_channel_t *ch, uint64_t *len);
 """
 
 ffi = cffi.FFI()

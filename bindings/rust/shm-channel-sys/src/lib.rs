@@ -965,3 +965,24 @@ extern "C" {
     /// ```
     pub fn shm_channel_try_read(ch: *mut shm_channel_t, buf: *mut c_void, cap: u64) -> i64;
 }
+
+// ---- one-try zero copy with few arguments (issue 14, bindings) ----------------------------
+
+extern "C" {
+    /// [`shm_channel_reserve`] with timeout 0, returning the space's offset from the handle's
+    /// mapping base ([`shm_channel_mapping`], >= 0) or a negative errno (`-EAGAIN`: no room;
+    /// `-ERANGE`: not inside the mapping, aborted: use [`shm_channel_reserve`]).
+    pub fn shm_channel_try_reserve(ch: *mut shm_channel_t, len: u64) -> i64;
+
+    /// [`shm_channel_peek`] with timeout 0, returning the message's offset from the handle's
+    /// mapping base (>= 0, `*len` its size) or a negative errno (`-EAGAIN`: nothing ready;
+    /// `-ERANGE`: held, but not inside the mapping: [`shm_channel_peek`] gives its pointer).
+    ///
+    /// ```
+    /// # use shm_channel_sys::*;
+    /// // SAFETY: a NULL length pointer is rejected with -EINVAL.
+    /// let rc = unsafe { shm_channel_try_peek(std::ptr::null_mut(), std::ptr::null_mut()) };
+    /// assert_eq!(rc, -22);
+    /// ```
+    pub fn shm_channel_try_peek(ch: *mut shm_channel_t, len: *mut u64) -> i64;
+}

@@ -573,7 +573,7 @@ fn the_compiled_check_catches_drift() {
 #[test]
 fn every_function_links_and_the_version_matches() {
     // Taking each address makes the linker resolve every declared symbol.
-    let fns: [(&str, usize); 27 + 13 + 1 + 1 + 3 + 2] = [
+    let fns: [(&str, usize); 27 + 13 + 1 + 1 + 3 + 2 + 2] = [
         ("shm_channel_open", shm_channel_open as *const () as usize),
         ("shm_channel_close", shm_channel_close as *const () as usize),
         (
@@ -733,6 +733,15 @@ fn every_function_links_and_the_version_matches() {
         (
             "shm_channel_try_read",
             shm_channel_try_read as *const () as usize,
+        ),
+        // One-try zero copy (issue 14).
+        (
+            "shm_channel_try_reserve",
+            shm_channel_try_reserve as *const () as usize,
+        ),
+        (
+            "shm_channel_try_peek",
+            shm_channel_try_peek as *const () as usize,
         ),
     ];
     let listed: BTreeSet<String> = fns.iter().map(|f| f.0.to_string()).collect();
