@@ -46,6 +46,9 @@ void ct_pin(int n);
 uint64_t ct_now_ns(void);
 void ct_sleep_ms(unsigned ms);
 
+/* CPU time of a process, nanoseconds (/proc/<pid>/schedstat: time on the CPU). */
+uint64_t ct_cpu_ns(pid_t pid);
+
 /* fork() a child that dies with its parent; the child runs fn(arg) and _exit()s with its
  * return value. Returns the pid. */
 pid_t ct_fork(int (*fn)(void *), void *arg);

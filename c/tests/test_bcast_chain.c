@@ -352,18 +352,6 @@ static int idle_subscriber(void *arg)
     return rc == 0 && n == 4 && memcmp(buf, "wake", 4) == 0 ? 0 : 11;
 }
 
-static uint64_t cpu_ns(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/schedstat", (long)pid);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    unsigned long long ns = 0;
-    cr_assert_eq(fscanf(f, "%llu", &ns), 1);
-    fclose(f);
-    return ns;
-}
-
 Test(bcast_chain, an_idle_sleeping_subscriber_costs_under_2_percent_of_a_core)
 {
     char name[64];
@@ -381,9 +369,9 @@ Test(bcast_chain, an_idle_sleeping_subscriber_costs_under_2_percent_of_a_core)
         usleep(1000);
     }
     ct_sleep_ms(100); /* past the spin and the first sleep: the steady state */
-    uint64_t w0 = ct_now_ns(), c0 = cpu_ns(pid);
+    uint64_t w0 = ct_now_ns(), c0 = ct_cpu_ns(pid);
     ct_sleep_ms(2000);
-    uint64_t c1 = cpu_ns(pid), w1 = ct_now_ns();
+    uint64_t c1 = ct_cpu_ns(pid), w1 = ct_now_ns();
     double share = (double)(c1 - c0) / (double)(w1 - w0);
     fprintf(stderr, "  idle broadcast subscriber: %.3f%% of a core over %.2f s\n",
             share * 100, (double)(w1 - w0) / 1e9);
