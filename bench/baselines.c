@@ -330,55 +330,20 @@ static int spsc_rtt_setup(struct bench_run *run)
     return spsc_map(run, "-spsc2");
 }
 
-static int spsc_rtt_side(struct bench_run *run, int ping)
-{
-    struct spsc out, in;
-    uint8_t *b0 = run->shared, *b1 = b0 + SPSC_DATA_OFF + run->capacity;
-    spsc_bind(&out, ping ? b0 : b1, run->capacity);
-    spsc_bind(&in, ping ? b1 : b0, run->capacity);
-    uint8_t *msg = aligned_alloc(64, run->size + 64);
-    uint8_t *buf = aligned_alloc(64, run->size + 64);
-    if (!msg || !buf) {
-        free(msg);
-        free(buf);
-        return bench_fail(run, "out of memory");
-    }
-    memset(msg, 0x5a, run->size + 64);
-    bench_mark(run, 1);
-    int rc = bench_await(run, 1);
-    uint64_t bad = 0;
-    for (uint64_t i = 0; rc == 0 && i < bench_rtt_total(run); i++) {
-        if (ping) {
-            uint64_t t0 = bench_now_ns();
-            bench_rtt_ping_check(run, i, t0);
-            bench_stamp(msg, run->size, i);
-            spsc_send(&out, msg, run->size, 0);
-            uint64_t n = spsc_recv(&in, buf, 0);
-            uint64_t t1 = bench_now_ns();
-            bad += n != run->size || !bench_check(buf, n, i);
-            if (i >= run->warmup)
-                run->samples[i - run->warmup] = t1 - t0;
-        } else {
-            uint64_t n = spsc_recv(&in, buf, 0);
-            bad += n != run->size || !bench_check(buf, n, i);
-            spsc_send(&out, buf, n, 0);
-        }
-    }
-    free(msg);
-    free(buf);
-    if (bad)
-        return bench_fail(run, "spsc_ring: %llu bad messages", (unsigned long long)bad);
-    return rc;
-}
+/* One side of a round trip over two rings (ring 0 carries ping -> pong, ring 1 pong -> ping),
+ * with the ring's records (hdr 0) or the header-polled prototype's below (hdr 1); always
+ * called with a constant `hdr`, so each inlined copy keeps only its own calls. */
+static inline __attribute__((always_inline)) int rtt_side(struct bench_run *run, int ping,
+                                                          int hdr);
 
 static int spsc_ping(struct bench_run *run)
 {
-    return spsc_rtt_side(run, 1);
+    return rtt_side(run, 1, 0);
 }
 
 static int spsc_pong(struct bench_run *run)
 {
-    return spsc_rtt_side(run, 0);
+    return rtt_side(run, 0, 0);
 }
 
 const struct bench_transport bench_spsc_rtt = {
@@ -435,7 +400,8 @@ static inline uint64_t hdr_recv(struct spsc *q, void *buf)
     return len;
 }
 
-static int hdr_rtt_side(struct bench_run *run, int ping)
+static inline __attribute__((always_inline)) int rtt_side(struct bench_run *run, int ping,
+                                                          int hdr)
 {
     struct spsc out, in;
     uint8_t *b0 = run->shared, *b1 = b0 + SPSC_DATA_OFF + run->capacity;
@@ -457,33 +423,40 @@ static int hdr_rtt_side(struct bench_run *run, int ping)
             uint64_t t0 = bench_now_ns();
             bench_rtt_ping_check(run, i, t0);
             bench_stamp(msg, run->size, i);
-            hdr_send(&out, msg, run->size);
-            uint64_t n = hdr_recv(&in, buf);
+            if (hdr)
+                hdr_send(&out, msg, run->size);
+            else
+                spsc_send(&out, msg, run->size, 0);
+            uint64_t n = hdr ? hdr_recv(&in, buf) : spsc_recv(&in, buf, 0);
             uint64_t t1 = bench_now_ns();
             bad += n != run->size || !bench_check(buf, n, i);
             if (i >= run->warmup)
                 run->samples[i - run->warmup] = t1 - t0;
         } else {
-            uint64_t n = hdr_recv(&in, buf);
+            uint64_t n = hdr ? hdr_recv(&in, buf) : spsc_recv(&in, buf, 0);
             bad += n != run->size || !bench_check(buf, n, i);
-            hdr_send(&out, buf, n);
+            if (hdr)
+                hdr_send(&out, buf, n);
+            else
+                spsc_send(&out, buf, n, 0);
         }
     }
     free(msg);
     free(buf);
     if (bad)
-        return bench_fail(run, "spsc_hdr: %llu bad messages", (unsigned long long)bad);
+        return bench_fail(run, "%s: %llu bad messages", hdr ? "spsc_hdr" : "spsc_ring",
+                          (unsigned long long)bad);
     return rc;
 }
 
 static int hdr_ping(struct bench_run *run)
 {
-    return hdr_rtt_side(run, 1);
+    return rtt_side(run, 1, 1);
 }
 
 static int hdr_pong(struct bench_run *run)
 {
-    return hdr_rtt_side(run, 0);
+    return rtt_side(run, 0, 1);
 }
 
 const struct bench_transport bench_spsc_hdr_rtt = {
