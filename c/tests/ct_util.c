@@ -132,7 +132,7 @@ uint64_t ct_cpu_ns(pid_t pid)
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/schedstat", (long)pid);
     FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
+    cr_assert(f != NULL, "cannot open %s", path);
     unsigned long long ns = 0;
     cr_assert_eq(fscanf(f, "%llu", &ns), 1);
     fclose(f);
