@@ -235,9 +235,14 @@ Test(svc_proc_api, clients_and_servers_killed_at_random_no_misrouted_or_lost_ans
     memset(C, 0, sizeof(*C));
     ct_name(name, "svcproc");
     pid_t clients[NCLIENTS];
+    /* Each client's sessions before its current process started (the one before it is
+     * dead, maybe killed before it joined): the current one has joined at base + 1. */
+    uint64_t base[NCLIENTS];
     /* Clients first: they create the service and wait for a server inside request(). */
-    for (uint32_t i = 0; i < NCLIENTS; i++)
+    for (uint32_t i = 0; i < NCLIENTS; i++) {
+        base[i] = 0;
         clients[i] = ct_fork(client_main, (void *)(uintptr_t)i);
+    }
     pid_t server = ct_fork(server_main, NULL);
     uint64_t rnd = 0x5eed;
     int kills = (int)ct_scaled(90, 18);
@@ -258,10 +263,18 @@ Test(svc_proc_api, clients_and_servers_killed_at_random_no_misrouted_or_lost_ans
         int st = ct_wait(clients[i]);
         cr_assert(st == 128 + SIGKILL || st == 0, "client %u exited %d (rc %d at %d)", i, st,
                   C->res[i].rc, C->res[i].step);
+        base[i] = __atomic_load_n(&C->res[i].sessions, __ATOMIC_RELAXED);
         clients[i] = ct_fork(client_main, (void *)(uintptr_t)i);
     }
     cr_assert_eq(server_kills, 2);
-    /* A client killed and not replaced: the server learns of it and reclaims its slot. */
+    /* A client killed and not replaced: the server learns of it and reclaims its slot.
+     * First every replacement has joined: one still joining would take the dead slot
+     * itself (a joiner reclaims a dead client's slot, spec §5.3), and the server would
+     * have nothing to reap (seen once under ASan). */
+    for (uint32_t i = 0; i < NCLIENTS; i++)
+        cr_assert_eq(ct_await_geq(&C->res[i].sessions, base[i] + 1, 20 * CT_SEC), 0,
+                     "client %u has not joined (sessions %lu)", i,
+                     (unsigned long)C->res[i].sessions);
     uint64_t reaped0 = __atomic_load_n(&C->reaped, __ATOMIC_RELAXED);
     kill(clients[7], SIGKILL);
     ct_wait(clients[7]);
