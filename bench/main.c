@@ -120,9 +120,14 @@ struct cfg {
     int verbose;
 };
 
-static void note_run(struct cfg *c, const struct result *r, const struct bench_run *run,
+static void note_run(struct cfg *c, struct result *r, const struct bench_run *run,
                      double value, const char *unit)
 {
+    if (r->count) { /* a measured run (not the calibration): its counters for the JSON */
+        for (int k = 0; k < 6; k++)
+            r->info_sum[k] += run->info[k];
+        r->messages += run->count;
+    }
     if (!c->verbose)
         return;
     fprintf(stderr, "\n  %-32s %8llu B x %-10llu %12.4g %s", r->t->label,

@@ -365,6 +365,16 @@ int bench_write_json(const char *path, const struct bench_meta *m, const struct 
             fprintf(f, ", \"vs_memcpy\": ");
             jnum(f, r->vs_memcpy);
         }
+        /* The stream cases' wait counters over the measured runs (shm_channel_stat_t). */
+        if (!strncmp(r->t->id, "shm_", 4))
+            fprintf(f, ", \"counters\": {\"messages\": %llu, \"full_events\": %llu, "
+                       "\"empty_events\": %llu, \"producer_sleeps\": %llu, "
+                       "\"consumer_sleeps\": %llu, \"producer_wakes\": %llu, "
+                       "\"consumer_wakes\": %llu}",
+                    (unsigned long long)r->messages, (unsigned long long)r->info_sum[0],
+                    (unsigned long long)r->info_sum[1], (unsigned long long)r->info_sum[2],
+                    (unsigned long long)r->info_sum[3], (unsigned long long)r->info_sum[4],
+                    (unsigned long long)r->info_sum[5]);
         fprintf(f, ", \"baseline\": ");
         if (r->baseline)
             jstr(f, r->baseline);

@@ -31,6 +31,10 @@ struct result {
                          round): msgs/s for throughput, ns for round trips */
     double ratio_of_medians;
     double vs_memcpy; /* throughput: GB/s over memcpy's at the same size */
+    /* The transport's notes (bench_run.info) summed over the measured runs, for the JSON:
+     * for the stream cases the channel's wait counters (bench.h). */
+    uint64_t info_sum[6];
+    uint64_t messages; /* messages or round trips of the measured runs, summed */
 };
 
 struct bench_meta {
