@@ -26,6 +26,8 @@ run "C (plain, ASan+UBSan, TSan)" scripts/test-c.sh
 [ -x tests/interop/run.sh ] && run "Interop" tests/interop/run.sh
 [ -x tests/bridge/run.sh ] && run "Bridge (Zenoh)" tests/bridge/run.sh
 [ -x tests/packaging/run.sh ] && run "Packaging (deb, wheel, crates, ABI)" tests/packaging/run.sh
+# The bench report's own checks (fixture JSON in, REPORT.md's goal rows out; ~1 s).
+[ -x bench/report/run-tests.sh ] && run "Bench report" bench/report/run-tests.sh
 echo
 echo "total: $((SECONDS - start)) s"
 if [ ${#failed[@]} -gt 0 ]; then

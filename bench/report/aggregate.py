@@ -87,6 +87,7 @@ class Fig:
 
 class Data:
     def __init__(self, out: Path) -> None:
+        self.out = out
         self.figs: list[Fig] = []
         self.raw: dict[str, Any] = {}
         self.meta: list[dict[str, Any]] = []
@@ -130,6 +131,11 @@ class Data:
             if rtt:
                 f.p99, f.p999, f.max = runs("p99"), runs("p999"), runs("max")
             self.figs.append(f)
+
+    def text(self, name: str) -> str:
+        """A text file of the run (bench/callgrind.sh's output, ...), or ""."""
+        p = self.out / name
+        return p.read_text() if p.exists() else ""
 
     def get(self, part: str, kind: str, fid: str, size: int = 64) -> Fig | None:
         for f in self.figs:
@@ -231,101 +237,50 @@ def text_table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-# ---- targets ---------------------------------------------------------------------------------
+# ---- goals (issue 14) and other figures ------------------------------------------------------
 
-# Why a target can be missed and what meeting it would take; shown next to a missed target.
-NOTES = {
-    "c64": (
-        "Per 64 B message the minimal ring costs {spsc_ns} ns and write/read {copy_ns} ns. "
-        "{fenced}Both touch the same cache lines per message (the data, each side's own position "
-        "line, and the peer's waiting-flag line, which stays shared while nobody sleeps: "
-        "bench/README.md, \"Where the time goes\"); the difference is instructions: callgrind, "
-        "one process, 64 B, loop included (bench/callgrind.sh): 224 per write+read pair against "
-        "the minimal ring's 108, after session 5's fused write/read path (316 with session 4's "
-        "library). "
-        "What is left, line by line in bench/README.md: the entry checks, the record header's "
-        "validation (the segment is untrusted), the header counters, the wake check, the call "
-        "into the shared library through the PLT{rust_static}; the batch calls amortise it "
-        "(shm_batch: {batch}). On a loaded machine the two-process ratio swings 0.8-2.2x from "
-        "run to run for the ring and for us alike (which side keeps up decides how many line "
-        "transfers a message costs): read it with the instruction counts."
-    ),
-    "zc_memcpy": (
-        "The zero-copy producer still writes every byte once (it stands for producing the data "
-        "in place) into a ring larger than the last-level cache, on the other core's side of "
-        "the cache; memcpy is measured in one process that owns its buffer. Above the cache "
-        "size both are bounded by memory bandwidth, and a two-process transfer on a shared, "
-        "virtualised machine pays the cross-core cache-line transfers as well. It would take "
-        "a ring that fits the cache (smaller capacity) or non-temporal stores for large "
-        "reservations."
-    ),
-    "rtt_cl": (
-        "A round trip through a ring is two hand-offs of two cache lines each (the position "
-        "the receiver polls, then the record), where the bare floor moves one line per hand-off: "
-        "the minimal ring itself measures {spsc_rtt} the floor in the same run, so the 1.6x goal "
-        "is under what any ring with a separate position line reaches here (our spin round trip "
-        "is now 1.04-1.13x the ring's, paired). Each look of a spin is also paced by a pause "
-        "(about 55 ns on an AMD EPYC guest), which looking without it does not win back (the "
-        "exit from an unpaused spin is slower, measured for both). A receiver that polls the "
-        "record header itself does better: the bench's prototype spsc_hdr measures 1.24-1.62x the "
-        "floor where the ring measures 1.53-1.85x (0.80-0.96x the ring's round trip, every run); "
-        "it needs a layout change (proposed in "
-        "bench/README.md). On a loaded machine a preempted spinner dominates the median."
-    ),
-    "ice": (
-        "Both spin; the difference is per-message work. iceoryx2 is measured with its own "
-        "benchmark's choreography (samples loaned ahead of time)."
-    ),
-    "py1": (
-        "Each write() and read() is a cffi ABI-mode call (through libffi) wrapped in Python: "
-        "about 1 µs each on this machine measured in one process with no peer, against the "
-        "~0.35 µs of a bare cffi call with a buffer (the brief), and read() makes a new bytes "
-        "object per message. multiprocessing.Pipe's send_bytes/recv_bytes are C methods with one "
-        "system call each, about 3 µs per message end to end here, so one call per message tops "
-        "out near 2-3x the Pipe. It would take less Python work per call in the binding (bind "
-        "the C function and its out-parameters once, skip the per-call checks for plain bytes, "
-        "offer a read that fills a reused buffer) or API-mode cffi (a compiled extension, which "
-        "the brief excludes); the batch calls (py_batch) are the way past it."
-    ),
-    "pyb": (
-        "read_many returns a list of new bytes objects, one per message; at 64 B, building "
-        "them costs more than the ring. It would take a batch read that returns one buffer "
-        "plus offsets (a numpy view of fixed-size records)."
-    ),
-    "rust": (
-        "The Rust crate calls the same C code (compiled into the crate by build.rs, statically "
-        "linked) through a thin safe wrapper that adds no copy; where it trails the C program "
-        "beyond 5% the two ran minutes apart, in different programs with different process "
-        "roles (the Rust consumer is the parent), and the 4 KiB figures of both move by up to 2x "
-        "from run to run on this machine (their spreads). A paired comparison would need the "
-        "Rust cases inside shm_channel_bench's interleaved runs, or more runs per figure."
-    ),
-    "idle": (
-        "A blocked call sleeps on the futex in slices (50 ms in C, 100 ms in Python, which also "
-        "returns to the interpreter for signals); each slice costs a wake-up."
-    ),
-}
+FRAME = 6220800
+WAKE_TEST = "c/tests/test_wake_handshake.c"
 
 
-def note_fill(d: Data) -> dict[str, str]:
-    """Figures quoted by the NOTES."""
-    spsc, fen = d.get("c", "tp", "spsc_ring"), d.get("c", "tp", "spsc_fenced")
-    copy, batch = d.get("c", "tp", "shm_copy"), d.get("c", "tp", "shm_batch")
-    rs = d.get("rust", "tp", "rs_copy")
-    per = lambda f: f"{1e9 / f.v.med:.0f}" if f else "?"  # noqa: E731
-    fill = {"spsc_ns": per(spsc), "copy_ns": per(copy), "fenced": "", "rust_static": "",
-            "batch": f"{ratio(batch, spsc):.2f}x the ring" if batch and spsc else "not measured"}  # fmt: skip
-    srtt, cl = d.get("c", "rtt", "spsc_ring"), d.get("c", "rtt", "cacheline")
-    r = ratio(srtt, cl) if srtt and cl else None
-    fill["spsc_rtt"] = f"{r:.2f}x" if r is not None else "(not measured)"
-    if fen and spsc:
-        fill["fenced"] = (f"The same minimal ring with only shm_channel's wake-up fence added (a "
-                          f"seq_cst fence after each position store, so a sleeping peer is never "
-                          f"missed) costs {per(fen)} ns: {ratio(fen, spsc):.2f}x the ring's rate. ")  # fmt: skip
-    if rs and copy and ratio(rs, copy) > 1.05:  # only then evidence of the call's cost
-        fill["rust_static"] = (f" (the Rust part, which links the same C code statically, moves "
-                               f"{si(rs.v.med)} msg/s: {ratio(rs, copy):.2f}x the C program)")  # fmt: skip
-    return fill
+def paired(a: Fig | None, b: Fig | None) -> tuple[float, float, float] | None:
+    """Median [min, max] over rounds of a's run / b's run of the same round: the parts
+    interleave their cases run by run, so run i of every case of one size ran in round i."""
+    if a is None or b is None:
+        return None
+    rs = [x / y for x, y in zip(a.v.runs, b.v.runs) if y]
+    return (statistics.median(rs), min(rs), max(rs)) if rs else None
+
+
+def rust_pair(d: Data, a: str, b: str, size: int) -> dict[str, Any] | None:
+    """One entry of rust.json's `pairs` (shm-channel-compare: a/b per round, one program)."""
+    for p in d.raw.get("rust", {}).get("pairs", []):
+        if p.get("a") == a and p.get("b") == b and int(p.get("size", 0)) == size and p.get("ratios"):
+            return p
+    return None
+
+
+def counters(d: Data, kind: str, fid: str, size: int = 64) -> dict[str, int] | None:
+    """The wait counters shm_channel_bench --json gives a stream case (summed over its runs)."""
+    for r in d.raw.get("c", {}).get("results", []):
+        if r.get("id") == fid and r.get("kind") == kind and int(r.get("size", 64)) == size:
+            return r.get("counters")
+    return None
+
+
+def callgrind_c(text: str) -> tuple[float, float] | None:
+    """(shm_channel write+read, minimal ring) instructions per pair, from bench/callgrind.sh."""
+    ours = re.search(r"^shm_channel_write \+ shm_channel_read\s+([\d.]+)", text, re.M)
+    ring = re.search(r"^minimal ring\b.*?\s([\d.]+)\s*$", text, re.M)
+    return (float(ours.group(1)), float(ring.group(1))) if ours and ring else None
+
+
+def callgrind_rust(text: str) -> dict[str, tuple[float, float]]:
+    """{path: (Rust, C) instructions per message}, from bench/rust/callgrind.sh."""
+    out = {}
+    for m in re.finditer(r"^(copy|zerocopy|batch)\s+([\d.]+)\s+([\d.]+)\b", text, re.M):
+        out[m.group(1)] = (float(m.group(2)), float(m.group(3)))
+    return out
 
 
 @dataclass
@@ -335,93 +290,306 @@ class Target:
     value: str
     baseline: str
     ratio: float | None
-    limit: float
+    limit: float | None
     higher_is_better: bool
     why_noisy: list[str]
     overlap: bool = False  # cross-part: the two figures' run ranges overlap
+    lohi: tuple[float, float] | None = None  # min-max of the per-round ratios
+    info: bool = False  # context, not one of issue 14's goals
+    status: str | None = None  # a verdict that is not a ratio against a limit
+    note: str = ""  # goal rows: what limits it, from this run's figures (shown when missed)
+    ratio_str: str | None = None
 
     @property
     def met(self) -> bool | None:
-        if self.ratio is None:
+        if self.status is not None:
+            return None if self.status.startswith(("n/a", "see", "not")) else \
+                not self.status.startswith("**missed")  # fmt: skip
+        if self.ratio is None or self.limit is None:
             return None
         return self.ratio >= self.limit if self.higher_is_better else self.ratio <= self.limit
 
     @property
     def limit_str(self) -> str:
-        return f"{'≥' if self.higher_is_better else '≤'} {self.limit:g}"
+        if self.limit is None:
+            return "-"
+        if self.key == "wake":
+            return f"< {self.limit:g} a message"
+        return f"{'≥' if self.higher_is_better else '≤'} {self.limit:g}" + \
+            (" %" if self.key == "idle" else "x")  # fmt: skip
+
+    @property
+    def ratio_text(self) -> str:
+        if self.ratio_str is not None:
+            return self.ratio_str
+        if self.ratio is None:
+            return "-"
+        if self.key == "idle":
+            return f"{self.ratio:.3f} %"
+        r = f"{self.ratio:.2f}x"
+        return r + (f" [{self.lohi[0]:.2f}–{self.lohi[1]:.2f}]" if self.lohi else "")
 
     @property
     def verdict(self) -> str:
+        if self.status is not None:
+            return self.status
         m = self.met
-        if "(info" in self.what:  # context, not one of the issue's targets
+        if self.info:
+            if self.limit is None:
+                return "(info)" if self.ratio is not None else "n/a"
             return "n/a" if m is None else "(info: would meet)" if m else "(info: short)"
         v = "n/a" if m is None else "met" if m else "**missed**"
         return v + (" (run ranges overlap)" if self.overlap and m is False else "")
 
 
-def targets(d: Data) -> list[Target]:
+def per_ns(f: Fig | None) -> str:
+    return f"{1e9 / f.v.med:.0f} ns" if f and f.v.med else "?"
+
+
+def rx3(p: tuple[float, float, float] | None) -> str:
+    return "(not measured)" if p is None else f"{p[0]:.2f}x [{p[1]:.2f}–{p[2]:.2f}]"
+
+
+def note_c64(d: Data) -> str:
+    c = lambda fid: d.get("c", "tp", fid)  # noqa: E731
+    spsc, copy, fen, batch = c("spsc_ring"), c("shm_copy"), c("spsc_fenced"), c("shm_batch")
+    s = (f"Per 64 B message the minimal ring took {per_ns(spsc)} and write/read {per_ns(copy)} "
+         "in this run. ")  # fmt: skip
+    cg = callgrind_c(d.text("c-callgrind.txt"))
+    if cg:
+        s += (f"Instructions per write+read pair (callgrind, one process, exact whatever the "
+              f"load; c-callgrind.txt of this run): {cg[0]:.0f} against the ring's {cg[1]:.0f} "
+              f"({cg[0] / cg[1]:.2f}x). ")  # fmt: skip
+    else:
+        s += "(No instruction counts in this run: bench/callgrind.sh needs valgrind.) "
+    if fen and spsc:
+        s += (f"The ring with a seq_cst fence after each position store took {per_ns(fen)} "
+              f"({rx3(paired(fen, spsc))} the ring's rate). ")  # fmt: skip
+    s += ("Both touch the same cache lines per message; what write/read adds is instructions: "
+          "the entry checks, the record header's validation (the segment is untrusted), the "
+          "header counters, the wake check, the call through the PLT (bench/README.md, \"Where "
+          "the time goes\"). ")  # fmt: skip
+    if batch and spsc:
+        s += f"The batch calls amortise them: shm_batch {rx3(paired(batch, spsc))} the ring. "
+    return s + "Under load the two-process ratio swings with which side keeps up: read it with the instruction counts."
+
+
+def note_rtt(d: Data) -> str:
+    c = lambda fid: d.get("c", "rtt", fid)  # noqa: E731
+    cl, ring, hdr, spin = c("cacheline"), c("spsc_ring"), c("spsc_hdr"), c("shm_spin")
+    return ("A round trip through a ring is two hand-offs of two cache lines each (the position "
+            "the receiver polls, then the record) where the bare floor moves one line per "
+            f"hand-off. In this run the minimal ring measured {rx3(paired(ring, cl))} the floor "
+            f"and ours {rx3(paired(spin, ring))} the ring's round trip; the prototype that polls "
+            f"the record header instead (spsc_hdr) measured {rx3(paired(hdr, cl))} the floor: "
+            "the layout change proposed in bench/README.md (\"Proposal\"). On a loaded machine a "
+            "preempted spinner sets the median.")  # fmt: skip
+
+
+def note_py(d: Data, fid: str) -> str:
+    p = lambda x: d.get("python", "tp", x)  # noqa: E731
+    a, pipe, ring = p(fid), p("mp_pipe"), p("py_ring")
+    s = (f"Per 64 B message in this run: {per_ns(a)} against multiprocessing.Pipe's "
+         f"{per_ns(pipe)} and the pure-Python shared-memory ring's {per_ns(ring)}. ")  # fmt: skip
+    if fid == "py_single":
+        s += ("Each write() and read() is a cffi ABI-mode call (through libffi) wrapped in "
+              "Python, and read() makes a new bytes object per message; Pipe's send_bytes/"
+              "recv_bytes are C methods with one system call each. The batch calls and "
+              "iteration are the way past it.")  # fmt: skip
+    else:
+        s += ("Python runs once a batch (one cffi call), then each message costs its bytes "
+              "object and the bench loop's own check of every message (as it does for Pipe).")  # fmt: skip
+    return s
+
+
+def note_rust(d: Data, a: str, b: str, path: str) -> str:
+    p = rust_pair(d, a, b, 64)
+    s = ""
+    if p and p.get("producer_cpu_ratios"):
+        cr = p["producer_cpu_ratios"]
+        s += (f"The producing thread's CPU time per message, C's over Rust's, per round: "
+              f"{statistics.median(cr):.2f}x [{min(cr):.2f}–{max(cr):.2f}]. ")  # fmt: skip
+    cg = callgrind_rust(d.text("rust-callgrind.txt")).get(path)
+    if cg:
+        s += (f"Instructions per message (callgrind, rust-callgrind.txt of this run): Rust "
+              f"{cg[0]:.0f}, C {cg[1]:.0f}")  # fmt: skip
+        s += (": the same work, so the gap is not in the binding's instructions."
+              if cg[0] <= cg[1] * 1.05 else f": Rust executes {cg[0] / cg[1]:.2f}x C's.")  # fmt: skip
+    else:
+        s += "(No instruction counts in this run: bench/rust/callgrind.sh needs valgrind.)"
+    return s + " The Rust vs C section below has every pair with its spread."
+
+
+def note_frames(d: Data) -> str:
+    g = lambda fid: d.get("rust", "tp", fid, FRAME)  # noqa: E731
+    ours, ice, mem = g("rs_zerocopy"), g("ice_pubsub"), g("memcpy")
+    gb = lambda f: f"{f.gbps:.2f} GB/s" if f else "?"  # noqa: E731
+    cap = next((r.get("capacity") for r in d.raw.get("rust", {}).get("results", [])
+                if r.get("id") == "rs_zerocopy" and r.get("size") == FRAME), None)  # fmt: skip
+    return (f"1080p in this run: ours {gb(ours)}, iceoryx2 {gb(ice)}, the L3-resident copy "
+            f"{gb(mem)} (ours {rx3(paired(ours, mem))} of it, iceoryx2 "
+            f"{rx3(paired(ice, mem))}); ring {size_str(int(cap)) if cap else '?'}. Both write "
+            "every byte once and check in place: what differs is where the frames land "
+            "(iceoryx2 reuses a few samples that stay in the last-level cache; the recommended "
+            "capacity keeps ours to two slots).")  # fmt: skip
+
+
+def goals(d: Data) -> list[Target]:
+    """One row per goal of issue 14, in its order."""
+    t: list[Target] = []
+    c = lambda fid, kind="tp": d.get("c", kind, fid)  # noqa: E731
+
+    def row(key: str, what: str, a: Fig | None, b: Fig | None, limit: float, hib: bool,
+            fmt: Any, note: str = "") -> None:  # fmt: skip
+        p = paired(a, b)
+        t.append(Target(key, what, fmt(a) if a else "-", fmt(b) if b else "-",
+                        p[0] if p else None, limit, hib, noisy(d, a, b),
+                        lohi=(p[1], p[2]) if p else None, note=note))  # fmt: skip
+
+    rate = lambda f: f"{si(f.v.med)} msg/s"  # noqa: E731
+    lat = lambda f: ns(f.v.med)  # noqa: E731
+    row("c64", "C 64 B write/read vs the minimal SPSC ring", c("shm_copy"), c("spsc_ring"), 1.0,
+        True, rate, note_c64(d))  # fmt: skip
+    row("rtt_cl", "C 64 B spinning round trip vs the bare cache-line round trip",
+        c("shm_spin", "rtt"), c("cacheline", "rtt"), 1.6, False, lat, note_rtt(d))  # fmt: skip
+    t.append(wake_goal(d))
+    p = lambda fid: d.get("python", "tp", fid)  # noqa: E731
+    for key, fid, what, limit in (
+        ("py1", "py_single", "Python 64 B single call (write/read) vs multiprocessing.Pipe", 3.0),
+        ("pyiter", "py_iter", "Python 64 B iteration (`for msg in consumer`) vs multiprocessing.Pipe", 20.0),
+        ("pyb", "py_batch", "Python 64 B batch calls (write_many/read_many) vs multiprocessing.Pipe", 20.0),
+    ):  # fmt: skip
+        row(key, what, p(fid), p("mp_pipe"), limit, True, rate, note_py(d, fid))
+    for a, b, path, what in (("rs_copy", "c_copy", "copy", "write/read"),
+                             ("rs_zerocopy", "c_zerocopy", "zerocopy", "reserve/peek"),
+                             ("rs_batch", "c_batch", "batch", "write_batch/read_batch")):  # fmt: skip
+        t.append(pair_goal(d, "rust", f"Rust vs C 64 B {what}, paired in one program", a, b, 64,
+                           0.95, note_rust(d, a, b, path)))  # fmt: skip
+    t.append(pair_goal(d, "frames", "1080p frames, Rust zero-copy vs iceoryx2 (same run)",
+                       "rs_zerocopy", "ice_pubsub", FRAME, 1.0, note_frames(d)))  # fmt: skip
+    t.append(pair_goal(d, "frames_l3", "1080p frames, Rust zero-copy vs the L3-resident copy (info: the fixed floor)",
+                       "rs_zerocopy", "memcpy", FRAME, None, ""))  # fmt: skip
+    t += kind_goals(d)
+    return t
+
+
+def pair_goal(d: Data, key: str, what: str, a: str, b: str, size: int, limit: float | None,
+              note: str) -> Target:  # fmt: skip
+    fa, fb = d.get("rust", "tp", a, size), d.get("rust", "tp", b, size)
+    val = (lambda f: f"{f.gbps:.2f} GB/s") if size >= 1 << 20 else (lambda f: f"{si(f.v.med)} msg/s")
+    p = rust_pair(d, a, b, size)
+    why = noisy(d, fa, fb)
+    if p and min(p["ratios"]) > 0 and max(p["ratios"]) / min(p["ratios"]) > SPREAD_LIMIT:
+        why.append(f"rust {a}/{b} {size_str(size)}: per-round ratios spread "
+                   f"{max(p['ratios']) / min(p['ratios']):.2f}x")  # fmt: skip
+    return Target(key, what, val(fa) if fa else "-", val(fb) if fb else "-",
+                  float(p["median"]) if p else None, limit, True, why,
+                  lohi=(float(p["min"]), float(p["max"])) if p else None, note=note,
+                  info=limit is None)  # fmt: skip
+
+
+def wake_goal(d: Data) -> Target:
+    """No lost wake-up, no wake system call while nobody sleeps: from the C part's wait
+    counters (shm_channel_bench --json `counters`). Lost: shm_block's round trips, each a
+    sleep and a wake, all completed (a lost wake-up hangs the run: no timeout in its calls).
+    Blind wakes: in the spinning cases a wake call on every publish would make about one per
+    message; the guarantee leaves only those that follow a sleeper's announcement."""
+    what = "Wake guarantee: no lost wake-up; no wake system call while nobody sleeps"
+    blk = [r for r in d.raw.get("c", {}).get("results", []) if r.get("id") == "shm_block"]
+    bc = counters(d, "roundtrip", "shm_block")
+    spin = [x for x in (counters(d, "throughput", "shm_copy"), counters(d, "roundtrip", "shm_spin")) if x]
+    if not blk or bc is None or not spin:
+        return Target("wake", what, "not measured (no C part, or no counters)", "-", None, None, True, [],
+                      status=f"not measured by this run: asserted by the suite ({WAKE_TEST})")  # fmt: skip
+    err = blk[0].get("error")
+    sleeps_b = bc["consumer_sleeps"] + bc["producer_sleeps"]
+    wakes = sum(x["producer_wakes"] + x["consumer_wakes"] for x in spin)
+    sleeps = sum(x["producer_sleeps"] + x["consumer_sleeps"] for x in spin)
+    msgs = sum(x["messages"] for x in spin)
+    per = wakes / msgs if msgs else float("nan")
+    value = (f"blocking round trips: {bc['messages']} measured, {sleeps_b} sleeps, "
+             f"{'FAILED: ' + err if err else '0 lost'}; spinning (shm_copy, shm_spin): "
+             f"{wakes} wake calls for {sleeps} sleeps in {msgs} messages")  # fmt: skip
+    blind_ok = per == per and per < 0.01
+    status = "**missed**" if err or not blind_ok or sleeps_b == 0 else "met"
+    note = ("" if status == "met" else
+            (f"The blocking round trip failed ({err}): a lost wake-up hangs it until the "
+             "watchdog. " if err else "") +
+            (f"Spinning cases made {per:.3f} wake calls per message: a wake call without a "
+             "sleeper announced would make about one per message. " if not blind_ok else "") +
+            (f"No blocking round trip slept. " if sleeps_b == 0 else "") +
+            f"The stress test {WAKE_TEST} counts lost wake-ups over every handshake pairing.")  # fmt: skip
+    return Target("wake", what, value, "wake calls per message, spinning", per, 0.01, False, [],
+                  status=status + f" (and {WAKE_TEST}: 0 lost, asserted by the suite)", note=note,
+                  ratio_str="-" if per != per else f"{per:.4f}")  # fmt: skip
+
+
+def kind_goals(d: Data) -> list[Target]:
+    """One line per new kind: where its figures are (the "Every kind" section)."""
+    out = []
+    res = d.raw.get("c", {}).get("results", [])
+    for prefix, name in (("bcast_", "broadcast (kind 2)"), ("svc_", "service (kind 4)"),
+                         ("compat_", "compat (seed 002's layout)")):  # fmt: skip
+        rs = [r for r in res if str(r.get("id", "")).startswith(prefix)]
+        failed = sum(1 for r in rs if r.get("error"))
+        if not rs:
+            status = "**not run**" if res else "not measured (no C part)"
+        else:
+            status = f"see \"Every kind\" ({len(rs)} figures" + (f", {failed} failed)" if failed else ")")
+        out.append(Target("kind", f"Every new kind in the report: {name}", f"{len(rs)} figures", "its own same-run baseline",
+                          None, None, True, [], status=status, ratio_str="(below)"))  # fmt: skip
+    return out
+
+
+def other_figures(d: Data) -> list[Target]:
+    """Rows of earlier issues (6, 10) that are not issue 14's goals: context."""
     t: list[Target] = []
     c = lambda fid, size=64, kind="tp": d.get("c", kind, fid, size)  # noqa: E731
-    a, b = c("shm_copy"), c("spsc_ring")
-    t.append(Target("c64", "C 64 B throughput, write/read vs minimal SPSC ring",
-                    f"{si(a.v.med) if a else '-'} msg/s", f"{si(b.v.med) if b else '-'} msg/s",
-                    ratio(a, b), 1.0, True, noisy(d, a, b)))  # fmt: skip
-    a, f = c("shm_copy"), c("shm_copy_fenced")
-    t.append(Target("c64hs", "C 64 B write/read, membarrier handshake vs fence handshake (info: the fence's price)",
-                    f"{si(a.v.med) if a else '-'} msg/s", f"{si(f.v.med) if f else '-'} msg/s",
-                    ratio(a, f), 1.0, True, noisy(d, a, f)))  # fmt: skip
-    a = c("shm_batch")
-    t.append(Target("c64b", "C 64 B throughput, *_batch (32/call) vs minimal SPSC ring (info)",
-                    f"{si(a.v.med) if a else '-'} msg/s", f"{si(b.v.med) if b else '-'} msg/s",
-                    ratio(a, b), 1.0, True, noisy(d, a, b)))  # fmt: skip
-    for size in (65536, 1048576, 6220800):
-        a, m = c("shm_zerocopy", size), c("memcpy", size)
-        t.append(Target("zc_memcpy", f"C zero-copy {size_str(size)} vs memcpy",
-                        f"{a.gbps:.2f} GB/s" if a else "-", f"{m.gbps:.2f} GB/s" if m else "-",
-                        ratio(a, m), 0.8, True, noisy(d, a, m)))  # fmt: skip
-    a, b = c("shm_spin", kind="rtt"), c("cacheline", kind="rtt")
-    t.append(Target("rtt_cl", "C 64 B spinning round trip vs bare cache-line round trip",
-                    ns(a.v.med) if a else "-", ns(b.v.med) if b else "-",
-                    ratio(a, b), 1.6, False, noisy(d, a, b)))  # fmt: skip
-    a, b = d.get("rust", "tp", "rs_zerocopy", 6220800), d.get("rust", "tp", "ice_pubsub", 6220800)
-    t.append(Target("frames", "1080p frames (6,220,800 B), Rust zero-copy vs iceoryx2 pub/sub",
-                    f"{a.gbps:.2f} GB/s" if a else "-", f"{b.gbps:.2f} GB/s" if b else "-",
-                    ratio(a, b), 1.0, True, noisy(d, a, b)))  # fmt: skip
-    a, b = d.get("rust", "rtt", "rs_spin"), d.get("rust", "rtt", "ice_rtt")
-    t.append(Target("ice", "64 B one-way latency (RTT/2), Rust spin vs iceoryx2 pub/sub",
-                    ns(a.v.med / 2) if a else "-", ns(b.v.med / 2) if b else "-",
-                    ratio(a, b), 0.8, False, noisy(d, a, b)))  # fmt: skip
-    a = d.get("c", "rtt", "shm_spin")
-    t.append(Target("ice", "64 B one-way latency, C spin vs iceoryx2 (info: not the same binary)",
-                    ns(a.v.med / 2) if a else "-", ns(b.v.med / 2) if b else "-",
-                    ratio(a, b), 0.8, False, noisy(d, a, b)))  # fmt: skip
-    p = lambda fid: d.get("python", "tp", fid, 64)  # noqa: E731
-    a, b = p("py_single"), p("mp_pipe")
-    t.append(Target("py1", "Python 64 B single-call throughput vs multiprocessing.Pipe",
-                    f"{si(a.v.med) if a else '-'} msg/s", f"{si(b.v.med) if b else '-'} msg/s",
-                    ratio(a, b), 3.0, True, noisy(d, a, b)))  # fmt: skip
-    a = p("py_batch")
-    t.append(Target("pyb", "Python 64 B batch throughput vs multiprocessing.Pipe",
-                    f"{si(a.v.med) if a else '-'} msg/s", f"{si(b.v.med) if b else '-'} msg/s",
-                    ratio(a, b), 20.0, True, noisy(d, a, b)))  # fmt: skip
-    def overlap(a: Fig | None, b: Fig | None) -> bool:
-        return bool(a and b and a.v.lo <= b.v.hi and b.v.lo <= a.v.hi)
 
-    for size in (64, 4096, 1048576):
-        a, b = d.get("rust", "tp", "rs_copy", size), c("shm_copy", size)
-        t.append(Target("rust", f"Rust vs C, write/read throughput {size_str(size)}",
-                        f"{si(a.v.med) if a else '-'} msg/s", f"{si(b.v.med) if b else '-'} msg/s",
-                        ratio(a, b), 0.95, True, noisy(d, a, b), overlap(a, b)))  # fmt: skip
-    a, b = d.get("rust", "rtt", "rs_spin"), c("shm_spin", kind="rtt")
-    t.append(Target("rust", "Rust vs C, 64 B spinning round trip",
-                    ns(a.v.med) if a else "-", ns(b.v.med) if b else "-",
-                    ratio(a, b), 1.05, False, noisy(d, a, b), overlap(a, b)))  # fmt: skip
+    def row(what: str, a: Fig | None, b: Fig | None, limit: float | None, hib: bool, fmt: Any,
+            key: str = "info") -> None:  # fmt: skip
+        p = paired(a, b) if a and b and a.part == b.part else None
+        r = p[0] if p else ratio(a, b)
+        t.append(Target(key, what, fmt(a) if a else "-", fmt(b) if b else "-", r, limit, hib,
+                        noisy(d, a, b), lohi=(p[1], p[2]) if p else None, info=True))  # fmt: skip
+
+    rate = lambda f: f"{si(f.v.med)} msg/s"  # noqa: E731
+    gbs = lambda f: f"{f.gbps:.2f} GB/s"  # noqa: E731
+    lat = lambda f: ns(f.v.med)  # noqa: E731
+    half = lambda f: ns(f.v.med / 2)  # noqa: E731
+    row("C 64 B write/read, membarrier handshake vs fence handshake (the fence's price)",
+        c("shm_copy"), c("shm_copy_fenced"), 1.0, True, rate)  # fmt: skip
+    row("C 64 B *_batch (32 a call) vs the minimal ring", c("shm_batch"), c("spsc_ring"), 1.0, True, rate)
+    row("C 64 B reserve/peek vs the minimal ring", c("shm_zerocopy"), c("spsc_ring"), 1.0, True, rate)
+    for size in (65536, 1048576, FRAME):
+        row(f"C zero-copy {size_str(size)} vs memcpy (L3-resident)", c("shm_zerocopy", size),
+            c("memcpy", size), 0.8, True, gbs)  # fmt: skip
+    row("C 64 B round trip, minimal ring vs bare cache line", c("spsc_ring", kind="rtt"),
+        c("cacheline", kind="rtt"), 1.6, False, lat)  # fmt: skip
+    row("C 64 B round trip, header-polled ring prototype vs bare cache line",
+        c("spsc_hdr", kind="rtt"), c("cacheline", kind="rtt"), 1.6, False, lat)  # fmt: skip
+    r = lambda fid, size=64, kind="tp": d.get("rust", kind, fid, size)  # noqa: E731
+    row("64 B one-way latency (RTT/2), Rust spin vs iceoryx2 pub/sub", r("rs_spin", kind="rtt"),
+        r("ice_rtt", kind="rtt"), 0.8, False, half)  # fmt: skip
+    for a, b, what in (("c_zerocopy", "ice_pubsub", "1080p, C zero-copy (in the Rust program) vs iceoryx2"),
+                       ("ice_pubsub", "memcpy", "1080p, iceoryx2 vs the L3-resident copy")):  # fmt: skip
+        t.append(pair_goal(d, "info", what, a, b, FRAME, None, ""))
+    for size in (4096, 1048576):
+        row(f"Rust vs C write/read {size_str(size)} (two programs, minutes apart: not paired)",
+            r("rs_copy", size), c("shm_copy", size), 0.95, True, rate)  # fmt: skip
+    p = lambda fid: d.get("python", "tp", fid)  # noqa: E731
+    row("Python 64 B reserve/peek vs write/read", p("py_zerocopy"), p("py_single"), 1.0, True, rate)
     for i in d.idle:
         if "cpu_percent" in i:
             t.append(Target("idle", f"Idle waiting: {i['label']}", f"{i['cpu_percent']:.3f} % CPU",
-                            f"over {i['seconds']:.1f} s", i["cpu_percent"], IDLE_LIMIT, False, []))  # fmt: skip
+                            f"over {i['seconds']:.1f} s", i["cpu_percent"], IDLE_LIMIT, False, [],
+                            info=True))  # fmt: skip
     return t
 
+
+def targets(d: Data) -> list[Target]:
+    """Issue 14's goals, then the other figures (info)."""
+    return goals(d) + other_figures(d)
 
 KIND_PREFIXES = ("bcast_", "svc_", "compat_")
 
@@ -597,15 +765,72 @@ def tp_rows(d: Data, part: str, size: int, base_id: str, extra: tuple[str, str, 
     return rows
 
 
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def headline(d: Data) -> list[str]:
+    """The report's first lines: the CPU, the cache-line round trip, the load."""
+    cpu = d.raw.get("c", {}).get("host", {}).get("cpu") or d.raw.get("rust", {}).get("host", {}).get("cpu") \
+        or cpu_model()  # fmt: skip
+    load = "not recorded"
+    if d.load_start is not None:
+        load = f"{d.load_start:.2f} (1 min) before the run"
+        if d.load_measure is not None:
+            load += f", {d.load_measure:.2f} once the builds were done"
+        fc = [m["foreign_cpu"] for m in d.meta if m.get("foreign_cpu") is not None]
+        if fc:
+            load += f"; other processes used up to {max(fc):.2f} CPUs during a part"
+        busy = d.load_start > LOAD_LIMIT or any(x > FOREIGN_LIMIT for x in fc)
+        load += " (**loaded**: ratios are same-run, absolute figures are not the machine's)" if busy else " (idle)"
+    return [f"- **CPU**: {cpu}, {os.cpu_count()} CPUs online",
+            f"- **Cache-line round trip** (this run): {cache_line_rtt(d)}",
+            f"- **Load**: {load}"]
+
+
+def goal_rows(ts: list[Target]) -> list[list[str]]:
+    return [[t.what, t.value, t.baseline, t.ratio_text, t.limit_str,
+             t.verdict + (" ⚠" if t.why_noisy else "")] for t in ts]  # fmt: skip
+
+
 def write_report(d: Data, out: Path, args: argparse.Namespace, ts: list[Target]) -> str:
     L: list[str] = []
     started = d.raw.get("c", {}).get("started") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    L.append("# shm_channel: the issue-6 comparison\n")
+    L.append("# shm_channel: issue 14's goals, and the whole comparison\n")
+    L += headline(d)
+    L.append("")
     L.append(f"Run of `bench/run.sh{' --quick' if args.quick else ''}` started {started}. "
              "Every figure is the median of its runs [min–max]; every ratio is against a "
-             "baseline measured in the same run. ⚠ marks a noisy figure: runs spread more than "
+             "baseline measured in the same run; a goal's ratio is the median [min–max] over "
+             "rounds of the ratio within each round (the parts interleave their cases run by "
+             "run). ⚠ marks a noisy figure: runs (or per-round ratios) spread more than "
              f"{SPREAD_LIMIT}x (max/min), load average above {LOAD_LIMIT} before the run, or "
              f"other processes using more than {FOREIGN_LIMIT} CPU during the part.\n")  # fmt: skip
+    goal_ts = [t for t in ts if not t.info or t.key.startswith("frames")]
+    info_ts = [t for t in ts if t not in goal_ts]
+    L.append("## Issue 14's goals (same-run ratios)\n")
+    L.append(md_table(["goal", "ours", "baseline", "ratio", "goal", "verdict"], goal_rows(goal_ts),
+                      "llllll"))  # fmt: skip
+    for t in goal_ts:
+        if t.met is False and t.note:
+            L.append(f"\n*{t.what}: missed.* {t.note}")
+    noisy_t = [t for t in goal_ts if t.why_noisy]
+    if noisy_t:
+        L.append("\nNoisy: " + "; ".join(sorted({w for t in noisy_t for w in t.why_noisy})) + ".")
+    for part in ("c", "rust", "python"):
+        if part not in d.raw:
+            why = "did not run"
+            if part == "rust" and (out / "rust-build.log").exists():
+                why = "did not build (see rust-build.log)"
+            L.append(f"\n**The {part} part {why}: its figures and goals are missing.**")
+    L.append("\n## Other figures (info: earlier issues' targets and context)\n")
+    L.append(md_table(["figure", "ours", "baseline", "ratio", "reference", "verdict"],
+                      goal_rows(info_ts), "llllll"))  # fmt: skip
+    L.append("")
     L.append("## Machine\n")
     L.append(md_table(["", ""], [[a, b] for a, b in machine(d)], "ll"))
     L.append("")
@@ -628,30 +853,7 @@ def write_report(d: Data, out: Path, args: argparse.Namespace, ts: list[Target])
     if args.build_seconds is not None:
         L.append(f"Build and setup: {args.build_seconds} s.\n")
     L.append(md_table(["part", "wall", "exit", "load avg (1 min)", "other CPU", "own CPU"], rows))
-    for part in ("c", "rust", "python"):
-        if part not in d.raw:
-            why = "did not run"
-            if part == "rust" and (out / "rust-build.log").exists():
-                why = "did not build (see rust-build.log)"
-            L.append(f"\n**The {part} part {why}: its figures and targets are missing.**")
     L.append("")
-
-    L.append("## Targets (ratios, same run)\n")
-    rows = []
-    for t in ts:
-        r = "-" if t.ratio is None else (f"{t.ratio:.3f}%" if t.key == "idle" else f"{t.ratio:.2f}x")
-        rows.append([t.what, t.value, t.baseline, r.replace("%", " %"), t.limit_str + (" %" if t.key == "idle" else "x"),
-                     t.verdict + (" ⚠" if t.why_noisy else "")])  # fmt: skip
-    L.append(md_table(["target", "ours", "baseline", "ratio", "target", "verdict"], rows, "llllll"))
-    missed = []
-    fill = note_fill(d)
-    for t in ts:
-        if t.met is False and t.key in NOTES and t.key not in missed:
-            missed.append(t.key)
-            L.append(f"\n*{t.what}: missed.* {NOTES[t.key].format(**fill)}")
-    noisy_t = [t for t in ts if t.why_noisy]
-    if noisy_t:
-        L.append("\nNoisy: " + "; ".join(sorted({w for t in noisy_t for w in t.why_noisy})) + ".")
     kinds = other_kinds(d)
     if kinds:
         L.append("\n## Every kind, against its own same-run baseline\n")
@@ -834,13 +1036,14 @@ def main() -> int:
     ts = targets(d)
     write_report(d, args.results, args, ts)
     plots(d, args.results)
-    rows = []
-    for t in ts:
-        r = "-" if t.ratio is None else (f"{t.ratio:.3f} %" if t.key == "idle" else f"{t.ratio:.2f}x")
-        rows.append([t.what, t.value, t.baseline, r, t.limit_str, t.verdict.replace("*", "") +
-                     (" (noisy)" if t.why_noisy else "")])  # fmt: skip
-    print("\nTargets (ratios to baselines from this run)")
-    print(text_table(["target", "ours", "baseline", "ratio", "target", "verdict"], rows))
+    print("\n".join(x.replace("**", "") for x in headline(d)))
+    for title, sel in (("Issue 14's goals (same-run ratios)", lambda t: not t.info or t.key.startswith("frames")),
+                       ("Other figures (info)", lambda t: t.info and not t.key.startswith("frames"))):  # fmt: skip
+        rows = [[t.what, t.value if len(t.value) < 60 else t.value[:57] + "...", t.baseline, t.ratio_text,
+                 t.limit_str, t.verdict.replace("*", "") + (" (noisy)" if t.why_noisy else "")]
+                for t in ts if sel(t)]  # fmt: skip
+        print(f"\n{title}")
+        print(text_table(["goal", "ours", "baseline", "ratio", "goal", "verdict"], rows))
     print("\nThroughput, GB/s (median) by message size")
     head = ["path"] + [size_str(s) for s in SIZES]
     rows = []
