@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The whole comparison of issue 6 in one command: builds everything, runs the C, Rust and
-# Python parts with their same-run baselines, then prints the table and writes
-# bench/results/REPORT.md, bench/results/*.png and the raw JSON of every part.
+# Issue 14's goals, and the whole comparison, in one command: builds everything, runs the C,
+# Rust and Python parts with their same-run baselines (C: shm_channel_bench with every kind
+# and the callgrind counts; Rust: shm-channel-compare with the C loops paired in the same
+# program and 1080p vs iceoryx2 and the L3-resident copy; Python: compare.py with write/read,
+# iteration and the batch calls vs multiprocessing.Pipe), then prints the goals and the main
+# tables and writes bench/results/REPORT.md (first lines: the CPU, the cache-line round trip,
+# the load; then one row per goal with its ratio and verdict), the plots and the raw JSON.
 #
 #   bench/run.sh            full run (about 6-8 minutes on 2 cores, builds included once)
 #   bench/run.sh --quick    short runs (about 2-3 minutes)
@@ -26,7 +30,7 @@ for a in "$@"; do
     --no-rust) DO_RS=0 ;;
     --no-python) DO_PY=0 ;;
     --wait-idle) WAIT_IDLE=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
