@@ -173,4 +173,4 @@ if [ "$PUBLISH" = 1 ]; then
   cp "$OUT/REPORT.md" "$OUT"/*.png "$ROOT/docs/perf/"
   echo "published to docs/perf/" >&2
 fi
-echo "total $(( $(date +%s) - T0 )) s; report: bench/results/REPORT.md" >&2
+echo "total $(( $(date +%s) - T0 )) s; report: bench/results/REPORT.md; README.md's Performance table: bench/results/README-perf.md" >&2

@@ -797,6 +797,69 @@ def goal_rows(ts: list[Target]) -> list[list[str]]:
              t.verdict + (" ⚠" if t.why_noisy else "")] for t in ts]  # fmt: skip
 
 
+# What limits a missed goal, in one sentence for README.md's Performance section; {} fields
+# are this run's figures (limit_fill), the link is where the details are.
+LIMITS = {
+    "c64": "instructions, not cache lines: {c_ins} per write+read pair (callgrind) "
+           "([details](bench/README.md#where-the-time-goes-issue-14))",
+    "rtt_cl": "every hand-off moves two lines (the polled position, then the record) where the "
+              "floor moves one; the minimal ring itself measures {ring_rtt} the floor "
+              "([proposal](bench/README.md#proposal-not-adopted-the-receiver-polls-the-record-header))",
+    "wake": "see the stress test `c/tests/test_wake_handshake.c`",
+    "py1": "a cffi ABI-mode call per message and a new bytes object: {py_single} a message "
+           "([details](docs/perf/REPORT.md))",
+    "pyiter": "one bytes object per message: {py_iter} a message "
+              "([details](docs/perf/REPORT.md))",
+    "pyb": "one bytes object per message: {py_batch} a message ([details](docs/perf/REPORT.md))",
+    "rust": "not instructions ({rs_ins}, callgrind): producer CPU per message, C's over Rust's, "
+            "{rs_cpu} ([details](bench/README.md#rust-vs-c-and-1080p-frames-vs-iceoryx2-issue-14-benchrust))",
+    "frames": "where the frames land in the cache: use the recommended capacity (below) "
+              "([details](docs/perf/REPORT.md))",
+}
+
+
+def limit_fill(d: Data, t: Target) -> dict[str, str]:
+    cg = callgrind_c(d.text("c-callgrind.txt"))
+    cl = d.get("c", "rtt", "cacheline")
+    f = {"c_ins": f"{cg[0]:.0f} against the ring's {cg[1]:.0f}" if cg else "(not counted)",
+         "ring_rtt": rx3(paired(d.get("c", "rtt", "spsc_ring"), cl)).split(" ")[0]}  # fmt: skip
+    for fid in ("py_single", "py_iter", "py_batch"):
+        f[fid] = per_ns(d.get("python", "tp", fid))
+    path = ("zerocopy" if "reserve/peek" in t.what else "batch" if "batch" in t.what else "copy")
+    rc = callgrind_rust(d.text("rust-callgrind.txt")).get(path)
+    f["rs_ins"] = f"Rust {rc[0]:.0f}, C {rc[1]:.0f} a message" if rc else "not counted"
+    p = rust_pair(d, *{"copy": ("rs_copy", "c_copy"), "zerocopy": ("rs_zerocopy", "c_zerocopy"),
+                       "batch": ("rs_batch", "c_batch")}[path], 64)  # fmt: skip
+    cr = (p or {}).get("producer_cpu_ratios") or []
+    f["rs_cpu"] = f"{statistics.median(cr):.2f}x" if cr else "not measured"
+    return f
+
+
+def readme_table(d: Data, ts: list[Target], started: str) -> str:
+    """README.md's Performance table: a row per goal, this run's figure, met or not, what
+    limits it (bench/run.sh writes it to bench/results/README-perf.md)."""
+    cpu = d.raw.get("c", {}).get("host", {}).get("cpu") or cpu_model()
+    rows = []
+    for t in ts:
+        if t.info and not t.key.startswith("frames"):
+            continue
+        fig = t.ratio_text if t.key != "wake" else t.value
+        if t.key == "kind":
+            fig = t.status or "-"
+        elif t.ratio is not None and t.key != "wake":
+            fig += f" ({t.value} vs {t.baseline})"
+        met = {True: "met", False: "**missed**", None: "-"}[t.met] if not t.info else "(info)"
+        if t.key == "kind":
+            met = "in the report" if "figures" in (t.status or "") else "-"
+        lim = LIMITS.get(t.key, "") if t.met is False else ""
+        rows.append([t.what, fig + (" ⚠" if t.why_noisy else ""), met,
+                     lim.format(**limit_fill(d, t)) if lim else "-"])  # fmt: skip
+    return (f"Run of {started[:10]}, {cpu}; cache-line round trip {cache_line_rtt(d)}; "
+            f"{headline(d)[2].split(': ', 1)[1]}.\n\n"
+            + md_table(["goal (issue 14)", "figure (same-run ratio [min–max])", "met", "what limits it"],
+                       rows, "llll") + "\n")  # fmt: skip
+
+
 def write_report(d: Data, out: Path, args: argparse.Namespace, ts: list[Target]) -> str:
     L: list[str] = []
     started = d.raw.get("c", {}).get("started") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -938,6 +1001,7 @@ def write_report(d: Data, out: Path, args: argparse.Namespace, ts: list[Target])
     )
     text = "\n".join(L) + "\n"
     (out / "REPORT.md").write_text(text)
+    (out / "README-perf.md").write_text(readme_table(d, ts, started))
     return text
 
 

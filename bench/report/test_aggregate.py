@@ -108,6 +108,7 @@ class Report(unittest.TestCase):
         cls.stdout = subprocess.run([sys.executable, str(HERE / "aggregate.py"), str(out)],
                                     check=True, capture_output=True, text=True).stdout
         cls.md = (out / "REPORT.md").read_text()
+        cls.readme = (out / "README-perf.md").read_text()
         cls.rows = {}
         for line in cls.md.splitlines():
             cells = [c.strip() for c in line.strip("|").split("|")]
@@ -181,6 +182,19 @@ class Report(unittest.TestCase):
         self.assertNotIn("membarrier handshake vs fence", goals)
         self.assertIn("## Every kind", self.md)
         self.assertIn("Issue 14's goals", self.stdout)
+
+    def test_readme_table(self) -> None:
+        """README.md's Performance table: a row per goal, met or not, what limits a missed one."""
+        self.assertIn("Test CPU 9000", self.readme.splitlines()[0])
+        rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ") for r in self.readme.splitlines()
+                if r.startswith("| ") and " | " in r}  # fmt: skip
+        c64 = rows["C 64 B write/read vs the minimal SPSC ring"]
+        self.assertEqual(c64[2], "**missed**")
+        self.assertIn("212 against the ring's 108", c64[3])
+        self.assertEqual(rows["C 64 B spinning round trip vs the bare cache-line round trip"][2:],
+                         ["met", "- |"])  # fmt: skip
+        zc = rows["Rust vs C 64 B reserve/peek, paired in one program"]
+        self.assertIn("Rust 351, C 353", zc[3])
 
 
 if __name__ == "__main__":
