@@ -787,6 +787,14 @@ def headline(d: Data) -> list[str]:
             load += f"; other processes used up to {max(fc):.2f} CPUs during a part"
         busy = d.load_start > LOAD_LIMIT or any(x > FOREIGN_LIMIT for x in fc)
         load += " (**loaded**: ratios are same-run, absolute figures are not the machine's)" if busy else " (idle)"
+    fam = {}
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k.strip() in ("cpu family", "model", "cache size") and k.strip() not in fam:
+                fam[k.strip()] = v.strip()
+    if cpu == cpu_model() and fam:  # the model name alone can be bare ("AMD EPYC" in a guest)
+        cpu += f" (family {fam.get('cpu family', '?')}, model {fam.get('model', '?')}, cache {fam.get('cache size', '?')})"
     return [f"- **CPU**: {cpu}, {os.cpu_count()} CPUs online",
             f"- **Cache-line round trip** (this run): {cache_line_rtt(d)}",
             f"- **Load**: {load}"]
