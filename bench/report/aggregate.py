@@ -821,7 +821,8 @@ LIMITS = {
     "pyb": "one bytes object per message: {py_batch} a message ([details](docs/perf/REPORT.md))",
     "rust": "not instructions ({rs_ins}, callgrind): producer CPU per message, C's over Rust's, "
             "{rs_cpu} ([details](bench/README.md#rust-vs-c-and-1080p-frames-vs-iceoryx2-issue-14-benchrust))",
-    "frames": "where the frames land in the cache: use the recommended capacity (below) "
+    "frames": "moving the frame between cores, for both: against the L3-resident copy of the "
+              "same size, ours {fr_ours}, iceoryx2 {fr_ice} in this run "
               "([details](docs/perf/REPORT.md))",
 }
 
@@ -840,13 +841,16 @@ def limit_fill(d: Data, t: Target) -> dict[str, str]:
                        "batch": ("rs_batch", "c_batch")}[path], 64)  # fmt: skip
     cr = (p or {}).get("producer_cpu_ratios") or []
     f["rs_cpu"] = f"{statistics.median(cr):.2f}x" if cr else "not measured"
+    g = lambda fid: d.get("rust", "tp", fid, FRAME)  # noqa: E731
+    f["fr_ours"] = rx3(paired(g("rs_zerocopy"), g("memcpy")))
+    f["fr_ice"] = rx3(paired(g("ice_pubsub"), g("memcpy")))
     return f
 
 
 def readme_table(d: Data, ts: list[Target], started: str) -> str:
     """README.md's Performance table: a row per goal, this run's figure, met or not, what
     limits it (bench/run.sh writes it to bench/results/README-perf.md)."""
-    cpu = d.raw.get("c", {}).get("host", {}).get("cpu") or cpu_model()
+    head = [x.split(": ", 1)[1] for x in headline(d)]
     rows = []
     for t in ts:
         if t.info and not t.key.startswith("frames"):
@@ -862,8 +866,8 @@ def readme_table(d: Data, ts: list[Target], started: str) -> str:
         lim = LIMITS.get(t.key, "") if t.met is False else ""
         rows.append([t.what, fig + (" ⚠" if t.why_noisy else ""), met,
                      lim.format(**limit_fill(d, t)) if lim else "-"])  # fmt: skip
-    return (f"Run of {started[:10]}, {cpu}; cache-line round trip {cache_line_rtt(d)}; "
-            f"{headline(d)[2].split(': ', 1)[1]}.\n\n"
+    return (f"Run of {started[:16].replace('T', ' ')} UTC; CPU {head[0]}; cache-line round trip "
+            f"{head[1]}; load {head[2]}.\n\n"
             + md_table(["goal (issue 14)", "figure (same-run ratio [min–max])", "met", "what limits it"],
                        rows, "llll") + "\n")  # fmt: skip
 
