@@ -517,7 +517,7 @@ def wake_goal(d: Data) -> Target:
              "watchdog. " if err else "") +
             (f"Spinning cases made {per:.3f} wake calls per message: a wake call without a "
              "sleeper announced would make about one per message. " if not blind_ok else "") +
-            (f"No blocking round trip slept. " if sleeps_b == 0 else "") +
+            ("No blocking round trip slept. " if sleeps_b == 0 else "") +
             f"The stress test {WAKE_TEST} counts lost wake-ups over every handshake pairing.")  # fmt: skip
     return Target("wake", what, value, "wake calls per message, spinning", per, 0.01, False, [],
                   status=status + f" (and {WAKE_TEST}: 0 lost, asserted by the suite)", note=note,

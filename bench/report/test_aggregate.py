@@ -10,7 +10,6 @@ rounds), the verdict, and for a missed goal a note quoting this run's own figure
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import tempfile
