@@ -35,7 +35,8 @@ for a in "$@"; do
   esac
 done
 mkdir -p "$B" "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.png "$OUT"/REPORT.md "$OUT"/*.log "$OUT"/*.txt "$OUT"/rust-goals.md
+rm -f "$OUT"/*.json "$OUT"/*.png "$OUT"/REPORT.md "$OUT"/README-perf.md "$OUT"/*.log "$OUT"/*.txt \
+  "$OUT"/rust-goals.md
 cat /proc/loadavg >"$OUT/loadavg-start.txt"   # before our own builds raise it
 log() { printf '\n== %s\n' "$*" >&2; }
 T0=$(date +%s)
