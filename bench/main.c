@@ -124,9 +124,12 @@ static void note_run(struct cfg *c, struct result *r, const struct bench_run *ru
                      double value, const char *unit)
 {
     if (r->count) { /* a measured run (not the calibration): its counters for the JSON */
+        uint64_t n = run->count; /* a round trip's run can end early (its time budget) */
+        if (r->t->kind == BENCH_ROUNDTRIP && run->rtt_done < run->warmup + run->count)
+            n = run->rtt_done > run->warmup ? run->rtt_done - run->warmup : 0;
         for (int k = 0; k < 6; k++)
             r->info_sum[k] += run->info[k];
-        r->messages += run->count;
+        r->messages += n;
     }
     if (!c->verbose)
         return;
