@@ -164,14 +164,14 @@ static inline uint64_t rec_size(uint64_t len)
  * still decided by the acquire load of write_pos; the record is read again after it. The
  * producer (LOOK_PRODUCER) prefetches the line of its next record for writing right after
  * publishing. */
-enum { LOOK_PREFETCH = 1, LOOK_LOAD = 2, LOOK_PRODUCER = 4 };
+enum { LOOK_PREFETCH = 1, LOOK_LOAD = 2, LOOK_PRODUCER = 4, LOOK_PREFETCH2 = 8 };
 #ifndef SPSC_MLP_LOOK
 #define SPSC_MLP_LOOK LOOK_PREFETCH /* spsc_mlp's throughput case */
 #endif
 
 static inline __attribute__((always_inline)) void spsc_look(const void *rec, int look)
 {
-    if (look & LOOK_PREFETCH)
+    if (look & (LOOK_PREFETCH | LOOK_PREFETCH2))
         __builtin_prefetch(rec, 0, 3);
     if (look & LOOK_LOAD) {
         uint64_t v = __atomic_load_n((const uint64_t *)rec, __ATOMIC_RELAXED);
@@ -227,8 +227,11 @@ static inline __attribute__((always_inline)) uint64_t spsc_recv_look(struct spsc
         /* Empty as far as we know: poll the producer's position with a pause between looks
          * (an unpaused poll keeps stealing the line the producer stores to). */
         const void *rec = q->data + (q->pos & q->mask);
+        const void *rec2 = q->data + ((q->pos + 64) & q->mask);
         for (;;) {
             spsc_look(rec, look);
+            if (look & LOOK_PREFETCH2) /* the record's second line (a 64 B message spans two) */
+                __builtin_prefetch(rec2, 0, 3);
             if ((q->peer = LOAD_ACQ(&q->h->write_pos)) != q->pos)
                 break;
             spsc_relax();
@@ -543,6 +546,7 @@ MLP_CASE(spsc_mlp, "spsc_mlp", "spsc_ring + record prefetch (proto)", LOOK_PREFE
 MLP_CASE(spsc_mlp_load, "spsc_mlp_load", "spsc_ring + record load (proto)", LOOK_LOAD)
 MLP_CASE(spsc_mlp_pw, "spsc_mlp_pw", "spsc_mlp + producer prefetchw", LOOK_PREFETCH | LOOK_PRODUCER)
 MLP_CASE(spsc_ring_pw, "spsc_ring_pw", "spsc_ring + producer prefetchw", LOOK_PRODUCER)
+MLP_CASE(spsc_mlp2, "spsc_mlp2", "spsc_ring + 2-line prefetch (proto)", LOOK_PREFETCH2)
 
 /* ---- bare cache-line ping-pong ----------------------------------------------------- */
 

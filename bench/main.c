@@ -453,6 +453,7 @@ int main(int argc, char **argv)
         add(res, &nres, &bench_spsc_rtt, 64, cap, "cacheline");
         add(res, &nres, &bench_spsc_hdr_rtt, 64, cap, "cacheline");
         add(res, &nres, &bench_spsc_mlp_rtt, 64, cap, "cacheline");
+        add(res, &nres, &bench_spsc_mlp2_rtt, 64, cap, "cacheline");
         if (has_id(c.only, "spsc_mlp_load"))
             add(res, &nres, &bench_spsc_mlp_load_rtt, 64, cap, "cacheline");
         if (has_id(c.only, "spsc_mlp_pw"))
