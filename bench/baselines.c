@@ -9,6 +9,9 @@
  *                 set here): what supporting sleeping peers costs a bare ring;
  *  - spsc_hdr:    round trip only, a prototype: the same ring with the receiver polling the
  *                 record header instead of the position (what a layout change would buy);
+ *  - spsc_mlp*:   the same ring and layout, the receiver's empty poll also looking at the
+ *                 line of the next record (a prefetch or a discarded load: a hint only), so
+ *                 that the position and the record are fetched in parallel (session 6);
  *  - cacheline:   a bare cache-line ping-pong between two processes (round-trip floor). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -154,9 +157,33 @@ static inline uint64_t rec_size(uint64_t len)
     return 8 + ((len + 7) & ~(uint64_t)7);
 }
 
+/* What a waiting side does besides polling the peer's position (spsc_mlp* variants): the
+ * receiver, on each look while empty, also prefetches (LOOK_PREFETCH) or loads and discards
+ * (LOOK_LOAD) the first word of the record at its position, so that when the producer
+ * publishes, that line and the position's line are fetched in parallel. What is trusted is
+ * still decided by the acquire load of write_pos; the record is read again after it. The
+ * producer (LOOK_PRODUCER) prefetches the line of its next record for writing right after
+ * publishing. */
+enum { LOOK_PREFETCH = 1, LOOK_LOAD = 2, LOOK_PRODUCER = 4, LOOK_PREFETCH2 = 8 };
+#ifndef SPSC_MLP_LOOK
+#define SPSC_MLP_LOOK LOOK_PREFETCH2 /* spsc_mlp's throughput case: as the library */
+#endif
+
+static inline __attribute__((always_inline)) void spsc_look(const void *rec, int look)
+{
+    if (look & (LOOK_PREFETCH | LOOK_PREFETCH2))
+        __builtin_prefetch(rec, 0, 3);
+    if (look & LOOK_LOAD) {
+        uint64_t v = __atomic_load_n((const uint64_t *)rec, __ATOMIC_RELAXED);
+        __asm__ __volatile__("" ::"r"(v)); /* discarded: only the line matters */
+    }
+}
+
 /* Producer: one record [u64 length][payload, padded to 8], the payload split at the wrap.
  * Busy-polls while full. */
-static inline void spsc_send(struct spsc *q, const void *msg, uint64_t len, int fenced)
+static inline __attribute__((always_inline)) void spsc_send_look(struct spsc *q, const void *msg,
+                                                                  uint64_t len, int fenced,
+                                                                  int look)
 {
     uint64_t need = rec_size(len);
     if (q->pos + need - q->peer > q->cap) {
@@ -179,20 +206,36 @@ static inline void spsc_send(struct spsc *q, const void *msg, uint64_t len, int 
      * records then seldom wait for a line the consumer read last. */
     if (need <= SPSC_PREFETCH_MAX && q->pos + SPSC_PREFETCH_AHEAD + 64 - q->peer <= q->cap)
         __builtin_prefetch(q->data + ((q->pos + SPSC_PREFETCH_AHEAD) & q->mask), 1, 3);
+    if (look & LOOK_PRODUCER) /* the next record's line, for writing */
+        __builtin_prefetch(q->data + (q->pos & q->mask), 1, 3);
     if (fenced) { /* store the position, full fence, load the peer's flag */
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         q->wakes += __atomic_load_n(&q->h->consumer_waiting, __ATOMIC_RELAXED) != 0;
     }
 }
 
+static inline void spsc_send(struct spsc *q, const void *msg, uint64_t len, int fenced)
+{
+    spsc_send_look(q, msg, len, fenced, 0);
+}
+
 /* Consumer: copy the next record out. Busy-polls while empty. Returns its length. */
-static inline uint64_t spsc_recv(struct spsc *q, void *buf, int fenced)
+static inline __attribute__((always_inline)) uint64_t spsc_recv_look(struct spsc *q, void *buf,
+                                                                     int fenced, int look)
 {
     if (q->pos == q->peer) {
         /* Empty as far as we know: poll the producer's position with a pause between looks
          * (an unpaused poll keeps stealing the line the producer stores to). */
-        while ((q->peer = LOAD_ACQ(&q->h->write_pos)) == q->pos)
+        const void *rec = q->data + (q->pos & q->mask);
+        const void *rec2 = q->data + ((q->pos + 64) & q->mask);
+        for (;;) {
+            spsc_look(rec, look);
+            if (look & LOOK_PREFETCH2) /* the record's second line (a 64 B message spans two) */
+                __builtin_prefetch(rec2, 0, 3);
+            if ((q->peer = LOAD_ACQ(&q->h->write_pos)) != q->pos)
+                break;
             spsc_relax();
+        }
     }
     uint64_t off = q->pos & q->mask;
     uint64_t len;
@@ -211,7 +254,13 @@ static inline uint64_t spsc_recv(struct spsc *q, void *buf, int fenced)
     return len;
 }
 
-static inline int spsc_produce_impl(struct bench_run *run, int fenced)
+static inline uint64_t spsc_recv(struct spsc *q, void *buf, int fenced)
+{
+    return spsc_recv_look(q, buf, fenced, 0);
+}
+
+static inline __attribute__((always_inline)) int spsc_produce_impl(struct bench_run *run,
+                                                                    int fenced, int look)
 {
     struct spsc q;
     spsc_bind(&q, run->shared, run->capacity);
@@ -223,13 +272,13 @@ static inline int spsc_produce_impl(struct bench_run *run, int fenced)
     uint64_t i = 0;
     for (; rc == 0 && i < run->warmup; i++) {
         bench_stamp(src, run->size, i);
-        spsc_send(&q, src, run->size, fenced);
+        spsc_send_look(&q, src, run->size, fenced, look);
     }
     if (rc == 0)
         rc = bench_tp_start(run);
     for (uint64_t end = i + run->count; rc == 0 && i < end; i++) {
         bench_stamp(src, run->size, i);
-        spsc_send(&q, src, run->size, fenced);
+        spsc_send_look(&q, src, run->size, fenced, look);
     }
     if (rc == 0)
         rc = bench_tp_end_producer(run);
@@ -237,7 +286,8 @@ static inline int spsc_produce_impl(struct bench_run *run, int fenced)
     return rc;
 }
 
-static inline int spsc_consume_impl(struct bench_run *run, int fenced)
+static inline __attribute__((always_inline)) int spsc_consume_impl(struct bench_run *run,
+                                                                    int fenced, int look)
 {
     struct spsc q;
     spsc_bind(&q, run->shared, run->capacity);
@@ -247,12 +297,12 @@ static inline int spsc_consume_impl(struct bench_run *run, int fenced)
     int rc = bench_tp_begin(run);
     uint64_t i = 0, bad = 0;
     for (; rc == 0 && i < run->warmup; i++) {
-        uint64_t n = spsc_recv(&q, buf, fenced);
+        uint64_t n = spsc_recv_look(&q, buf, fenced, look);
         bad += n != run->size || !bench_check(buf, n, i);
     }
     bench_tp_warm(run);
     for (uint64_t end = i + run->count; rc == 0 && i < end; i++) {
-        uint64_t n = spsc_recv(&q, buf, fenced);
+        uint64_t n = spsc_recv_look(&q, buf, fenced, look);
         bad += n != run->size || !bench_check(buf, n, i);
     }
     bench_tp_end_consumer(run);
@@ -264,25 +314,40 @@ static inline int spsc_consume_impl(struct bench_run *run, int fenced)
 
 static int spsc_produce(struct bench_run *run)
 {
-    return spsc_produce_impl(run, 0);
+    return spsc_produce_impl(run, 0, 0);
 }
 static int spsc_consume(struct bench_run *run)
 {
-    return spsc_consume_impl(run, 0);
+    return spsc_consume_impl(run, 0, 0);
 }
 static int spsc_fenced_produce(struct bench_run *run)
 {
-    return spsc_produce_impl(run, 1);
+    return spsc_produce_impl(run, 1, 0);
 }
 static int spsc_fenced_consume(struct bench_run *run)
 {
-    return spsc_consume_impl(run, 1);
+    return spsc_consume_impl(run, 1, 0);
+}
+static int spsc_mlp_produce(struct bench_run *run)
+{
+    return spsc_produce_impl(run, 0, SPSC_MLP_LOOK);
+}
+static int spsc_mlp_consume(struct bench_run *run)
+{
+    return spsc_consume_impl(run, 0, SPSC_MLP_LOOK);
 }
 
 const struct bench_transport bench_spsc_ring = {
     .id = "spsc_ring", .label = "spsc_ring (baseline)", .group = "baseline",
     .kind = BENCH_THROUGHPUT, .setup = spsc_setup, .teardown = spsc_teardown,
     .produce = spsc_produce, .consume = spsc_consume,
+};
+
+/* spsc_mlp (throughput): the ring with the receiver's look at the next record (below). */
+const struct bench_transport bench_spsc_mlp = {
+    .id = "spsc_mlp", .label = "spsc_ring + 2-line look (proto)", .group = "baseline",
+    .kind = BENCH_THROUGHPUT, .setup = spsc_setup, .teardown = spsc_teardown,
+    .produce = spsc_mlp_produce, .consume = spsc_mlp_consume,
 };
 
 const struct bench_transport bench_spsc_fenced = {
@@ -334,16 +399,16 @@ static int spsc_rtt_setup(struct bench_run *run)
  * with the ring's records (hdr 0) or the header-polled prototype's below (hdr 1); always
  * called with a constant `hdr`, so each inlined copy keeps only its own calls. */
 static inline __attribute__((always_inline)) int rtt_side(struct bench_run *run, int ping,
-                                                          int hdr);
+                                                          int hdr, int look);
 
 static int spsc_ping(struct bench_run *run)
 {
-    return rtt_side(run, 1, 0);
+    return rtt_side(run, 1, 0, 0);
 }
 
 static int spsc_pong(struct bench_run *run)
 {
-    return rtt_side(run, 0, 0);
+    return rtt_side(run, 0, 0, 0);
 }
 
 const struct bench_transport bench_spsc_rtt = {
@@ -401,7 +466,7 @@ static inline uint64_t hdr_recv(struct spsc *q, void *buf)
 }
 
 static inline __attribute__((always_inline)) int rtt_side(struct bench_run *run, int ping,
-                                                          int hdr)
+                                                          int hdr, int look)
 {
     struct spsc out, in;
     uint8_t *b0 = run->shared, *b1 = b0 + SPSC_DATA_OFF + run->capacity;
@@ -426,19 +491,19 @@ static inline __attribute__((always_inline)) int rtt_side(struct bench_run *run,
             if (hdr)
                 hdr_send(&out, msg, run->size);
             else
-                spsc_send(&out, msg, run->size, 0);
-            uint64_t n = hdr ? hdr_recv(&in, buf) : spsc_recv(&in, buf, 0);
+                spsc_send_look(&out, msg, run->size, 0, look);
+            uint64_t n = hdr ? hdr_recv(&in, buf) : spsc_recv_look(&in, buf, 0, look);
             uint64_t t1 = bench_now_ns();
             bad += n != run->size || !bench_check(buf, n, i);
             if (i >= run->warmup)
                 run->samples[i - run->warmup] = t1 - t0;
         } else {
-            uint64_t n = hdr ? hdr_recv(&in, buf) : spsc_recv(&in, buf, 0);
+            uint64_t n = hdr ? hdr_recv(&in, buf) : spsc_recv_look(&in, buf, 0, look);
             bad += n != run->size || !bench_check(buf, n, i);
             if (hdr)
                 hdr_send(&out, buf, n);
             else
-                spsc_send(&out, buf, n, 0);
+                spsc_send_look(&out, buf, n, 0, look);
         }
     }
     free(msg);
@@ -451,12 +516,12 @@ static inline __attribute__((always_inline)) int rtt_side(struct bench_run *run,
 
 static int hdr_ping(struct bench_run *run)
 {
-    return rtt_side(run, 1, 1);
+    return rtt_side(run, 1, 1, 0);
 }
 
 static int hdr_pong(struct bench_run *run)
 {
-    return rtt_side(run, 0, 1);
+    return rtt_side(run, 0, 1, 0);
 }
 
 const struct bench_transport bench_spsc_hdr_rtt = {
@@ -464,6 +529,24 @@ const struct bench_transport bench_spsc_hdr_rtt = {
     .kind = BENCH_ROUNDTRIP, .setup = spsc_rtt_setup, .teardown = spsc_teardown,
     .ping = hdr_ping, .pong = hdr_pong,
 };
+
+/* ---- prototype: the receiver also looks at the next record while it polls --------------
+ * The ring's layout and records, unchanged; only what a waiting side touches (LOOK_*, above).
+ * spsc_mlp: a prefetch of the record's line on every look; spsc_mlp_load: a discarded relaxed
+ * load of its first word instead; spsc_mlp_pw: spsc_mlp plus the producer's prefetch for
+ * writing of its next record's line after each publish; spsc_ring_pw: that alone. */
+#define MLP_CASE(name, idstr, labelstr, lk)                                                  \
+    static int name##_ping(struct bench_run *run) { return rtt_side(run, 1, 0, lk); }       \
+    static int name##_pong(struct bench_run *run) { return rtt_side(run, 0, 0, lk); }       \
+    const struct bench_transport bench_##name##_rtt = {                                     \
+        .id = idstr, .label = labelstr, .group = "baseline", .kind = BENCH_ROUNDTRIP,       \
+        .setup = spsc_rtt_setup, .teardown = spsc_teardown, .ping = name##_ping,            \
+        .pong = name##_pong};
+MLP_CASE(spsc_mlp, "spsc_mlp", "spsc_ring + record prefetch (proto)", LOOK_PREFETCH)
+MLP_CASE(spsc_mlp_load, "spsc_mlp_load", "spsc_ring + record load (proto)", LOOK_LOAD)
+MLP_CASE(spsc_mlp_pw, "spsc_mlp_pw", "spsc_mlp + producer prefetchw", LOOK_PREFETCH | LOOK_PRODUCER)
+MLP_CASE(spsc_ring_pw, "spsc_ring_pw", "spsc_ring + producer prefetchw", LOOK_PRODUCER)
+MLP_CASE(spsc_mlp2, "spsc_mlp2", "spsc_ring + 2-line prefetch (proto)", LOOK_PREFETCH2)
 
 /* ---- bare cache-line ping-pong ----------------------------------------------------- */
 

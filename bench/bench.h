@@ -72,7 +72,8 @@ struct bench_transport {
 
 /* Transports, defined in baselines.c and shm_cases.c. */
 extern const struct bench_transport bench_memcpy, bench_memcpy_ring, bench_spsc_ring,
-    bench_spsc_fenced, bench_cacheline, bench_cacheline1, bench_spsc_rtt, bench_spsc_hdr_rtt, bench_shm_copy, bench_shm_copy_fenced,
+    bench_spsc_fenced, bench_cacheline, bench_cacheline1, bench_spsc_rtt, bench_spsc_hdr_rtt, bench_spsc_mlp, bench_spsc_mlp_rtt,
+    bench_spsc_mlp_load_rtt, bench_spsc_mlp_pw_rtt, bench_spsc_ring_pw_rtt, bench_spsc_mlp2_rtt, bench_shm_copy, bench_shm_copy_fenced,
     bench_shm_zerocopy,
     bench_shm_batch, bench_shm_rtt_spin, bench_shm_rtt_zc_spin, bench_shm_rtt_block;
 /* Broadcast (kind 2) cases and their own baseline, in bcast_cases.c. */

@@ -420,6 +420,8 @@ int main(int argc, char **argv)
             add(res, &nres, &bench_unix, size, cap, NULL);
             if (size == 64)
                 add(res, &nres, &bench_spsc_fenced, size, cap, "spsc_ring");
+            if (size == 64)
+                add(res, &nres, &bench_spsc_mlp, size, cap, "spsc_ring");
             if (has_id(c.only, "shm_copy"))
                 add(res, &nres, &bench_shm_copy, size, cap, "spsc_ring");
             if (size == 64 && has_id(c.only, "shm_copy_fenced"))
@@ -458,6 +460,14 @@ int main(int argc, char **argv)
         add(res, &nres, &bench_cacheline1, 64, cap, "cacheline");
         add(res, &nres, &bench_spsc_rtt, 64, cap, "cacheline");
         add(res, &nres, &bench_spsc_hdr_rtt, 64, cap, "cacheline");
+        add(res, &nres, &bench_spsc_mlp_rtt, 64, cap, "cacheline");
+        add(res, &nres, &bench_spsc_mlp2_rtt, 64, cap, "cacheline");
+        if (has_id(c.only, "spsc_mlp_load"))
+            add(res, &nres, &bench_spsc_mlp_load_rtt, 64, cap, "cacheline");
+        if (has_id(c.only, "spsc_mlp_pw"))
+            add(res, &nres, &bench_spsc_mlp_pw_rtt, 64, cap, "cacheline");
+        if (has_id(c.only, "spsc_ring_pw"))
+            add(res, &nres, &bench_spsc_ring_pw_rtt, 64, cap, "cacheline");
         add(res, &nres, &bench_pipe_rtt, 64, cap, "cacheline");
         add(res, &nres, &bench_unix_rtt, 64, cap, "cacheline");
         if (has_id(c.only, "shm_spin"))

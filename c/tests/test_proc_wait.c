@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ct.h"
@@ -239,4 +240,75 @@ Test(wait, signal_during_a_blocking_call_gives_eintr)
     sigaction(SIGUSR1, &old, NULL);
     shm_channel_close(p);
     shm_channel_close(c);
+}
+
+/* ---- a spinning consumer looks at the next record before it may read it (issue 14) ----
+ * While it spins, the consumer prefetches the lines of the record at its read position
+ * (ring.h, shm__ring_look_ahead): a hint. What it reads is decided by its acquire load of
+ * write_pos after each look (spec §5.5): here the record's slot holds, while the consumer
+ * looks, a complete and valid-looking record of the previous lap (same length: with 64-byte
+ * records in a 1024-byte ring each lap reuses the same positions, the last one's second line
+ * wrapping to the start) under a payload being rewritten; the producer writes the real payload
+ * and commits only once the consumer has counted its miss (empty_events, observable state).
+ * A consumer that trusted what it saw before the acquire returns an old message. */
+#define LOOK_MSGS 400
+#define LOOK_LEN 56 /* a 64-byte record */
+
+static void look_fill(uint8_t *p, uint64_t k)
+{
+    memset(p, (int)(k & 0xff), LOOK_LEN);
+    memcpy(p, &k, sizeof k);
+}
+
+static int spin_reader(void *arg)
+{
+    (void)arg;
+    shm_channel_t *c;
+    if (shm_channel_open(&c, chan, SHM_CHANNEL_CONSUMER, 0, 0, 0) != 0)
+        return 1;
+    if (shm_channel_set_spin(c, 10000000000ull) != 0) /* spin, look, never sleep at once */
+        return 2;
+    uint8_t buf[LOOK_LEN], want[LOOK_LEN];
+    for (uint64_t k = 0; k < LOOK_MSGS; k++) {
+        uint64_t len = 0;
+        if (shm_channel_read(c, buf, sizeof buf, &len, WAIT) != 0)
+            return 3;
+        look_fill(want, k);
+        if (len != LOOK_LEN || memcmp(buf, want, LOOK_LEN) != 0)
+            return 4; /* an old record, or a payload seen before it was committed */
+    }
+    shm_channel_close(c);
+    return 0;
+}
+
+Test(wait, a_spinning_consumer_reads_only_what_write_pos_covers)
+{
+    ct_name(chan, "look");
+    shm_channel_t *p;
+    cr_assert_eq(shm_channel_open(&p, chan, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 1024, 0), 0);
+    pid_t pid = ct_fork(spin_reader, NULL);
+    for (uint64_t k = 0; k < LOOK_MSGS; k++) {
+        void *slot;
+        int rc = shm_channel_reserve(p, LOOK_LEN, &slot, WAIT);
+        cr_assert_eq(rc, 0, "reserve %llu: %s", (unsigned long long)k, shm_channel_strerror(rc));
+        /* The consumer is waiting for message k once it has counted its (k+1)-th miss. */
+        uint64_t t0 = ct_now_ns();
+        for (;;) {
+            shm_channel_stat_t st;
+            cr_assert_eq(shm_channel_stat(p, &st), 0);
+            if (st.empty_events >= k + 1)
+                break;
+            cr_assert_lt(ct_now_ns() - t0, 30 * CT_SEC, "the consumer never waited for %llu",
+                         (unsigned long long)k);
+            int status = 0;
+            cr_assert_eq(waitpid(pid, &status, WNOHANG), 0,
+                         "the consumer left before message %llu (exit %d: 4 = an old record)",
+                         (unsigned long long)k, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            memset(slot, 0xa5, LOOK_LEN); /* stale bytes under its looks */
+        }
+        look_fill(slot, k);
+        cr_assert_eq(shm_channel_commit(p, LOOK_LEN), 0);
+    }
+    cr_assert_eq(ct_wait(pid), 0, "the consumer read every message as committed");
+    shm_channel_close(p);
 }
