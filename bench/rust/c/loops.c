@@ -17,12 +17,13 @@
 enum { MODE_COPY = 0, MODE_ZEROCOPY = 1, MODE_BATCH = 2, MODE_ZEROCOPY_IND = 3 };
 
 /* MODE_ZEROCOPY_IND (the case c_zerocopy_ind, --cross): the zero-copy producer loop with
- * reserve and commit called through function pointers loaded at each call, as the Rust
+ * reserve, memcpy and commit called through function pointers loaded at each call, as the Rust
  * loop calls the library (through the GOT: `call *shm_channel_reserve@GOTPCREL(%rip)`)
  * where the C loop calls it directly. Consumer side: MODE_ZEROCOPY's loop. */
 static int (*volatile reserve_ind)(shm_channel_t *, uint64_t, void **, int64_t) =
     shm_channel_reserve;
 static int (*volatile commit_ind)(shm_channel_t *, uint64_t) = shm_channel_commit;
+static void *(*volatile memcpy_ind)(void *, const void *, size_t) = memcpy;
 
 static inline void stamp(void *msg, uint64_t size, uint64_t seq)
 {
@@ -71,7 +72,7 @@ int64_t cmp_c_produce(shm_channel_t *ch, int mode, uint64_t size, uint64_t first
                 rc = r;
                 goto out;
             }
-            memcpy(p, src, size);
+            memcpy_ind(p, src, size);
             stamp(p, size, seq);
             r = commit_ind(ch, size);
             if (r < 0) {

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! shm-channel-compare [--quick] [--reps N] [--time S] [--sizes 64,4096] [--json FILE]
-//!                     [--goals FILE.md] [--only ID,...] [--capacity BYTES]
+//!                     [--goals FILE.md] [--only ID,...] [--cross] [--capacity BYTES]
 //! ```
 //!
 //! Throughput (messages of `size` bytes, producer in a child process, consumer here, timed by
@@ -23,7 +23,11 @@
 //! - `memcpy` (1080p): the fixed floor, a copy into one of two L3-resident slots
 //!   (`memcpy_dst8`: the same 8 bytes past a cache line).
 //!
-//! Each throughput run also records the producer thread's CPU time per message. Rounds
+//! Each throughput run also records both threads' CPU time per message and, from the
+//! channel's counters, how often per message the ring was found full / empty and either side
+//! slept (printed after the goals). `--cross` adds the 64 B cross pairs (`rc_zerocopy`: Rust
+//! producer, C consumer; `cr_zerocopy`: the reverse; `rc_zerocopy_raw`: a Rust loop over the
+//! raw FFI; `c_zerocopy_ind`: the C loop calling the library through pointers). Rounds
 //! alternate their order; `--goals FILE` writes the paired ratios as Markdown.
 //! `--inproc ID N` runs one in-process loop for callgrind.sh.
 //!
@@ -142,6 +146,7 @@ fn is_c_mode(mode: &str) -> bool {
 fn producer_mode(mode: &str) -> &str {
     match mode {
         "rczerocopy" => "zerocopy",
+        "rrczerocopy" => "zerocopyraw",
         "crzerocopy" => "czerocopy",
         m => m,
     }
@@ -149,7 +154,7 @@ fn producer_mode(mode: &str) -> &str {
 
 /// Whether this process consumes with the C loop (c/loops.c).
 fn c_consumer(mode: &str) -> bool {
-    is_c_mode(mode) || mode == "rczerocopy"
+    is_c_mode(mode) || mode == "rczerocopy" || mode == "rrczerocopy"
 }
 
 /// What the consumer saw of one timed part: the shared header's counters at its start, so
@@ -490,6 +495,31 @@ fn child(args: &[String]) {
                         wait_stdin_line();
                     }
                 }
+            } else if mode == "zerocopyraw" {
+                // The Rust loop over the raw FFI (no binding in between): the case
+                // rc_zerocopy_raw (--cross), for where the Rust loop's time goes.
+                let ch = RawChannel::open(name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
+                ready();
+                for (part, range) in [(0, 0..warmup), (1, warmup..total)] {
+                    for seq in range {
+                        let mut p = std::ptr::null_mut();
+                        // SAFETY: an open producer handle used by this thread only; on
+                        // success `p` points at `size` writable bytes of the ring.
+                        unsafe {
+                            let rc = sys::shm_channel_reserve(ch.0, size as u64, &mut p, -1);
+                            assert_eq!(rc, 0, "reserve");
+                            let r = std::slice::from_raw_parts_mut(p.cast::<u8>(), size);
+                            r.copy_from_slice(src);
+                            stamp(r, seq);
+                            assert_eq!(sys::shm_channel_commit(ch.0, size as u64), 0, "commit");
+                        }
+                    }
+                    cpu[part] = thread_cpu_ns();
+                    if part == 0 {
+                        wait_stdin_line();
+                    }
+                }
+                drop(ch);
             } else if is_c_mode(mode) {
                 let ch = RawChannel::open(name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
                 // The C loop's source: one allocation per run, as the Rust loops' `src`.
@@ -516,7 +546,36 @@ fn child(args: &[String]) {
                 });
                 drop(ch);
             } else {
-                let mut tx = Producer::open(name).unwrap();
+                // SHMCMP_TX_AT=N (layout experiment, bench/README "Rust vs C"): the Producer
+                // at page offset N of a heap page instead of on this stack frame.
+                let at = env::var("SHMCMP_TX_AT")
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok());
+                let mut page: Vec<std::mem::MaybeUninit<Producer>> = Vec::new();
+                let mut on_stack = None;
+                let tx: &mut Producer = match at {
+                    Some(off) => {
+                        let sz = std::mem::size_of::<Producer>();
+                        page.reserve_exact(2 * 4096 / sz + 2);
+                        let base = page.as_mut_ptr() as usize;
+                        let k = ((base + 4095) / 4096 * 4096 + (off & 4095) - base).div_ceil(sz);
+                        // Only slot k is used: the Producer at the first slot at or past the
+                        // wanted offset (size_of::<Producer>() apart).
+                        let slot = &mut page.spare_capacity_mut()[k];
+                        slot.write(std::mem::MaybeUninit::new(Producer::open(name).unwrap()));
+                        // SAFETY: just initialised; dropped by hand below.
+                        unsafe { slot.assume_init_mut().assume_init_mut() }
+                    }
+                    None => on_stack.insert(Producer::open(name).unwrap()),
+                };
+                if env::var_os("SHMCMP_ADDRS").is_some() {
+                    let a = tx as *const Producer as usize;
+                    eprintln!(
+                        "Rust producer handle at page offset {:#x} (+{} B)",
+                        a % 4096,
+                        std::mem::size_of::<Producer>()
+                    );
+                }
                 ready();
                 let proto = src.to_vec();
                 let fill = |n: usize| -> Batch { (0..n).map(|_| &proto[..]).collect() };
@@ -557,7 +616,11 @@ fn child(args: &[String]) {
                         }
                     }
                 });
-                drop(tx);
+                if at.is_some() {
+                    // SAFETY: the Producer placed in `page` above, not used after this.
+                    unsafe { std::ptr::drop_in_place(tx as *mut Producer) };
+                }
+                drop(on_stack);
             }
             let mut out = std::io::stdout();
             writeln!(out, "cpu {}", cpu[1] - cpu[0]).unwrap();
@@ -842,7 +905,7 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 6] {
         let n = if mode == "cbatch" { BATCH } else { 1 };
         let mut buf_mem = vec![0u8; size * n + 64];
         let buf = aligned64(&mut buf_mem, size * n).as_mut_ptr();
-        let m = c_mode(if mode == "rczerocopy" {
+        let m = c_mode(if mode.starts_with('r') {
             "czerocopy"
         } else {
             mode
@@ -1611,6 +1674,14 @@ fn main() {
                     size,
                 ));
                 cases.push(new_case(
+                    "rc_zerocopy_raw",
+                    "Rust producer over the raw FFI, C consumer",
+                    "cross",
+                    tp,
+                    "rrczerocopy",
+                    size,
+                ));
+                cases.push(new_case(
                     "cr_zerocopy",
                     "C producer, Rust consumer, reserve/peek",
                     "cross",
@@ -1707,6 +1778,10 @@ fn main() {
         (
             "C, library called through pointers vs C, reserve/peek",
             "c_zerocopy_ind",
+        ),
+        (
+            "Rust producer, raw FFI + C consumer vs C, reserve/peek",
+            "rc_zerocopy_raw",
         ),
         (
             "Rust producer + C consumer vs C, reserve/peek",
