@@ -14,7 +14,16 @@
 
 #include "shm_channel.h"
 
-enum { MODE_COPY = 0, MODE_ZEROCOPY = 1, MODE_BATCH = 2 };
+enum { MODE_COPY = 0, MODE_ZEROCOPY = 1, MODE_BATCH = 2, MODE_ZEROCOPY_IND = 3 };
+
+/* MODE_ZEROCOPY_IND (the case c_zerocopy_ind, --cross): the zero-copy producer loop with
+ * reserve, memcpy and commit called through function pointers loaded at each call, as the Rust
+ * loop calls the library (through the GOT: `call *shm_channel_reserve@GOTPCREL(%rip)`)
+ * where the C loop calls it directly. Consumer side: MODE_ZEROCOPY's loop. */
+static int (*volatile reserve_ind)(shm_channel_t *, uint64_t, void **, int64_t) =
+    shm_channel_reserve;
+static int (*volatile commit_ind)(shm_channel_t *, uint64_t) = shm_channel_commit;
+static void *(*volatile memcpy_ind)(void *, const void *, size_t) = memcpy;
 
 static inline void stamp(void *msg, uint64_t size, uint64_t seq)
 {
@@ -50,6 +59,22 @@ int64_t cmp_c_produce(shm_channel_t *ch, int mode, uint64_t size, uint64_t first
         for (; seq < total; seq++) {
             stamp(src, size, seq);
             int r = shm_channel_write(ch, src, size, SHM_CHANNEL_INFINITE);
+            if (r < 0) {
+                rc = r;
+                goto out;
+            }
+        }
+    } else if (mode == MODE_ZEROCOPY_IND) {
+        for (; seq < total; seq++) {
+            void *p;
+            int r = reserve_ind(ch, size, &p, SHM_CHANNEL_INFINITE);
+            if (r < 0) {
+                rc = r;
+                goto out;
+            }
+            memcpy_ind(p, src, size);
+            stamp(p, size, seq);
+            r = commit_ind(ch, size);
             if (r < 0) {
                 rc = r;
                 goto out;
@@ -95,6 +120,8 @@ out:
 int64_t cmp_c_consume(shm_channel_t *ch, int mode, uint64_t size, uint64_t first, uint64_t end,
                       uint32_t batch, uint8_t *buf)
 {
+    if (mode == MODE_ZEROCOPY_IND)
+        mode = MODE_ZEROCOPY;
     if (mode != MODE_BATCH)
         batch = 1;
     uint64_t lens[64];
@@ -211,4 +238,15 @@ out:
     free(src);
     free(buf);
     return rc;
+}
+
+/* The layout experiment of bench/README ("Rust vs C"): calls fn(arg) with the stack `pad`
+ * bytes deeper than here, so that a producer loop (and the library's frames under it) runs at
+ * another stack address. */
+void cmp_with_stack_pad(uint64_t pad, void (*fn)(void *), void *arg)
+{
+    volatile uint8_t *p = __builtin_alloca(pad + 1);
+    p[0] = 0;
+    fn(arg);
+    __asm__ volatile("" : : "r"(p) : "memory"); /* no tail call: the pad stays under fn */
 }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! shm-channel-compare [--quick] [--reps N] [--time S] [--sizes 64,4096] [--json FILE]
-//!                     [--goals FILE.md] [--only ID,...] [--capacity BYTES]
+//!                     [--goals FILE.md] [--only ID,...] [--cross] [--capacity BYTES]
 //! ```
 //!
 //! Throughput (messages of `size` bytes, producer in a child process, consumer here, timed by
@@ -23,7 +23,11 @@
 //! - `memcpy` (1080p): the fixed floor, a copy into one of two L3-resident slots
 //!   (`memcpy_dst8`: the same 8 bytes past a cache line).
 //!
-//! Each throughput run also records the producer thread's CPU time per message. Rounds
+//! Each throughput run also records both threads' CPU time per message and, from the
+//! channel's counters, how often per message the ring was found full / empty and either side
+//! slept (printed after the goals). `--cross` adds the 64 B cross pairs (`rc_zerocopy`: Rust
+//! producer, C consumer; `cr_zerocopy`: the reverse; `rc_zerocopy_raw`: a Rust loop over the
+//! raw FFI; `c_zerocopy_ind`: the C loop calling the library through pointers). Rounds
 //! alternate their order; `--goals FILE` writes the paired ratios as Markdown.
 //! `--inproc ID N` runs one in-process loop for callgrind.sh.
 //!
@@ -93,8 +97,104 @@ extern "C" {
     ) -> i64;
 }
 
+extern "C" {
+    fn cmp_with_stack_pad(
+        pad: u64,
+        f: extern "C" fn(*mut std::ffi::c_void),
+        arg: *mut std::ffi::c_void,
+    );
+}
+
+/// Runs `f` with the stack `SHMCMP_STACK_PAD` bytes deeper (SHMCMP_STACK_PAD_C: the C
+/// loops' only, `c_mode`), through c/loops.c's cmp_with_stack_pad; without either, runs it
+/// as it is. The layout experiment of bench/README ("Rust vs C"): the producer loops, and
+/// the library's frames under them, at other stack addresses. SHMCMP_ADDRS=1 prints the
+/// stack's page offset.
+fn with_stack_pad<F: FnMut()>(c_mode: bool, mut f: F) {
+    extern "C" fn tramp<F: FnMut()>(arg: *mut std::ffi::c_void) {
+        if env::var_os("SHMCMP_ADDRS").is_some() {
+            let here = 0u8;
+            eprintln!(
+                "producer loop's stack at page offset {:#x}",
+                &here as *const u8 as usize % 4096
+            );
+        }
+        // SAFETY: `arg` is the `&mut F` with_stack_pad passed, alive for this call.
+        let f = unsafe { &mut *arg.cast::<F>() };
+        f();
+    }
+    let var = |v: &str| env::var(v).ok().and_then(|v| v.parse::<u64>().ok());
+    let want = if c_mode {
+        var("SHMCMP_STACK_PAD_C")
+    } else {
+        None
+    };
+    match want.or_else(|| var("SHMCMP_STACK_PAD")) {
+        // SAFETY: the callback and its argument are valid for the call.
+        Some(pad) => unsafe { cmp_with_stack_pad(pad, tramp::<F>, (&mut f as *mut F).cast()) },
+        None => f(),
+    }
+}
+
 fn is_c_mode(mode: &str) -> bool {
-    matches!(mode, "ccopy" | "czerocopy" | "cbatch")
+    matches!(mode, "ccopy" | "czerocopy" | "cbatch" | "czerocopyind")
+}
+
+/// The cross pairs' modes (issue 14, which side is slower): `rczerocopy` is the Rust
+/// producer with the C consumer, `crzerocopy` the C producer with the Rust consumer. The
+/// producer's mode (what the child runs) of any throughput mode.
+fn producer_mode(mode: &str) -> &str {
+    match mode {
+        "rczerocopy" => "zerocopy",
+        "rrczerocopy" => "zerocopyraw",
+        "crzerocopy" => "czerocopy",
+        m => m,
+    }
+}
+
+/// Whether this process consumes with the C loop (c/loops.c).
+fn c_consumer(mode: &str) -> bool {
+    is_c_mode(mode) || mode == "rczerocopy" || mode == "rrczerocopy"
+}
+
+/// What the consumer saw of one timed part: the shared header's counters at its start, so
+/// that the end's minus these are the timed part's own (the warm-up excluded).
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    full: u64,
+    empty: u64,
+    sleeps: u64,
+}
+
+impl Counts {
+    fn of(full: u64, empty: u64, psleeps: u64, csleeps: u64) -> Counts {
+        Counts {
+            full,
+            empty,
+            sleeps: psleeps + csleeps,
+        }
+    }
+    fn raw(ch: *mut sys::shm_channel_t) -> Counts {
+        let mut st = sys::shm_channel_stat_t::default();
+        // SAFETY: an open handle and a valid out-pointer.
+        let rc = unsafe { sys::shm_channel_stat(ch, &mut st) };
+        assert_eq!(rc, 0, "shm_channel_stat");
+        Counts::of(
+            st.full_events,
+            st.empty_events,
+            st.producer_sleeps,
+            st.consumer_sleeps,
+        )
+    }
+    fn rust(rx: &Consumer) -> Counts {
+        let st = rx.stat().expect("stat");
+        Counts::of(
+            st.full_events,
+            st.empty_events,
+            st.producer_sleeps,
+            st.consumer_sleeps,
+        )
+    }
 }
 
 /// c/loops.c's mode number for a `c*` mode of this harness.
@@ -103,6 +203,7 @@ fn c_mode(mode: &str) -> i32 {
         "ccopy" => 0,
         "czerocopy" => 1,
         "cbatch" => 2,
+        "czerocopyind" => 3,
         other => panic!("not a C mode: {other}"),
     }
 }
@@ -163,6 +264,31 @@ fn unique(what: &str) -> String {
 fn aligned64(mem: &mut [u8], len: usize) -> &mut [u8] {
     let off = mem.as_ptr().align_offset(64);
     &mut mem[off..off + len]
+}
+
+/// The producer's source buffer: `len` bytes of `mem` (which has 4096 + 64 bytes to spare)
+/// at a 64-byte boundary; with SHMCMP_SRC_OFF=N at page offset N (a multiple of 64), for
+/// the layout experiment of bench/README ("Rust vs C"); SHMCMP_SRC_OFF_C=N: the C loops'
+/// (`c_mode`) only. SHMCMP_ADDRS=1 prints the page offset to stderr.
+fn src_buffer(mem: &mut [u8], len: usize, c_mode: bool) -> &mut [u8] {
+    let var = |v: &str| env::var(v).ok().and_then(|v| v.parse::<usize>().ok());
+    let want = if c_mode {
+        var("SHMCMP_SRC_OFF_C")
+    } else {
+        None
+    };
+    let off = match want.or_else(|| var("SHMCMP_SRC_OFF")) {
+        Some(o) => (mem.as_ptr().align_offset(4096) + (o & 4032)) % 4096,
+        None => mem.as_ptr().align_offset(64),
+    };
+    let src = &mut mem[off..off + len];
+    if env::var_os("SHMCMP_ADDRS").is_some() {
+        eprintln!(
+            "producer source at page offset {:#x}",
+            src.as_ptr() as usize % 4096
+        );
+    }
+    src
 }
 
 fn seq_of(msg: &[u8]) -> u64 {
@@ -335,8 +461,8 @@ fn child(args: &[String]) {
         "produce" => {
             let (mode, name, size, total) = (&args[1], &args[2], arg(3), arg(4) as u64);
             let warmup = arg(5) as u64;
-            let mut src_mem = vec![0x5Au8; size + 64];
-            let src = aligned64(&mut src_mem, size);
+            let mut src_mem = vec![0x5Au8; size + 64 + 4096];
+            let src = src_buffer(&mut src_mem, size, false);
             let mut cpu = [0u64; 2];
             if mode == "ice" {
                 let node = ice_node();
@@ -369,70 +495,132 @@ fn child(args: &[String]) {
                         wait_stdin_line();
                     }
                 }
-            } else if is_c_mode(mode) {
+            } else if mode == "zerocopyraw" {
+                // The Rust loop over the raw FFI (no binding in between): the case
+                // rc_zerocopy_raw (--cross), for where the Rust loop's time goes.
                 let ch = RawChannel::open(name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
-                // The C loop's source: one allocation per run, as the Rust loops' `src`.
-                let n = if mode == "cbatch" { BATCH } else { 1 };
-                let mut c_src_mem = vec![0x5Au8; size * n + 64];
-                let c_src = aligned64(&mut c_src_mem, size * n);
                 ready();
-                for (part, (a, b)) in [(0, (0, warmup)), (1, (warmup, total))] {
-                    // SAFETY: an open producer handle, used by this thread only; `c_src`
-                    // holds size * n bytes, as the C loop reads and stamps.
-                    let rc = unsafe {
-                        let p = c_src.as_mut_ptr();
-                        cmp_c_produce(ch.0, c_mode(mode), size as u64, a, b, BATCH as u32, p)
-                    };
-                    assert_eq!(rc, 0, "C producer failed");
+                for (part, range) in [(0, 0..warmup), (1, warmup..total)] {
+                    for seq in range {
+                        let mut p = std::ptr::null_mut();
+                        // SAFETY: an open producer handle used by this thread only; on
+                        // success `p` points at `size` writable bytes of the ring.
+                        unsafe {
+                            let rc = sys::shm_channel_reserve(ch.0, size as u64, &mut p, -1);
+                            assert_eq!(rc, 0, "reserve");
+                            let r = std::slice::from_raw_parts_mut(p.cast::<u8>(), size);
+                            r.copy_from_slice(src);
+                            stamp(r, seq);
+                            assert_eq!(sys::shm_channel_commit(ch.0, size as u64), 0, "commit");
+                        }
+                    }
                     cpu[part] = thread_cpu_ns();
                     if part == 0 {
-                        // The consumer has read the warm-up: the timed part starts from an
-                        // empty ring (as bench/'s bench_tp_warm).
                         wait_stdin_line();
                     }
                 }
                 drop(ch);
+            } else if is_c_mode(mode) {
+                let ch = RawChannel::open(name, sys::SHM_CHANNEL_PRODUCER, 0, 0);
+                // The C loop's source: one allocation per run, as the Rust loops' `src`.
+                let n = if mode == "cbatch" { BATCH } else { 1 };
+                let mut c_src_mem = vec![0x5Au8; size * n + 64 + 4096];
+                let c_src = src_buffer(&mut c_src_mem, size * n, true);
+                ready();
+                with_stack_pad(true, || {
+                    for (part, (a, b)) in [(0, (0, warmup)), (1, (warmup, total))] {
+                        // SAFETY: an open producer handle, used by this thread only; `c_src`
+                        // holds size * n bytes, as the C loop reads and stamps.
+                        let rc = unsafe {
+                            let p = c_src.as_mut_ptr();
+                            cmp_c_produce(ch.0, c_mode(mode), size as u64, a, b, BATCH as u32, p)
+                        };
+                        assert_eq!(rc, 0, "C producer failed");
+                        cpu[part] = thread_cpu_ns();
+                        if part == 0 {
+                            // The consumer has read the warm-up: the timed part starts from an
+                            // empty ring (as bench/'s bench_tp_warm).
+                            wait_stdin_line();
+                        }
+                    }
+                });
+                drop(ch);
             } else {
-                let mut tx = Producer::open(name).unwrap();
+                // SHMCMP_TX_AT=N (layout experiment, bench/README "Rust vs C"): the Producer
+                // at page offset N of a heap page instead of on this stack frame.
+                let at = env::var("SHMCMP_TX_AT")
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok());
+                let mut page: Vec<std::mem::MaybeUninit<Producer>> = Vec::new();
+                let mut on_stack = None;
+                let tx: &mut Producer = match at {
+                    Some(off) => {
+                        let sz = std::mem::size_of::<Producer>();
+                        page.reserve_exact(2 * 4096 / sz + 2);
+                        let base = page.as_mut_ptr() as usize;
+                        let k = ((base + 4095) / 4096 * 4096 + (off & 4095) - base).div_ceil(sz);
+                        // Only slot k is used: the Producer at the first slot at or past the
+                        // wanted offset (size_of::<Producer>() apart).
+                        let slot = &mut page.spare_capacity_mut()[k];
+                        slot.write(std::mem::MaybeUninit::new(Producer::open(name).unwrap()));
+                        // SAFETY: just initialised; dropped by hand below.
+                        unsafe { slot.assume_init_mut().assume_init_mut() }
+                    }
+                    None => on_stack.insert(Producer::open(name).unwrap()),
+                };
+                if env::var_os("SHMCMP_ADDRS").is_some() {
+                    let a = tx as *const Producer as usize;
+                    eprintln!(
+                        "Rust producer handle at page offset {:#x} (+{} B)",
+                        a % 4096,
+                        std::mem::size_of::<Producer>()
+                    );
+                }
                 ready();
                 let proto = src.to_vec();
                 let fill = |n: usize| -> Batch { (0..n).map(|_| &proto[..]).collect() };
                 let mut batch = fill(if mode == "batch" { BATCH } else { 0 });
-                for (part, range) in [(0, 0..warmup), (1, warmup..total)] {
-                    // One loop per mode, the mode chosen outside it, as c/loops.c does.
-                    if mode == "batch" {
-                        let (mut seq, end) = (range.start, range.end);
-                        while seq < end {
-                            let n = ((end - seq) as usize).min(BATCH);
-                            if n != batch.len() {
-                                batch = fill(n); // the last call of a run only
+                with_stack_pad(false, || {
+                    for (part, range) in [(0, 0..warmup), (1, warmup..total)] {
+                        // One loop per mode, the mode chosen outside it, as c/loops.c does.
+                        if mode == "batch" {
+                            let (mut seq, end) = (range.start, range.end);
+                            while seq < end {
+                                let n = ((end - seq) as usize).min(BATCH);
+                                if n != batch.len() {
+                                    batch = fill(n); // the last call of a run only
+                                }
+                                for (k, m) in batch.bytes_mut().chunks_exact_mut(size).enumerate() {
+                                    stamp(m, seq + k as u64);
+                                }
+                                seq += tx.write_batch(&batch).unwrap() as u64;
                             }
-                            for (k, m) in batch.bytes_mut().chunks_exact_mut(size).enumerate() {
-                                stamp(m, seq + k as u64);
+                        } else if mode == "copy" {
+                            for seq in range {
+                                stamp(src, seq);
+                                tx.write(src).unwrap();
                             }
-                            seq += tx.write_batch(&batch).unwrap() as u64;
+                        } else {
+                            for seq in range {
+                                let mut r = tx.reserve(size).unwrap();
+                                r.copy_from_slice(src);
+                                stamp(&mut r, seq);
+                                r.commit().unwrap();
+                            }
                         }
-                    } else if mode == "copy" {
-                        for seq in range {
-                            stamp(src, seq);
-                            tx.write(src).unwrap();
-                        }
-                    } else {
-                        for seq in range {
-                            let mut r = tx.reserve(size).unwrap();
-                            r.copy_from_slice(src);
-                            stamp(&mut r, seq);
-                            r.commit().unwrap();
+                        cpu[part] = thread_cpu_ns();
+                        if part == 0 {
+                            // The consumer has read the warm-up: the timed part starts from an
+                            // empty ring (as bench/'s bench_tp_warm).
+                            wait_stdin_line();
                         }
                     }
-                    cpu[part] = thread_cpu_ns();
-                    if part == 0 {
-                        // The consumer has read the warm-up: the timed part starts from an
-                        // empty ring (as bench/'s bench_tp_warm).
-                        wait_stdin_line();
-                    }
+                });
+                if at.is_some() {
+                    // SAFETY: the Producer placed in `page` above, not used after this.
+                    unsafe { std::ptr::drop_in_place(tx as *mut Producer) };
                 }
-                drop(tx);
+                drop(on_stack);
             }
             let mut out = std::io::stdout();
             writeln!(out, "cpu {}", cpu[1] - cpu[0]).unwrap();
@@ -557,6 +745,13 @@ struct Case {
     max: Vec<f64>,
     /// Throughput: the producer's CPU time per message, ns, per run.
     cpu: Vec<f64>,
+    /// Throughput, per run: the consumer's CPU time per message (ns); per message, how often
+    /// a call found the ring full (the producer waited), empty (the consumer waited), and
+    /// the futex sleeps of both sides (shm-channel modes; 0 for the others).
+    ccpu: Vec<f64>,
+    full: Vec<f64>,
+    empty: Vec<f64>,
+    sleeps: Vec<f64>,
     error: Option<String>,
 }
 
@@ -613,13 +808,16 @@ fn report_addrs(who: &str, size: usize, addrs: Option<std::collections::BTreeSet
 }
 
 /// One throughput run: `count` messages timed after a warm-up; [msgs/s, the producer's CPU
-/// time per message in ns].
-fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
+/// time per message in ns, the consumer's, then per message of the timed part: the times
+/// a call found the ring full (the producer waited), empty (the consumer waited), and the
+/// futex sleeps of both] (the last four: shm-channel stream modes only, else 0).
+fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 6] {
     // SHMCMP_ADDRS=1: count the distinct addresses the zero-copy consumers see (the frames'
     // footprint: where the next frame goes), printed to stderr.
     let mut addrs = env::var_os("SHMCMP_ADDRS").map(|_| std::collections::BTreeSet::new());
     if let Some(off) = mode.strip_prefix("memcpy") {
-        return run_memcpy(size, count, off.parse().unwrap_or(0));
+        let [r, cpu] = run_memcpy(size, count, off.parse().unwrap_or(0));
+        return [r, cpu, 0.0, 0.0, 0.0, 0.0];
     }
     let cap = capacity_for(size);
     // A multiple of the batch, so that batches need not straddle the warm-up's end.
@@ -630,7 +828,7 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
     let name = unique("tp");
     let args: Vec<String> = vec![
         "produce".into(),
-        mode.into(),
+        producer_mode(mode).into(),
         name.clone(),
         size.to_string(),
         total.to_string(),
@@ -686,16 +884,32 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
         let dt = t0.elapsed().as_secs_f64();
         let cpu = peer.cpu_ns();
         peer.finish();
-        return [count as f64 / dt, cpu / count as f64];
+        return [count as f64 / dt, cpu / count as f64, 0.0, 0.0, 0.0, 0.0];
     }
-    if is_c_mode(mode) {
+    // Per message of the timed part: [rate, producer CPU, consumer CPU, full, empty, sleeps].
+    let per_msg = |ns: f64, pcpu: f64, ccpu: u64, c0: Counts, c1: Counts| -> [f64; 6] {
+        let n = count as f64;
+        [
+            n / (ns * 1e-9),
+            pcpu / n,
+            ccpu as f64 / n,
+            (c1.full - c0.full) as f64 / n,
+            (c1.empty - c0.empty) as f64 / n,
+            (c1.sleeps - c0.sleeps) as f64 / n,
+        ]
+    };
+    if c_consumer(mode) {
         let flags = sys::SHM_CHANNEL_CREATE | sys::SHM_CHANNEL_EXCL;
         let ch = RawChannel::open(&name, sys::SHM_CHANNEL_CONSUMER, flags, cap as u64);
         let mut peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
         let n = if mode == "cbatch" { BATCH } else { 1 };
         let mut buf_mem = vec![0u8; size * n + 64];
         let buf = aligned64(&mut buf_mem, size * n).as_mut_ptr();
-        let m = c_mode(mode);
+        let m = c_mode(if mode.starts_with('r') {
+            "czerocopy"
+        } else {
+            mode
+        });
         let (size64, b32) = (size as u64, BATCH as u32);
         // SAFETY: an open consumer handle, used by this thread only; `buf` holds size * n
         // bytes, as the C loop writes.
@@ -704,19 +918,21 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
             bad, 0,
             "C consumer, warm-up: {bad} (negative: an errno; positive: bad messages)"
         );
+        let c0 = Counts::raw(ch.0);
         peer.go();
-        let t0 = Instant::now();
+        let (t0, cpu0) = (Instant::now(), thread_cpu_ns());
         // SAFETY: as above.
         let bad = unsafe { cmp_c_consume(ch.0, m, size64, warmup, total, b32, buf) };
-        let ns = t0.elapsed().as_nanos() as u64;
+        let (ns, ccpu) = (t0.elapsed().as_nanos() as f64, thread_cpu_ns() - cpu0);
         assert_eq!(
             bad, 0,
             "C consumer: {bad} (negative: an errno; positive: bad messages)"
         );
+        let c1 = Counts::raw(ch.0);
         drop(ch);
         let cpu = peer.cpu_ns();
         peer.finish();
-        return [count as f64 / (ns as f64 * 1e-9), cpu / count as f64];
+        return per_msg(ns, cpu, ccpu, c0, c1);
     }
     let mut rx = OpenOptions::new()
         .create_new(true)
@@ -724,19 +940,48 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
         .consumer(&name)
         .expect("open consumer");
     let mut peer = Peer::spawn(&args, ctx.child_cpu(), &[&name]);
+    let n = if mode == "batch" { BATCH } else { 1 };
+    let mut buf_mem = vec![0u8; size * n + 64];
+    let buf = aligned64(&mut buf_mem, size * n);
+    let mut batch = Batch::with_capacity(size * BATCH, BATCH);
+    // As for the C loops: the warm-up, then the producer is told to go on, then the timed
+    // part, each one call of the loop (nothing but the loop's own work in the timed part).
+    rs_consume(&mut rx, mode, size, 0, warmup, buf, &mut batch, &mut addrs);
+    let c0 = Counts::rust(&rx);
+    peer.go();
+    let (t0, cpu0) = (Instant::now(), thread_cpu_ns());
+    rs_consume(
+        &mut rx, mode, size, warmup, total, buf, &mut batch, &mut addrs,
+    );
+    let (ns, ccpu) = (t0.elapsed().as_nanos() as f64, thread_cpu_ns() - cpu0);
+    let c1 = Counts::rust(&rx);
+    report_addrs("shm-channel", size, addrs);
+    drop(rx);
+    let cpu = peer.cpu_ns();
+    peer.finish();
+    per_msg(ns, cpu, ccpu, c0, c1)
+}
+
+/// The Rust consumer's loops: messages `first .. end`, each checked (size and sequence
+/// number), one loop per mode, the mode chosen outside it, as c/loops.c does. Panics on a
+/// bad message. `addrs`: SHMCMP_ADDRS's set of the zero-copy messages' addresses.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn rs_consume(
+    rx: &mut Consumer,
+    mode: &str,
+    size: usize,
+    first: u64,
+    end: u64,
+    buf: &mut [u8],
+    batch: &mut Batch,
+    addrs: &mut Option<std::collections::BTreeSet<usize>>,
+) {
     if mode == "batch" {
-        let mut batch = Batch::with_capacity(size * BATCH, BATCH);
-        let (mut seq, mut t0) = (0u64, None);
-        while seq < total {
-            if t0.is_none() && seq >= warmup {
-                peer.go();
-                t0 = Some(Instant::now());
-            }
-            // A batch stops at the warm-up's end: the clock starts when message `warmup`
-            // is due, as in the other modes.
-            let end = if seq < warmup { warmup } else { total };
+        let mut seq = first;
+        while seq < end {
             let want = ((end - seq) as usize).min(BATCH);
-            let got = rx.read_batch(&mut batch, want).expect("read_batch");
+            let got = rx.read_batch(batch, want).expect("read_batch");
             for (k, m) in batch.iter().enumerate() {
                 let want_seq = seq + k as u64;
                 assert!(
@@ -746,46 +991,29 @@ fn run_throughput(ctx: &Ctx, mode: &str, size: usize, count: u64) -> [f64; 2] {
             }
             seq += got as u64;
         }
-        let dt = t0.unwrap().elapsed().as_secs_f64();
-        drop(rx);
-        let cpu = peer.cpu_ns();
-        peer.finish();
-        return [count as f64 / dt, cpu / count as f64];
-    }
-    let mut buf_mem = vec![0u8; size + 64];
-    let buf = aligned64(&mut buf_mem, size);
-    let mut t0 = Instant::now();
-    if mode == "copy" {
-        for seq in 0..total {
-            if seq == warmup {
-                peer.go();
-                t0 = Instant::now();
-            }
+    } else if mode == "copy" {
+        for seq in first..end {
             let n = rx.read_into(buf).expect("read");
             assert!(n == size && seq_of(buf) == seq, "message {seq} is wrong");
         }
-    } else {
-        for seq in 0..total {
-            if seq == warmup {
-                peer.go();
-                t0 = Instant::now();
-            }
+    } else if let Some(a) = addrs.as_mut() {
+        for seq in first..end {
             let p = rx.peek().expect("peek");
             assert!(
                 p.len() == size && seq_of(&p) == seq,
                 "message {seq} is wrong"
             );
-            if let Some(a) = addrs.as_mut() {
-                a.insert(p.as_ptr() as usize);
-            }
+            a.insert(p.as_ptr() as usize);
         }
-        report_addrs("shm-channel", size, addrs);
+    } else {
+        for seq in first..end {
+            let p = rx.peek().expect("peek");
+            assert!(
+                p.len() == size && seq_of(&p) == seq,
+                "message {seq} is wrong"
+            );
+        }
     }
-    let dt = t0.elapsed().as_secs_f64();
-    drop(rx);
-    let cpu = peer.cpu_ns();
-    peer.finish();
-    [count as f64 / dt, cpu / count as f64]
 }
 
 fn pct(sorted: &[u64], q: f64) -> f64 {
@@ -892,7 +1120,7 @@ fn run_roundtrip(ctx: &Ctx, mode: &str, count: u64) -> [f64; 5] {
     ]
 }
 
-fn run_case(ctx: &Ctx, c: &Case, count: u64) -> Result<[f64; 5], String> {
+fn run_case(ctx: &Ctx, c: &Case, count: u64) -> Result<[f64; 6], String> {
     let mode = c.mode;
     let size = c.size;
     let kind = c.kind;
@@ -901,10 +1129,10 @@ fn run_case(ctx: &Ctx, c: &Case, count: u64) -> Result<[f64; 5], String> {
     std::panic::catch_unwind(move || {
         let ctx = Ctx { cpus: ctx_cpus };
         if kind == Kind::Throughput {
-            let [r, cpu] = run_throughput(&ctx, mode, size, count);
-            [r, cpu, 0.0, 0.0, 0.0]
+            run_throughput(&ctx, mode, size, count)
         } else {
-            run_roundtrip(&ctx, mode, count)
+            let [a, b, c, d, e] = run_roundtrip(&ctx, mode, count);
+            [a, b, c, d, e, 0.0]
         }
     })
     .map_err(|e| {
@@ -931,14 +1159,22 @@ fn calibrate(ctx: &Ctx, c: &mut Case, rep_s: f64) {
 }
 
 fn measure(ctx: &Ctx, cases: &mut [Case], reps: usize, rep_s: f64) {
+    // A C or cross row gets its Rust twin's count: both runs move as many messages.
+    let twin_of = |id: &str| -> Option<String> {
+        ["c_", "rc_", "cr_"]
+            .iter()
+            .find_map(|p| id.strip_prefix(p))
+            .map(|t| t.to_string())
+    };
     for c in cases.iter_mut() {
-        if c.id.starts_with("c_") {
-            continue; // gets its Rust twin's count (below): both runs move as many messages
+        if twin_of(c.id).is_some() {
+            continue; // (below)
         }
         calibrate(ctx, c, rep_s);
     }
     for k in 0..cases.len() {
-        if let Some(twin) = cases[k].id.strip_prefix("c_") {
+        if let Some(twin) = twin_of(cases[k].id) {
+            let twin = twin.as_str();
             let rs = cases
                 .iter()
                 .find(|c| c.id.strip_prefix("rs_") == Some(twin));
@@ -962,6 +1198,10 @@ fn measure(ctx: &Ctx, cases: &mut [Case], reps: usize, rep_s: f64) {
                     c.runs.push(st[0]);
                     if c.kind == Kind::Throughput {
                         c.cpu.push(st[1]);
+                        c.ccpu.push(st[2]);
+                        c.full.push(st[3]);
+                        c.empty.push(st[4]);
+                        c.sleeps.push(st[5]);
                     } else {
                         c.p99.push(st[1]);
                         c.p999.push(st[2]);
@@ -1259,6 +1499,7 @@ fn main() {
     let mut do_tp = true;
     let mut do_rtt = true;
     let mut only: Option<Vec<String>> = None;
+    let mut cross = false;
     let argv: Vec<String> = env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("--inproc") {
         inproc(&argv[1], argv[2].parse().unwrap());
@@ -1294,6 +1535,10 @@ fn main() {
             }
             "--only" => {
                 only = v.map(|l| l.split(',').map(str::to_string).collect());
+                cross |= only
+                    .iter()
+                    .flatten()
+                    .any(|o| o.starts_with("rc_") || o.starts_with("cr_") || o.ends_with("_ind"));
                 i += 1;
             }
             "--capacity" => {
@@ -1301,9 +1546,10 @@ fn main() {
                 i += 1;
             }
             "--throughput" => do_rtt = false,
+            "--cross" => cross = true,
             "--roundtrip" => do_tp = false,
             "--help" | "-h" => {
-                println!("usage: shm-channel-compare [--quick] [--reps N] [--time S] [--sizes LIST] [--throughput|--roundtrip] [--only ID,...] [--capacity BYTES] [--json FILE] [--goals FILE.md]");
+                println!("usage: shm-channel-compare [--quick] [--reps N] [--time S] [--sizes LIST] [--throughput|--roundtrip] [--only ID,...] [--cross] [--capacity BYTES] [--json FILE] [--goals FILE.md]");
                 return;
             }
             other => {
@@ -1333,6 +1579,10 @@ fn main() {
         p999: vec![],
         max: vec![],
         cpu: vec![],
+        ccpu: vec![],
+        full: vec![],
+        empty: vec![],
+        sleeps: vec![],
         error: None,
     };
     let mut all: Vec<Case> = Vec::new();
@@ -1402,6 +1652,41 @@ fn main() {
                     "c",
                     tp,
                     "czerocopy",
+                    size,
+                ));
+            }
+            if size == 64 && cross {
+                // Which side is slower: one side's loop in Rust, the other's in C.
+                cases.push(new_case(
+                    "rc_zerocopy",
+                    "Rust producer, C consumer, reserve/peek",
+                    "cross",
+                    tp,
+                    "rczerocopy",
+                    size,
+                ));
+                cases.push(new_case(
+                    "c_zerocopy_ind",
+                    "C loop, reserve/peek, calls through pointers",
+                    "cross",
+                    tp,
+                    "czerocopyind",
+                    size,
+                ));
+                cases.push(new_case(
+                    "rc_zerocopy_raw",
+                    "Rust producer over the raw FFI, C consumer",
+                    "cross",
+                    tp,
+                    "rrczerocopy",
+                    size,
+                ));
+                cases.push(new_case(
+                    "cr_zerocopy",
+                    "C producer, Rust consumer, reserve/peek",
+                    "cross",
+                    tp,
+                    "crzerocopy",
                     size,
                 ));
             }
@@ -1487,6 +1772,27 @@ fn main() {
         ] {
             pairs.extend(Paired::new(&all, what, size, a, b, Some(0.95)));
         }
+    }
+    // The cross pairs (--cross): each against the C pair, same rounds (information).
+    for (what, a) in [
+        (
+            "C, library called through pointers vs C, reserve/peek",
+            "c_zerocopy_ind",
+        ),
+        (
+            "Rust producer, raw FFI + C consumer vs C, reserve/peek",
+            "rc_zerocopy_raw",
+        ),
+        (
+            "Rust producer + C consumer vs C, reserve/peek",
+            "rc_zerocopy",
+        ),
+        (
+            "C producer + Rust consumer vs C, reserve/peek",
+            "cr_zerocopy",
+        ),
+    ] {
+        pairs.extend(Paired::new(&all, what, 64, a, "c_zerocopy", None));
     }
     pairs.extend(Paired::new(
         &all,
@@ -1591,6 +1897,34 @@ fn main() {
             );
         }
     }
+    // Where each side's time goes (issue 14: which side is slower, and who waits for whom).
+    let diag: Vec<&Case> = all
+        .iter()
+        .filter(|c| c.kind == Kind::Throughput && c.error.is_none() && !c.ccpu.is_empty())
+        .filter(|c| c.group == "rust" || c.group == "c" || c.group == "cross")
+        .collect();
+    if !diag.is_empty() {
+        println!(
+            "\nPer message, median over {reps} runs: CPU time of each side (ns), calls that found \
+             the ring full (producer waited) / empty (consumer waited), futex sleeps (both)"
+        );
+        println!(
+            "  {:<14} {:>9}  {:>8} {:>8}  {:>7} {:>7} {:>8}",
+            "case", "size", "prod ns", "cons ns", "full", "empty", "sleeps"
+        );
+        for c in diag {
+            println!(
+                "  {:<14} {:>7} B  {:>8.1} {:>8.1}  {:>7.4} {:>7.4} {:>8.5}",
+                c.id,
+                c.size,
+                median(&c.cpu),
+                median(&c.ccpu),
+                median(&c.full),
+                median(&c.empty),
+                median(&c.sleeps)
+            );
+        }
+    }
     if let (Some(path), false) = (&goals_md, pairs.is_empty()) {
         std::fs::write(
             path,
@@ -1631,9 +1965,13 @@ fn main() {
             ));
             if c.kind == Kind::Throughput {
                 out.push_str(&format!(
-                    "\"msgs_per_s\": {{\"runs\": {}}}, \"producer_cpu_ns_per_msg\": {{\"runs\": {}}}",
+                    "\"msgs_per_s\": {{\"runs\": {}}}, \"producer_cpu_ns_per_msg\": {{\"runs\": {}}}, \"consumer_cpu_ns_per_msg\": {{\"runs\": {}}}, \"full_per_msg\": {{\"runs\": {}}}, \"empty_per_msg\": {{\"runs\": {}}}, \"sleeps_per_msg\": {{\"runs\": {}}}",
                     jarr(&c.runs),
-                    jarr(&c.cpu)
+                    jarr(&c.cpu),
+                    jarr(&c.ccpu),
+                    jarr(&c.full),
+                    jarr(&c.empty),
+                    jarr(&c.sleeps)
                 ));
             } else {
                 out.push_str(&format!(

@@ -39,14 +39,20 @@ const DEPTH: usize = 1024;
 const END: u64 = u64::MAX;
 
 fn mono_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid timespec the call writes.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: as above.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -57,8 +63,9 @@ fn cpus() -> [usize; 2] {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
-        let v: Vec<usize> =
-            (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect();
+        let v: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect();
         [v[0], *v.get(1).unwrap_or(&v[0])]
     }
 }
@@ -117,7 +124,12 @@ impl Tally {
 
     fn report(mut self) {
         self.lat.sort_unstable();
-        let q = |f: f64| self.lat.get(((self.lat.len() as f64) * f) as usize).copied().unwrap_or(0);
+        let q = |f: f64| {
+            self.lat
+                .get(((self.lat.len() as f64) * f) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
         println!("{} {} {}", self.got, q(0.5), q(0.99));
     }
 }
@@ -133,7 +145,12 @@ fn child(a: &[String]) {
     }
     set_log_level(LogLevel::Error);
     let (transport, mode, name) = (a[0].as_str(), a[1].as_str(), a[2].as_str());
-    let mut t = Tally { got: 0, last: 0, lat: vec![], latency: mode != "flood" };
+    let mut t = Tally {
+        got: 0,
+        last: 0,
+        lat: vec![],
+        latency: mode != "flood",
+    };
     if transport == "ice" {
         let node = ice_node();
         let svc = node
@@ -141,7 +158,10 @@ fn child(a: &[String]) {
             .publish_subscribe::<[u8]>()
             .open()
             .expect("iceoryx2 open service");
-        let sub = svc.subscriber_builder().create().expect("iceoryx2 subscriber");
+        let sub = svc
+            .subscriber_builder()
+            .create()
+            .expect("iceoryx2 subscriber");
         ready();
         loop {
             if let Some(s) = sub.receive().expect("receive") {
@@ -161,8 +181,14 @@ fn child(a: &[String]) {
     let mut ch: *mut sys::shm_channel_t = std::ptr::null_mut();
     // SAFETY: valid out-pointer and NUL-terminated name; NULL config = the segment's.
     let rc = unsafe {
-        sys::shm_channel_open_broadcast(&mut ch, cname.as_ptr(), sys::SHM_CHANNEL_SUBSCRIBER, 0,
-                                        std::ptr::null(), 0)
+        sys::shm_channel_open_broadcast(
+            &mut ch,
+            cname.as_ptr(),
+            sys::SHM_CHANNEL_SUBSCRIBER,
+            0,
+            std::ptr::null(),
+            0,
+        )
     };
     assert_eq!(rc, 0, "subscribe");
     ready();
@@ -172,12 +198,24 @@ fn child(a: &[String]) {
         // SAFETY: buf has SIZE bytes; the out-pointers are valid.
         let rc = unsafe {
             if mode == "latest" {
-                sys::shm_channel_read_latest(ch, buf.as_mut_ptr().cast(), SIZE as u64, &mut len,
-                                             &mut is_new, &mut missed)
+                sys::shm_channel_read_latest(
+                    ch,
+                    buf.as_mut_ptr().cast(),
+                    SIZE as u64,
+                    &mut len,
+                    &mut is_new,
+                    &mut missed,
+                )
             } else {
                 is_new = 1;
-                sys::shm_channel_recv(ch, buf.as_mut_ptr().cast(), SIZE as u64, &mut len,
-                                      &mut missed, -1)
+                sys::shm_channel_recv(
+                    ch,
+                    buf.as_mut_ptr().cast(),
+                    SIZE as u64,
+                    &mut len,
+                    &mut missed,
+                    -1,
+                )
             }
         };
         if rc == -libc::EPIPE {
@@ -226,12 +264,18 @@ fn spawn(args: &[&str], cpu: usize) -> (Child, BufReader<std::process::ChildStdo
     (c, out)
 }
 
-fn collect(subs: Vec<(Child, BufReader<std::process::ChildStdout>)>, count: u64) -> (f64, f64, f64) {
+fn collect(
+    subs: Vec<(Child, BufReader<std::process::ChildStdout>)>,
+    count: u64,
+) -> (f64, f64, f64) {
     let (mut min_d, mut med, mut p99) = (1.0f64, 0f64, 0f64);
     for (mut c, mut out) in subs {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        let v: Vec<u64> = line.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
         min_d = min_d.min(v[0] as f64 / count as f64);
         med = med.max(v[1] as f64);
         p99 = p99.max(v[2] as f64);
@@ -272,7 +316,10 @@ fn run_ice(n: usize, count: u64, period_ns: u64, cpu: usize, tag: usize) -> Run 
     let subs: Vec<_> = (0..n).map(|_| spawn(&["ice", mode, &name], cpu)).collect();
     publisher.update_connections().expect("connections");
     let send = |seq: u64| {
-        let s = publisher.loan_slice_uninit(SIZE).expect("loan").write_from_slice(&msg(seq));
+        let s = publisher
+            .loan_slice_uninit(SIZE)
+            .expect("loan")
+            .write_from_slice(&msg(seq));
         s.send().expect("send");
     };
     let (t0, c0) = (Instant::now(), cpu_ns());
@@ -296,8 +343,13 @@ fn run_ice(n: usize, count: u64, period_ns: u64, cpu: usize, tag: usize) -> Run 
         }
         h.join().unwrap()
     });
-    Run { rate: count as f64 / dt, cpu_ns: dc as f64 / count as f64, min_delivered: d,
-          lat_med: med, lat_p99: p99 }
+    Run {
+        rate: count as f64 / dt,
+        cpu_ns: dc as f64 / count as f64,
+        min_delivered: d,
+        lat_med: med,
+        lat_p99: p99,
+    }
 }
 
 fn run_shm(n: usize, count: u64, period_ns: u64, cpu: usize, tag: usize, mode: &str) -> Run {
@@ -313,8 +365,14 @@ fn run_shm(n: usize, count: u64, period_ns: u64, cpu: usize, tag: usize, mode: &
     let mut ch: *mut sys::shm_channel_t = std::ptr::null_mut();
     // SAFETY: valid out-pointer, name and config.
     let rc = unsafe {
-        sys::shm_channel_open_broadcast(&mut ch, cname.as_ptr(), sys::SHM_CHANNEL_PUBLISHER,
-                                        sys::SHM_CHANNEL_CREATE, &cfg, 0o600)
+        sys::shm_channel_open_broadcast(
+            &mut ch,
+            cname.as_ptr(),
+            sys::SHM_CHANNEL_PUBLISHER,
+            sys::SHM_CHANNEL_CREATE,
+            &cfg,
+            0o600,
+        )
     };
     assert_eq!(rc, 0, "publisher");
     let subs: Vec<_> = (0..n).map(|_| spawn(&["shm", mode, &name], cpu)).collect();
@@ -331,8 +389,13 @@ fn run_shm(n: usize, count: u64, period_ns: u64, cpu: usize, tag: usize, mode: &
     // SAFETY: closed once: end-of-stream for the subscribers.
     unsafe { sys::shm_channel_close(ch) };
     let (d, med, p99) = collect(subs, count);
-    Run { rate: count as f64 / dt, cpu_ns: dc as f64 / count as f64, min_delivered: d,
-          lat_med: med, lat_p99: p99 }
+    Run {
+        rate: count as f64 / dt,
+        cpu_ns: dc as f64 / count as f64,
+        min_delivered: d,
+        lat_med: med,
+        lat_p99: p99,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -357,10 +420,19 @@ fn main() {
         .unwrap_or(if quick { 3 } else { 5 });
     let [a, b] = cpus();
     pin(a);
-    let (n_pub, n_lat) = if quick { (200_000, 1000) } else { (2_000_000, 5000) };
+    let (n_pub, n_lat) = if quick {
+        (200_000, 1000)
+    } else {
+        (2_000_000, 5000)
+    };
     let mut tag = 0;
-    println!("Rust: shm_channel broadcast (FFI) vs iceoryx2 publish-subscribe, 64 B, {reps} rounds");
-    println!("{:34} {:>12} {:>12} {:>7}  notes", "case", "iceoryx2", "shm_channel", "ratio");
+    println!(
+        "Rust: shm_channel broadcast (FFI) vs iceoryx2 publish-subscribe, 64 B, {reps} rounds"
+    );
+    println!(
+        "{:34} {:>12} {:>12} {:>7}  notes",
+        "case", "iceoryx2", "shm_channel", "ratio"
+    );
     for n in [1usize, 4] {
         let (mut ice, mut shm) = (vec![], vec![]);
         for _ in 0..reps {
@@ -370,17 +442,28 @@ fn main() {
             shm.push(run_shm(n, n_pub, 0, b, tag, "flood"));
         }
         let r = median(ice.iter().zip(&shm).map(|(i, s)| s.rate / i.rate).collect());
-        println!("{:34} {:>12.4} {:>12.4} {:>6.2}x  min delivered: ice {:.3}, shm {:.3}",
-                 format!("publish msgs/s, {n} sub (M/s)"),
-                 median(ice.iter().map(|x| x.rate / 1e6).collect()),
-                 median(shm.iter().map(|x| x.rate / 1e6).collect()), r,
-                 ice.iter().map(|x| x.min_delivered).fold(1.0, f64::min),
-                 shm.iter().map(|x| x.min_delivered).fold(1.0, f64::min));
-        let r = median(ice.iter().zip(&shm).map(|(i, s)| i.cpu_ns / s.cpu_ns).collect());
-        println!("{:34} {:>12.1} {:>12.1} {:>6.2}x  the publisher thread's CPU time",
-                 format!("publish CPU ns/msg, {n} sub"),
-                 median(ice.iter().map(|x| x.cpu_ns).collect()),
-                 median(shm.iter().map(|x| x.cpu_ns).collect()), r);
+        println!(
+            "{:34} {:>12.4} {:>12.4} {:>6.2}x  min delivered: ice {:.3}, shm {:.3}",
+            format!("publish msgs/s, {n} sub (M/s)"),
+            median(ice.iter().map(|x| x.rate / 1e6).collect()),
+            median(shm.iter().map(|x| x.rate / 1e6).collect()),
+            r,
+            ice.iter().map(|x| x.min_delivered).fold(1.0, f64::min),
+            shm.iter().map(|x| x.min_delivered).fold(1.0, f64::min)
+        );
+        let r = median(
+            ice.iter()
+                .zip(&shm)
+                .map(|(i, s)| i.cpu_ns / s.cpu_ns)
+                .collect(),
+        );
+        println!(
+            "{:34} {:>12.1} {:>12.1} {:>6.2}x  the publisher thread's CPU time",
+            format!("publish CPU ns/msg, {n} sub"),
+            median(ice.iter().map(|x| x.cpu_ns).collect()),
+            median(shm.iter().map(|x| x.cpu_ns).collect()),
+            r
+        );
         let (mut ice, mut lat, mut blk) = (vec![], vec![], vec![]);
         for _ in 0..reps {
             tag += 1;
@@ -390,7 +473,12 @@ fn main() {
             tag += 1;
             blk.push(run_shm(n, n_lat, 200_000, b, tag, "block"));
         }
-        let r = median(ice.iter().zip(&lat).map(|(i, s)| i.lat_med / s.lat_med).collect());
+        let r = median(
+            ice.iter()
+                .zip(&lat)
+                .map(|(i, s)| i.lat_med / s.lat_med)
+                .collect(),
+        );
         println!("{:34} {:>12.0} {:>12.0} {:>6.2}x  p99 ice {:.0} ns, shm {:.0} ns; shm blocking recv: median {:.0} ns, p99 {:.0} ns",
                  format!("one-way latency ns, {n} sub (poll)"),
                  median(ice.iter().map(|x| x.lat_med).collect()),
@@ -401,5 +489,8 @@ fn main() {
                  median(blk.iter().map(|x| x.lat_p99).collect()));
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("load average at end: {}", load.split_whitespace().next().unwrap_or("?"));
+    println!(
+        "load average at end: {}",
+        load.split_whitespace().next().unwrap_or("?")
+    );
 }
