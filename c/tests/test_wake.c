@@ -659,6 +659,20 @@ struct pp_result {
     uint64_t slow_rounds; /* rounds that took longer than the spin time */
 };
 
+/* A stream's positions, futex words, waiting flags and counters, for a failure message. */
+static const char *ring_state(char *buf, size_t n, const struct shm__header *h)
+{
+    snprintf(buf, n, "write_pos %lu read_pos %lu write_seq %u read_seq %u consumer_waiting %#x "
+             "producer_waiting %#x consumer_sleeps %lu producer_wakes %lu",
+             (unsigned long)shm__load_acquire(&h->write_pos),
+             (unsigned long)shm__load_acquire(&h->read_pos), shm__load_acquire(&h->write_seq),
+             shm__load_acquire(&h->read_seq), shm__load_acquire(&h->consumer_waiting),
+             shm__load_acquire(&h->producer_waiting),
+             (unsigned long)shm__load_relaxed(&h->consumer_sleeps),
+             (unsigned long)shm__load_relaxed(&h->producer_wakes));
+    return buf;
+}
+
 /* One request/response at a time, `rounds` times, both sides with `spin`. */
 static struct pp_result ping_pong(uint64_t spin, uint64_t rounds, int after_sleep)
 {
@@ -687,9 +701,11 @@ static struct pp_result ping_pong(uint64_t spin, uint64_t rounds, int after_slee
         uint64_t t0 = ct_now_ns();
         cr_assert_eq(shm_channel_write(out, &i, sizeof i, CALL_TIMEOUT), 0);
         int rc = shm_channel_read(in, &k, sizeof k, &len, CALL_TIMEOUT);
-        cr_assert_eq(rc, 0, "round %lu: read: %s%s (pong: %s)", (unsigned long)i,
-                     shm_channel_strerror(rc), after_sleep ? ", and the peer answers only "
-                     "once the reader's sleep counter moved" : "", side->msg);
+        char sq[256], sp[256];
+        cr_assert_eq(rc, 0, "round %lu: read: %s%s (pong: %s); requests: %s; answers: %s",
+                     (unsigned long)i, shm_channel_strerror(rc), after_sleep ? ", and the peer "
+                     "answers only once the reader's sleep counter moved" : "", side->msg,
+                     ring_state(sq, sizeof sq, hout), ring_state(sp, sizeof sp, hin));
         uint64_t dt = ct_now_ns() - t0;
         cr_assert_eq(k, i);
         int slept = shm__load_relaxed(&hin->consumer_sleeps) != s0;
