@@ -281,6 +281,11 @@ Test(bcast_proc_api, sixty_four_subscribers_slow_killed_and_restarted)
             usleep(200);
         kill(pids[i], SIGKILL);
         cr_assert_eq(ct_wait(pids[i]), 128 + SIGKILL);
+        /* The dead one's ready flag must not pass for its replacement's: cleared before
+         * the fork (the replacement clears it too, but perhaps only after the test has
+         * read it), or the test would go on, end the run, and the last subscriber to close
+         * would unlink the finished channel before the replacement opens it (-ENOENT). */
+        memset(&C->res[i], 0, sizeof C->res[i]);
         pids[i] = ct_fork(subscriber, &sa[i]);
         while (!__atomic_load_n(&C->res[i].ready, __ATOMIC_ACQUIRE) &&
                !__atomic_load_n(&C->res[i].done, __ATOMIC_ACQUIRE))
