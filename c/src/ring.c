@@ -65,6 +65,10 @@ int shm__ring_producer_attach(const struct shm__ring *r, struct shm__ring_produc
         return -EBADMSG;
     p->wpos = wpos;
     p->rpos_cache = rpos;
+    /* A predecessor's counts go on (a dead producer's last stores are visible: its death was
+     * established before this attach). */
+    p->msgs = shm__load_relaxed(&r->hdr->msgs_written);
+    p->bytes = shm__load_relaxed(&r->hdr->bytes_written);
     return 0;
 }
 
@@ -78,6 +82,8 @@ int shm__ring_consumer_attach(const struct shm__ring *r, struct shm__ring_consum
         return -EBADMSG;
     c->rpos = rpos;
     c->wpos_cache = wpos;
+    c->msgs = shm__load_relaxed(&r->hdr->msgs_read);
+    c->bytes = shm__load_relaxed(&r->hdr->bytes_read);
     return 0;
 }
 

@@ -396,3 +396,35 @@ Test(life, detach_ends_the_role_and_keeps_views_readable)
     shm_channel_close(p);
     shm_channel_close(c);
 }
+
+/* The header's message and byte counters are each side's to write, and a side keeps its own
+ * copy of them (it stores, never loads, the shared words on its hot path): a successor must
+ * go on from its predecessor's counts, not from zero. */
+Test(life, counters_go_on_across_a_successor_of_each_side)
+{
+    char n[64];
+    ct_name(n, "ctrsucc");
+    uint8_t buf[512] = {0};
+    shm_channel_t *p = must_open(n, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 4096);
+    shm_channel_t *c = must_open(n, SHM_CHANNEL_CONSUMER, 0, 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(shm_channel_write(p, buf, 10, 0), 0);
+    cr_assert_eq(rd(c, 0), 0);
+    cr_assert_eq(rd(c, 0), 0);
+    shm_channel_close(c); /* one written message left for the successor */
+    c = must_open(n, SHM_CHANNEL_CONSUMER, 0, 0);
+    cr_assert_eq(rd(c, 0), 0);
+    shm_channel_close(p);
+    p = must_open(n, SHM_CHANNEL_PRODUCER, 0, 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(shm_channel_write(p, buf, 20, 0), 0);
+    cr_assert_eq(rd(c, 0), 0);
+    shm_channel_stat_t st;
+    cr_assert_eq(shm_channel_stat(c, &st), 0);
+    cr_assert_eq(st.msgs_written, 5);
+    cr_assert_eq(st.bytes_written, 3 * 10 + 2 * 20);
+    cr_assert_eq(st.msgs_read, 4);
+    cr_assert_eq(st.bytes_read, 3 * 10 + 20);
+    shm_channel_close(p);
+    shm_channel_close(c);
+}
