@@ -39,6 +39,31 @@ static inline int check(const void *msg, uint64_t size, uint64_t seq)
     return got == seq;
 }
 
+/* The zero-copy producer loop (messages seq .. total - 1): reserve, fill, stamp, commit. Always
+ * inlined with a constant `ind`: 0 calls the library and memcpy directly (MODE_ZEROCOPY, the loop
+ * of bench/shm_cases.c), 1 through the pointers above (MODE_ZEROCOPY_IND). */
+static inline __attribute__((always_inline)) int64_t
+produce_zerocopy(shm_channel_t *ch, uint64_t size, uint64_t seq, uint64_t total,
+                 const uint8_t *src, int ind)
+{
+    for (; seq < total; seq++) {
+        void *p;
+        int r = ind ? reserve_ind(ch, size, &p, SHM_CHANNEL_INFINITE)
+                    : shm_channel_reserve(ch, size, &p, SHM_CHANNEL_INFINITE);
+        if (r < 0)
+            return r;
+        if (ind)
+            memcpy_ind(p, src, size);
+        else
+            memcpy(p, src, size);
+        stamp(p, size, seq);
+        r = ind ? commit_ind(ch, size) : shm_channel_commit(ch, size);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 /* Writes messages first .. total - 1 from `src` (size bytes, size * batch in batch mode;
  * the caller allocates and fills it once per run, as bench/shm_cases.c does: this is called
  * twice per run, for the warm-up and for the timed part, with the producer's CPU clock read
@@ -65,37 +90,9 @@ int64_t cmp_c_produce(shm_channel_t *ch, int mode, uint64_t size, uint64_t first
             }
         }
     } else if (mode == MODE_ZEROCOPY_IND) {
-        for (; seq < total; seq++) {
-            void *p;
-            int r = reserve_ind(ch, size, &p, SHM_CHANNEL_INFINITE);
-            if (r < 0) {
-                rc = r;
-                goto out;
-            }
-            memcpy_ind(p, src, size);
-            stamp(p, size, seq);
-            r = commit_ind(ch, size);
-            if (r < 0) {
-                rc = r;
-                goto out;
-            }
-        }
+        rc = produce_zerocopy(ch, size, seq, total, src, 1);
     } else if (mode == MODE_ZEROCOPY) {
-        for (; seq < total; seq++) {
-            void *p;
-            int r = shm_channel_reserve(ch, size, &p, SHM_CHANNEL_INFINITE);
-            if (r < 0) {
-                rc = r;
-                goto out;
-            }
-            memcpy(p, src, size);
-            stamp(p, size, seq);
-            r = shm_channel_commit(ch, size);
-            if (r < 0) {
-                rc = r;
-                goto out;
-            }
-        }
+        rc = produce_zerocopy(ch, size, seq, total, src, 0);
     } else {
         while (seq < total) {
             uint32_t n = total - seq < batch ? (uint32_t)(total - seq) : batch;
