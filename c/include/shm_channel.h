@@ -697,8 +697,9 @@ SHM_CHANNEL_API int shm_channel_service_stat(shm_channel_t *ch, shm_channel_serv
  *    handle-owned buffer; unaligned. A 0-length record a peer wrote is delivered as such.
  *  - A blocked call polls (no futex word exists): it spins for the handle's spin time, then
  *    sleeps, doubling from 16 us up to SHM_CHANNEL_COMPAT_POLL_MAX_NS, until ready or its
- *    timeout. An idle waiter costs well under 2% of a core; wake-up latency is at most the
- *    bound once idle.
+ *    timeout. An idle waiter wakes at most once per bound (500 times a second) and costs
+ *    about what a bare sleep loop of that period costs (1-2% of a core on a 2-vCPU VM);
+ *    wake-up latency is at most the bound once idle.
  *  - Never -EPIPE or -EOWNERDEAD: the layout has no end-of-stream or liveness. Instead
  *    -EIDRM: the segment's name was unlinked (a peer producer replaced it, or a Python peer's
  *    resource tracker removed it) and, for a consumer, the ring is drained; for a producer,

@@ -48,6 +48,9 @@ void ct_sleep_ms(unsigned ms);
 
 /* CPU time of a process, nanoseconds (/proc/<pid>/schedstat: time on the CPU). */
 uint64_t ct_cpu_ns(pid_t pid);
+/* The same, and in *runs the number of times it was put on a CPU (the third field): a
+ * process that sleeps and wakes adds one per wake-up. */
+uint64_t ct_schedstat(pid_t pid, uint64_t *runs);
 
 /* fork() a child that dies with its parent; the child runs fn(arg) and _exit()s with its
  * return value. Returns the pid. */

@@ -129,13 +129,20 @@ uint64_t ct_now_ns(void)
 
 uint64_t ct_cpu_ns(pid_t pid)
 {
+    uint64_t runs;
+    return ct_schedstat(pid, &runs);
+}
+
+uint64_t ct_schedstat(pid_t pid, uint64_t *runs)
+{
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/schedstat", (long)pid);
     FILE *f = fopen(path, "r");
     cr_assert(f != NULL, "cannot open %s", path);
-    unsigned long long ns = 0;
-    cr_assert_eq(fscanf(f, "%llu", &ns), 1);
+    unsigned long long ns = 0, waited = 0, slices = 0;
+    cr_assert_eq(fscanf(f, "%llu %llu %llu", &ns, &waited, &slices), 3);
     fclose(f);
+    *runs = slices;
     return ns;
 }
 

@@ -3,16 +3,19 @@
  * checks, role exclusivity among our handles, 0-length refusal, split records through
  * reserve/commit and peek/release, timeouts, REPLACE and the orphaned consumer (-EIDRM),
  * the unlink rule, a torn index that never heals (-EBADMSG after the 2 s bound), detach,
- * and the CPU cost of an idle blocked waiter (measured from /proc/<pid>/schedstat). */
+ * and the wake-ups and CPU cost of an idle blocked waiter against a bare sleep loop (both
+ * from /proc/<pid>/schedstat). */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ct.h"
@@ -442,12 +445,30 @@ static int idle_consumer(void *arg)
     return rc == 0 && n == 4 && memcmp(buf, "wake", 4) == 0 ? 0 : 11;
 }
 
-Test(compat_api, an_idle_blocked_waiter_costs_under_2_percent_of_a_core)
+/* The floor of an idle waiter: a bare loop of sleeps as long as the waiter's longest. */
+static int bare_sleeper(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, SHM_CHANNEL_COMPAT_POLL_MAX_NS};
+    for (;;)
+        nanosleep(&ts, NULL);
+    return 0;
+}
+
+/* What a user depends on: a blocked compat call does not busy-poll. Once idle it wakes at
+ * most once per SHM_CHANNEL_COMPAT_POLL_MAX_NS (counted by the kernel: schedstat's runs),
+ * and each wake-up does little more than the timer's own cost, measured in the same window
+ * as a bare loop of sleeps of that length. Both are ratios to this machine's floor: the CPU
+ * of a timer wake-up alone differs threefold between hosts and from hour to hour (a bare
+ * 2 ms sleep loop took 1.3-1.5% of a core on our 2-vCPU VM on 2026-12-01, so an absolute
+ * "under 2%" measured the host as much as the waiter). */
+Test(compat_api, an_idle_blocked_waiter_wakes_no_more_than_its_bound_and_costs_a_sleep_loop)
 {
     char name[64];
     ct_name(name, "idle");
     shm_channel_t *p = cp_open(name, SHM_CHANNEL_PRODUCER, SHM_CHANNEL_CREATE, 64);
     pid_t pid = ct_fork(idle_consumer, name);
+    pid_t floor_pid = ct_fork(bare_sleeper, NULL);
     /* Blocked: it attached (our consumer lock is held) and sleeps between polls. */
     int fd = open(ct_path(name), O_RDONLY);
     for (int i = 0;; i++) {
@@ -460,16 +481,31 @@ Test(compat_api, an_idle_blocked_waiter_costs_under_2_percent_of_a_core)
     }
     close(fd);
     ct_sleep_ms(100); /* past the spin and the first short sleeps: the steady state */
-    uint64_t w0 = ct_now_ns(), c0 = ct_cpu_ns(pid);
+    uint64_t r0, f0, w0 = ct_now_ns(), c0 = ct_schedstat(pid, &r0),
+                     fc0 = ct_schedstat(floor_pid, &f0);
     ct_sleep_ms(2000);
-    uint64_t c1 = ct_cpu_ns(pid), w1 = ct_now_ns();
-    double share = (double)(c1 - c0) / (double)(w1 - w0);
-    cr_log_info("idle compat waiter: %.3f%% of a core over %.2f s", share * 100,
-                (double)(w1 - w0) / 1e9);
-    fprintf(stderr, "idle compat waiter: %.3f%% of a core over %.2f s\n", share * 100,
-            (double)(w1 - w0) / 1e9);
-    cr_assert_lt(share, 0.02, "an idle waiter must stay under 2%% of a core (%.3f%%)",
-                 share * 100);
+    uint64_t r1, f1, c1 = ct_schedstat(pid, &r1), fc1 = ct_schedstat(floor_pid, &f1),
+                     w1 = ct_now_ns();
+    cr_assert_eq(kill(floor_pid, SIGKILL), 0);
+    ct_wait(floor_pid);
+    double wall = (double)(w1 - w0), share = (double)(c1 - c0) / wall;
+    double floor_share = (double)(fc1 - fc0) / wall;
+    double bound = wall / SHM_CHANNEL_COMPAT_POLL_MAX_NS; /* wake-ups if every sleep is whole */
+    fprintf(stderr,
+            "idle compat waiter over %.2f s: %.3f%% of a core, %llu wake-ups (bound %.0f); "
+            "bare %d us sleep loop: %.3f%%, %llu wake-ups\n",
+            wall / 1e9, share * 100, (unsigned long long)(r1 - r0), bound,
+            SHM_CHANNEL_COMPAT_POLL_MAX_NS / 1000, floor_share * 100,
+            (unsigned long long)(f1 - f0));
+    /* A few more than the bound: a wake-up preempted before it sleeps again counts twice. */
+    cr_assert_leq((double)(r1 - r0), bound * 1.1 + 10,
+                  "an idle waiter woke %llu times in %.2f s: more than once per %d us",
+                  (unsigned long long)(r1 - r0), wall / 1e9, SHM_CHANNEL_COMPAT_POLL_MAX_NS / 1000);
+    cr_assert_gt(floor_share, 0.0, "the bare sleep loop never ran");
+    cr_assert_lt(share, 2.0 * floor_share,
+                 "an idle waiter must cost less than twice a bare sleep loop of its period "
+                 "(%.3f%% against %.3f%% of a core)",
+                 share * 100, floor_share * 100);
     /* And it is a real waiter: it takes the message written now. */
     cr_assert_eq(shm_channel_write(p, "wake", 4, 0), 0);
     cr_assert_eq(ct_wait(pid), 0);
