@@ -70,15 +70,33 @@ def segment_dir() -> Path:
     return Path(SEGMENT_DIR)
 
 
+_children: list[subprocess.Popen[str]] = []
+
+
 def python_child(code: str, *args: str, **kwargs: object) -> subprocess.Popen[str]:
-    """Start `python -c code args...` with the same shm_channel and $SHM_CHANNEL_DIR."""
-    return subprocess.Popen(
+    """Start `python -c code args...` with the same shm_channel and $SHM_CHANNEL_DIR.
+    One still running when its test ends is killed then (see _no_child_outlives_its_test)."""
+    child = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         **kwargs,  # type: ignore[arg-type]
     )
+    _children.append(child)
+    return child
+
+
+@pytest.fixture(autouse=True)
+def _no_child_outlives_its_test() -> Iterator[None]:
+    """A test that failed while its child was blocked (a hung read, say) would otherwise
+    leave that process running after the suite, holding its channel open."""
+    yield
+    while _children:
+        child = _children.pop()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 @pytest.fixture(scope="session")
