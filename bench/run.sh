@@ -110,11 +110,21 @@ if [ "$DO_C" = 1 ]; then
   fi
 fi
 if [ "$DO_RS" = 1 ]; then
+  # iceoryx2 leaves files in /dev/shm by design (its global management segment outlives its
+  # nodes); remove the ones this part created once no process maps them, so a run leaves
+  # /dev/shm as it found it. A file that existed before the run is never touched.
+  ls /dev/shm 2>/dev/null | grep '^iox2_' >"$OUT/iox2-before.txt" || true
   # Issue 14's goals: Rust vs C paired (the C loops linked into the same program, runs
   # alternating) and 1080p vs iceoryx2 with the L3-resident copy as the fixed floor; the
   # program writes them as a Markdown section (rust-goals.md), appended to REPORT.md below.
   log "Rust part: shm-channel crate vs iceoryx2, and vs the same loops in C"
   part rust -- "$RS_BIN" "${QUICK[@]}" --json "$OUT/rust.json" --goals "$OUT/rust-goals.md"
+  for f in /dev/shm/iox2_*; do
+    [ -e "$f" ] || continue
+    grep -qxF "${f#/dev/shm/}" "$OUT/iox2-before.txt" && continue
+    grep -qsF "$f" /proc/[0-9]*/maps && continue
+    rm -f "$f"
+  done
   # Instructions per message, Rust vs C (exact under load); needs valgrind (scripts/deps.sh).
   if command -v valgrind >/dev/null 2>&1; then
     log "Rust vs C: callgrind instructions per 64 B message"
