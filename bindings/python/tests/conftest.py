@@ -72,12 +72,21 @@ def segment_dir() -> Path:
 
 _children: list[subprocess.Popen[str]] = []
 
+# Python turns SIGINT into KeyboardInterrupt only when it starts with SIGINT at its default,
+# as under a terminal; a shell starts background jobs with SIGINT ignored, and a child
+# inherits that. Every child installs Python's handler itself, so Ctrl-C reaches it as it
+# would under a terminal even when the suite runs as such a job (`nohup scripts/test.sh &`).
+_CTRL_C_AS_AT_A_TERMINAL = (
+    "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+)
+
 
 def python_child(code: str, *args: str, **kwargs: object) -> subprocess.Popen[str]:
-    """Start `python -c code args...` with the same shm_channel and $SHM_CHANNEL_DIR.
-    One still running when its test ends is killed then (see _no_child_outlives_its_test)."""
+    """Start `python -c code args...` with the same shm_channel and $SHM_CHANNEL_DIR, and
+    Ctrl-C as under a terminal. One still running when its test ends is killed then (see
+    _no_child_outlives_its_test)."""
     child = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", _CTRL_C_AS_AT_A_TERMINAL + code, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

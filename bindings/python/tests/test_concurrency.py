@@ -97,18 +97,9 @@ def test_close_from_another_thread_stops_a_blocked_read(name: str) -> None:
     sc.Consumer(name, CAP).close()  # the role ended
 
 
-# Python turns SIGINT into KeyboardInterrupt only when it starts with SIGINT at its default,
-# as under a terminal; a shell starts background jobs with SIGINT ignored, and the children
-# would inherit that. The children below install Python's handler themselves, so these tests
-# also pass when the suite runs as such a job (`nohup scripts/test.sh &`).
-CTRL_C_AS_AT_A_TERMINAL = (
-    "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
-)
-
-
 def test_ctrl_c_interrupts_a_blocking_read(name: str) -> None:
     child = python_child(
-        CTRL_C_AS_AT_A_TERMINAL + "import sys, shm_channel\n"
+        "import sys, shm_channel\n"
         "c = shm_channel.Consumer(sys.argv[1], 4096)\n"
         "print('ready', flush=True)\n"
         "try:\n"
@@ -132,7 +123,7 @@ def test_ctrl_c_interrupts_a_blocking_read_in_a_thread(name: str) -> None:
     # The read runs in a worker thread; the main thread joins it. Python delivers
     # KeyboardInterrupt to the main thread, whose join() must be interruptible too.
     child = python_child(
-        CTRL_C_AS_AT_A_TERMINAL + "import sys, threading, shm_channel\n"
+        "import sys, threading, shm_channel\n"
         "c = shm_channel.Consumer(sys.argv[1], 4096)\n"
         "t = threading.Thread(target=lambda: c.read(), daemon=True)\n"
         "t.start()\n"
