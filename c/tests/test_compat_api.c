@@ -460,7 +460,7 @@ static int bare_sleeper(void *arg)
  * and each wake-up does little more than the timer's own cost, measured in the same window
  * as a bare loop of sleeps of that length. Both are ratios to this machine's floor: the CPU
  * of a timer wake-up alone differs threefold between hosts and from hour to hour (a bare
- * 2 ms sleep loop took 1.3-1.5% of a core on our 2-vCPU VM on 2026-12-01, so an absolute
+ * 2 ms sleep loop took 1.0-1.8% of a core on our 2-vCPU VM on 2026-12-01, so an absolute
  * "under 2%" measured the host as much as the waiter). */
 Test(compat_api, an_idle_blocked_waiter_wakes_no_more_than_its_bound_and_costs_a_sleep_loop)
 {

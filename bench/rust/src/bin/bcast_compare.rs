@@ -250,6 +250,20 @@ struct Run {
     lat_p99: f64,
 }
 
+impl Run {
+    /// One run's figures: `count` messages published in `dt` seconds and `dc` ns of the
+    /// publisher's CPU, and what collect() read from the subscribers.
+    fn of(count: u64, dt: f64, dc: u64, min_delivered: f64, lat_med: f64, lat_p99: f64) -> Run {
+        Run {
+            rate: count as f64 / dt,
+            cpu_ns: dc as f64 / count as f64,
+            min_delivered,
+            lat_med,
+            lat_p99,
+        }
+    }
+}
+
 fn spawn(args: &[&str], cpu: usize) -> (Child, BufReader<std::process::ChildStdout>) {
     let mut c = Command::new(env::current_exe().unwrap())
         .env(CHILD_ENV, args.join(" "))
@@ -343,13 +357,7 @@ fn run_ice(n: usize, count: u64, period_ns: u64, cpu: usize, tag: usize) -> Run 
         }
         h.join().unwrap()
     });
-    Run {
-        rate: count as f64 / dt,
-        cpu_ns: dc as f64 / count as f64,
-        min_delivered: d,
-        lat_med: med,
-        lat_p99: p99,
-    }
+    Run::of(count, dt, dc, d, med, p99)
 }
 
 fn run_shm(n: usize, count: u64, period_ns: u64, cpu: usize, tag: usize, mode: &str) -> Run {
@@ -389,13 +397,7 @@ fn run_shm(n: usize, count: u64, period_ns: u64, cpu: usize, tag: usize, mode: &
     // SAFETY: closed once: end-of-stream for the subscribers.
     unsafe { sys::shm_channel_close(ch) };
     let (d, med, p99) = collect(subs, count);
-    Run {
-        rate: count as f64 / dt,
-        cpu_ns: dc as f64 / count as f64,
-        min_delivered: d,
-        lat_med: med,
-        lat_p99: p99,
-    }
+    Run::of(count, dt, dc, d, med, p99)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
